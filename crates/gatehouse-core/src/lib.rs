@@ -1,0 +1,12 @@
+//! Gatehouse's shared vocabulary: entity schemas, the schema language, the plugin trait, the router
+//! and the compiled config snapshot.
+//!
+//! Architecture invariant: this crate does no IO. It knows nothing of sockets, databases or Kong's
+//! JSON error bodies; those live in `gatehouse-proxy`, `gatehouse-store` and `gatehouse-admin`.
+#![warn(missing_docs)]
+
+pub mod entity;
+pub mod plugin;
+pub mod router;
+pub mod schema;
+pub mod snapshot;

@@ -1,0 +1,179 @@
+//! The life of a request as one trait, and the registry of plugin kinds.
+//!
+//! Phases follow Kong's names so its docs map one to one: `access` runs before the upstream is
+//! called and may answer on its own or change the upstream request; `header_filter` runs on the
+//! response head before it goes to the client. A plugin implements only what it needs.
+
+use crate::entity::{Kind, PluginEntity};
+use crate::schema::{FieldErrors, Mode, Record, Seg};
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed future, for the phases that must wait on IO.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the access phase decided.
+#[derive(Debug)]
+pub enum Flow {
+    /// Go on to the next plugin, then the upstream.
+    Continue,
+    /// Answer the client with this response; no later plugin and no upstream runs.
+    Respond(http::Response<Bytes>),
+}
+
+/// The access phase's answer: ready at once (no allocation), or a future to await.
+pub enum Step<'a> {
+    /// Decided without waiting.
+    Ready(Flow),
+    /// Must wait on IO (an identity provider, a store).
+    Wait(BoxFuture<'a, Flow>),
+}
+
+/// Per-request state handed to every phase. Made at the start of a request, dropped at its end.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The client's address.
+    pub client_addr: SocketAddr,
+    /// The matched route's id.
+    pub route_id: Arc<str>,
+    /// The matched service's id, if the route has one.
+    pub service_id: Option<Arc<str>>,
+    /// The request body, when the route buffers it or a plugin asked for it.
+    pub body: Option<Bytes>,
+    /// State plugins pass from `access` to `header_filter`, keyed by type.
+    pub extensions: http::Extensions,
+}
+
+/// One configured plugin instance, built once per config snapshot.
+pub trait Plugin: Send + Sync + 'static {
+    /// Whether `access` needs the whole request body in [`Ctx::body`].
+    fn needs_body(&self) -> bool {
+        false
+    }
+
+    /// Runs before the upstream is called. May change the upstream request or answer directly.
+    fn access<'a>(&'a self, _ctx: &'a mut Ctx, _req: &'a mut http::request::Parts) -> Step<'a> {
+        Step::Ready(Flow::Continue)
+    }
+
+    /// Runs on the response head (from the upstream or from a plugin) before it goes to the client.
+    fn header_filter(&self, _ctx: &mut Ctx, _resp: &mut http::response::Parts) {}
+}
+
+/// What a plugin kind needs to build an instance.
+#[derive(Clone, Default)]
+pub struct BuildEnv {}
+
+/// A kind of plugin: its name, schema and priority, and how to build an instance from a config.
+pub trait PluginFactory: Send + Sync + 'static {
+    /// The name used in the Admin API (`openid-connect`).
+    fn name(&self) -> &'static str;
+    /// Kong's priority: higher runs first.
+    fn priority(&self) -> i32;
+    /// The version shown on `GET /`.
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+    /// The schema of `config`.
+    fn config_schema(&self) -> &Record;
+    /// The protocols the plugin may run for.
+    fn protocols(&self) -> &'static [&'static str] {
+        &["grpc", "grpcs", "http", "https"]
+    }
+    /// Builds a running instance from a validated entity.
+    fn build(&self, entity: &PluginEntity, env: &BuildEnv) -> Result<Arc<dyn Plugin>, String>;
+}
+
+/// The plugin kinds this node knows, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    factories: BTreeMap<&'static str, Arc<dyn PluginFactory>>,
+}
+
+impl Registry {
+    /// Adds a plugin kind.
+    pub fn register(&mut self, f: Arc<dyn PluginFactory>) {
+        self.factories.insert(f.name(), f);
+    }
+
+    /// The plugin kind named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn PluginFactory>> {
+        self.factories.get(name)
+    }
+
+    /// Every kind, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn PluginFactory>> {
+        self.factories.values()
+    }
+
+    /// Validates a whole plugin entity: the entity fields, the plugin name, and `config` against the
+    /// plugin's schema. Returns the normalized entity.
+    pub fn validate_plugin(&self, input: &Value, mode: Mode) -> Result<Value, FieldErrors> {
+        let mut errs = FieldErrors::default();
+        let mut out = match Kind::Plugins.schema().validate(input, mode) {
+            Ok(v) => v,
+            Err(e) => {
+                errs = e;
+                Value::Null
+            }
+        };
+        let name = input.get("name").and_then(Value::as_str);
+        let factory = match name {
+            Some(n) => match self.get(n) {
+                Some(f) => Some(f),
+                None => {
+                    errs.push(
+                        &[Seg::Key("name".into())],
+                        format!("plugin '{n}' not enabled; add it to the 'plugins' configuration property"),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(f) = factory {
+            let cfg = input.get("config").unwrap_or(&Value::Null);
+            match f.config_schema().validate(cfg, mode) {
+                Ok(c) => {
+                    if let Value::Object(o) = &mut out {
+                        o.insert("config".into(), c);
+                    }
+                }
+                Err(e) => errs.extend_under(&[Seg::Key("config".into())], e),
+            }
+            if let Some(Value::Array(protocols)) = out.get("protocols") {
+                for (i, p) in protocols.iter().enumerate() {
+                    let p = p.as_str().unwrap_or_default();
+                    if !f.protocols().contains(&p) {
+                        errs.push(
+                            &[Seg::Key("protocols".into()), Seg::Index(i)],
+                            format!("expected one of: {}", f.protocols().join(", ")),
+                        );
+                    }
+                }
+            }
+        }
+        if errs.is_empty() { Ok(out) } else { Err(errs) }
+    }
+
+    /// `GET /schemas/plugins/{name}`: the plugin entity's schema with this plugin's `config`.
+    pub fn describe(&self, name: &str) -> Option<Value> {
+        let f = self.get(name)?;
+        let mut fields = Vec::new();
+        for field in &Kind::Plugins.schema().fields {
+            let mut desc = field.describe();
+            if field.name == "config" {
+                desc = serde_json::json!({"type": "record", "required": true, "fields": f.config_schema().describe()});
+            }
+            let mut m = Map::new();
+            m.insert(field.name.into(), desc);
+            fields.push(Value::Object(m));
+        }
+        Some(serde_json::json!({"fields": fields}))
+    }
+}

@@ -1,0 +1,207 @@
+//! The immutable config snapshot the proxy reads, and how entities are compiled into it.
+//!
+//! Everything that can be computed before a request arrives is computed here: the sorted routing
+//! table, each route's plugin chain (Kong's scoping precedence resolved once), upstream authorities
+//! and `Host` values. A request does one `load()` of the [`SnapshotHandle`] and keeps that `Arc`.
+
+use crate::entity::{EntitySet, PluginEntity, Route, Service};
+use crate::plugin::{BuildEnv, Plugin, Registry};
+use crate::router::{RouteSpec, RouteTarget, Router, RouterBuilder, ServiceTarget};
+use arc_swap::ArcSwap;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The published config. Swapped whole; never changed in place.
+#[derive(Default)]
+pub struct Snapshot {
+    /// Increases with every published snapshot.
+    pub version: u64,
+    /// The routing table.
+    pub router: Router,
+    /// Built plugin instances by entity id, with the entity they were built from, so an unchanged
+    /// plugin keeps its instance (and its caches) across snapshots.
+    pub instances: HashMap<String, (Value, Arc<dyn Plugin>)>,
+}
+
+/// Where the current snapshot is published. Readers `load()`, the compiler `store()`s.
+pub type SnapshotHandle = Arc<ArcSwap<Snapshot>>;
+
+/// Why entities could not be compiled. The last good snapshot stays in force.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    /// An entity did not have the shape the compiler expects.
+    #[error("{kind} {id}: {source}")]
+    Shape {
+        /// The collection.
+        kind: &'static str,
+        /// The entity id.
+        id: String,
+        /// The decode error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A plugin could not be built from its config.
+    #[error("plugin {name} ({id}): {msg}")]
+    Plugin {
+        /// Plugin name.
+        name: String,
+        /// Entity id.
+        id: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// A route could not be compiled.
+    #[error(transparent)]
+    Route(#[from] crate::router::RouteError),
+    /// A service's host or port cannot form a URI.
+    #[error("service {id}: invalid upstream address: {msg}")]
+    Service {
+        /// The service id.
+        id: String,
+        /// What went wrong.
+        msg: String,
+    },
+}
+
+fn decode<T: serde::de::DeserializeOwned>(kind: &'static str, v: &Value) -> Result<T, CompileError> {
+    serde_json::from_value(v.clone()).map_err(|source| CompileError::Shape {
+        kind,
+        id: v.get("id").and_then(Value::as_str).unwrap_or("?").to_string(),
+        source,
+    })
+}
+
+/// Compiles `set` into a snapshot. `prev` lends its plugin instances when an entity is unchanged.
+pub fn compile(
+    set: &EntitySet,
+    registry: &Registry,
+    env: &BuildEnv,
+    prev: Option<&Snapshot>,
+    version: u64,
+) -> Result<Snapshot, CompileError> {
+    let mut services = HashMap::new();
+    for v in &set.services {
+        let s: Service = decode("service", v)?;
+        if !s.enabled {
+            continue;
+        }
+        services.insert(s.id.clone(), Arc::new(service_target(&s)?));
+    }
+
+    // Build every enabled plugin once (or reuse it), remembering its scope and priority.
+    let mut instances = HashMap::new();
+    let mut scoped: Vec<(PluginEntity, i32, Arc<dyn Plugin>)> = Vec::new();
+    for v in &set.plugins {
+        let p: PluginEntity = decode("plugin", v)?;
+        let factory = registry.get(&p.name).ok_or_else(|| CompileError::Plugin {
+            name: p.name.clone(),
+            id: p.id.clone(),
+            msg: "plugin is not available on this node".into(),
+        })?;
+        let instance = match prev.and_then(|s| s.instances.get(&p.id)) {
+            Some((old, inst)) if old == v => inst.clone(),
+            _ => factory.build(&p, env).map_err(|msg| CompileError::Plugin {
+                name: p.name.clone(),
+                id: p.id.clone(),
+                msg,
+            })?,
+        };
+        instances.insert(p.id.clone(), (v.clone(), instance.clone()));
+        let serves_http = p.protocols.iter().any(|x| x == "http" || x == "https");
+        // Consumer-scoped plugins need the consumer an auth plugin finds; they join the chain in
+        // the issue that brings consumer mapping.
+        if p.enabled && serves_http && p.consumer.is_none() {
+            scoped.push((p, factory.priority(), instance));
+        }
+    }
+
+    let mut builder = RouterBuilder::default();
+    for v in &set.routes {
+        let r: Route = decode("route", v)?;
+        let service = match &r.service {
+            Some(s) => match services.get(&s.id) {
+                Some(t) => Some(t.clone()),
+                // A route of a disabled service is not routed, as in Kong.
+                None => continue,
+            },
+            None => None,
+        };
+        let plugins = chain_for(&r, &scoped);
+        let target = Arc::new(RouteTarget {
+            route_id: r.id.as_str().into(),
+            route_name: r.name.clone(),
+            service,
+            strip_path: r.strip_path,
+            preserve_host: r.preserve_host,
+            path_handling_v1: r.path_handling == "v1",
+            request_buffering: r.request_buffering,
+            plugins_need_body: plugins.iter().any(|p| p.needs_body()),
+            plugins,
+            allows_http: r.protocols.iter().any(|p| p == "http"),
+        });
+        builder.add(
+            target,
+            RouteSpec {
+                hosts: r.hosts.clone().unwrap_or_default(),
+                methods: r.methods.clone().unwrap_or_default(),
+                headers: r.headers.clone().unwrap_or_default().into_iter().collect(),
+                paths: r.paths.clone().unwrap_or_default(),
+                regex_priority: r.regex_priority,
+                created_at: r.created_at,
+            },
+        )?;
+    }
+    Ok(Snapshot { version, router: builder.build(), instances })
+}
+
+/// Resolves Kong's plugin precedence for one route: per plugin name, the most specific of
+/// route+service, route, service, global wins. The chain is sorted by priority, highest first.
+fn chain_for(r: &Route, scoped: &[(PluginEntity, i32, Arc<dyn Plugin>)]) -> Vec<Arc<dyn Plugin>> {
+    let svc = r.service.as_ref().map(|s| s.id.as_str());
+    let mut best: HashMap<&str, (u8, i32, &Arc<dyn Plugin>)> = HashMap::new();
+    for (p, prio, inst) in scoped {
+        let p_route = p.route.as_ref().map(|x| x.id.as_str());
+        let p_svc = p.service.as_ref().map(|x| x.id.as_str());
+        let rank = match (p_route, p_svc) {
+            (Some(pr), Some(ps)) if pr == r.id && Some(ps) == svc => 4,
+            (Some(pr), None) if pr == r.id => 3,
+            (None, Some(ps)) if Some(ps) == svc => 2,
+            (None, None) => 1,
+            _ => continue,
+        };
+        match best.get(p.name.as_str()) {
+            Some((have, _, _)) if *have >= rank => {}
+            _ => {
+                best.insert(p.name.as_str(), (rank, *prio, inst));
+            }
+        }
+    }
+    let mut chain: Vec<(i32, &str, &Arc<dyn Plugin>)> = best.into_iter().map(|(n, (_, pr, i))| (pr, n, i)).collect();
+    chain.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    chain.into_iter().map(|(_, _, i)| i.clone()).collect()
+}
+
+fn service_target(s: &Service) -> Result<ServiceTarget, CompileError> {
+    let err = |msg: String| CompileError::Service { id: s.id.clone(), msg };
+    let scheme = match s.protocol.as_str() {
+        "https" | "grpcs" | "wss" => http::uri::Scheme::HTTPS,
+        _ => http::uri::Scheme::HTTP,
+    };
+    let default_port = if scheme == http::uri::Scheme::HTTPS { 443 } else { 80 };
+    let authority: http::uri::Authority = format!("{}:{}", s.host, s.port).parse().map_err(|e| err(format!("{e}")))?;
+    let host_header = if s.port == default_port { s.host.clone() } else { format!("{}:{}", s.host, s.port) };
+    Ok(ServiceTarget {
+        id: s.id.as_str().into(),
+        scheme,
+        authority,
+        host_header: http::HeaderValue::from_str(&host_header).map_err(|e| err(e.to_string()))?,
+        path: s.path.clone(),
+        retries: s.retries,
+        connect_timeout: Duration::from_millis(s.connect_timeout),
+        write_timeout: Duration::from_millis(s.write_timeout),
+        read_timeout: Duration::from_millis(s.read_timeout),
+    })
+}
