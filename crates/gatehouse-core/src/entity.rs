@@ -520,3 +520,26 @@ mod tests {
         assert!(CONSUMER.validate(&json!({}), Mode::default()).is_err());
     }
 }
+
+/// Validates one entity of `kind` for storing: expands a service's `url`, checks the entity schema
+/// and, for plugins, the plugin's own config schema. Ids, timestamps and foreign keys must already
+/// be filled in by the caller.
+pub fn validate_entity(
+    kind: Kind,
+    input: &Value,
+    mode: crate::schema::Mode,
+    registry: &crate::plugin::Registry,
+) -> Result<Value, crate::schema::FieldErrors> {
+    use crate::schema::{FieldErrors, Seg};
+    let mut input = input.clone();
+    if kind == Kind::Services
+        && let Value::Object(o) = &mut input
+        && let Err(msg) = expand_service_url(o)
+    {
+        return Err(FieldErrors::one(vec![Seg::Key("url".into())], msg));
+    }
+    match kind {
+        Kind::Plugins => registry.validate_plugin(&input, mode),
+        _ => kind.schema().validate(&input, mode),
+    }
+}

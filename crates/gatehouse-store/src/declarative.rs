@@ -1,0 +1,289 @@
+//! Kong's declarative format (`kong.yml`, `_format_version: "3.0"`) into a validated [`EntitySet`].
+//!
+//! Services may nest routes and plugins, routes may nest plugins, consumers may nest plugins;
+//! top-level routes and plugins name their parents by name or id. Entities without an `id` get a
+//! stable one (UUID v5 of their kind and name or position), so reloading the same file keeps ids.
+
+use gatehouse_core::entity::{EntitySet, Kind, validate_entity};
+use gatehouse_core::plugin::Registry;
+use gatehouse_core::schema::{FieldErrors, Mode, Seg};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+/// Namespace for generated ids (a fixed random UUID, so ids are stable across nodes and reloads).
+const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b0f_93a4_5c1e_4f7e_9d2a_3e8b_1c4d_7a90);
+
+/// Parses YAML (a superset of JSON) into a JSON value.
+pub fn parse(text: &str) -> Result<Value, String> {
+    serde_norway::from_str::<Value>(text).map_err(|e| e.to_string())
+}
+
+struct Loader<'a> {
+    registry: &'a Registry,
+    errs: FieldErrors,
+    set: EntitySet,
+    now: i64,
+    names: HashMap<(Kind, String), String>,
+}
+
+fn key(k: &str) -> Seg {
+    Seg::Key(k.to_string())
+}
+
+/// Loads a parsed declarative document. Every error is reported with its path.
+pub fn load(doc: &Value, registry: &Registry, now: i64) -> Result<EntitySet, FieldErrors> {
+    let mut l = Loader { registry, errs: FieldErrors::default(), set: EntitySet::default(), now, names: HashMap::new() };
+    let Some(top) = doc.as_object() else {
+        return Err(FieldErrors::one(vec![], "expected a record"));
+    };
+    match top.get("_format_version").and_then(Value::as_str) {
+        Some("3.0" | "2.1" | "1.1") => {}
+        Some(v) => l.errs.push(&[key("_format_version")], format!("unsupported version '{v}', expected \"3.0\"")),
+        None => l.errs.push(&[key("_format_version")], "required field missing"),
+    }
+    for k in top.keys() {
+        if !matches!(
+            k.as_str(),
+            "_format_version" | "_transform" | "_comment" | "_ignore" | "_info" | "services" | "routes" | "consumers" | "plugins"
+        ) {
+            l.errs.push(&[key(k)], "unknown field");
+        }
+    }
+    // Parents first, so names resolve; plugins last.
+    let mut pending_plugins: Vec<(Vec<Seg>, Map<String, Value>)> = Vec::new();
+    let mut pending_routes: Vec<(Vec<Seg>, Map<String, Value>)> = Vec::new();
+    for (i, svc) in l.items(top, "services") {
+        let path = vec![key("services"), Seg::Index(i)];
+        let mut svc = svc.clone();
+        let routes = svc.remove("routes");
+        let plugins = svc.remove("plugins");
+        let Some(id) = l.entity(Kind::Services, &path, svc) else { continue };
+        for (j, r) in l.nested(routes, &path, "routes") {
+            let rpath = [path.clone(), vec![key("routes"), Seg::Index(j)]].concat();
+            let mut r = r;
+            r.insert("service".into(), json!({"id": id}));
+            pending_routes.push((rpath, r));
+        }
+        for (j, p) in l.nested(plugins, &path, "plugins") {
+            let mut p = p;
+            p.insert("service".into(), json!({"id": id}));
+            pending_plugins.push(([path.clone(), vec![key("plugins"), Seg::Index(j)]].concat(), p));
+        }
+    }
+    for (i, r) in l.items(top, "routes") {
+        pending_routes.push((vec![key("routes"), Seg::Index(i)], r.clone()));
+    }
+    for (path, mut r) in pending_routes {
+        let plugins = r.remove("plugins");
+        l.resolve(&mut r, &path, "service", Kind::Services);
+        let Some(id) = l.entity(Kind::Routes, &path, r) else { continue };
+        for (j, p) in l.nested(plugins, &path, "plugins") {
+            let mut p = p;
+            p.insert("route".into(), json!({"id": id}));
+            pending_plugins.push(([path.clone(), vec![key("plugins"), Seg::Index(j)]].concat(), p));
+        }
+    }
+    for (i, c) in l.items(top, "consumers") {
+        let path = vec![key("consumers"), Seg::Index(i)];
+        let mut c = c.clone();
+        let plugins = c.remove("plugins");
+        let Some(id) = l.entity(Kind::Consumers, &path, c) else { continue };
+        for (j, p) in l.nested(plugins, &path, "plugins") {
+            let mut p = p;
+            p.insert("consumer".into(), json!({"id": id}));
+            pending_plugins.push(([path.clone(), vec![key("plugins"), Seg::Index(j)]].concat(), p));
+        }
+    }
+    for (i, p) in l.items(top, "plugins") {
+        pending_plugins.push((vec![key("plugins"), Seg::Index(i)], p.clone()));
+    }
+    let mut scopes: HashMap<String, Vec<Seg>> = HashMap::new();
+    for (path, mut p) in pending_plugins {
+        l.resolve(&mut p, &path, "service", Kind::Services);
+        l.resolve(&mut p, &path, "route", Kind::Routes);
+        l.resolve(&mut p, &path, "consumer", Kind::Consumers);
+        if let Some(id) = l.entity(Kind::Plugins, &path, p)
+            && let Some(v) = l.set.plugins.iter().find(|v| v["id"] == id.as_str()).cloned()
+        {
+            let scope = crate::plugin_cache_key(&v);
+            if let Some(first) = scopes.get(&scope) {
+                l.errs.push(
+                    &path,
+                    format!(
+                        "uniqueness violation: 'plugins' entity with the same name and scope already declared at {}",
+                        gatehouse_core::schema::path_string(first)
+                    ),
+                );
+            } else {
+                scopes.insert(scope, path);
+            }
+        }
+    }
+    if l.errs.is_empty() { Ok(l.set) } else { Err(l.errs) }
+}
+
+impl Loader<'_> {
+    fn items(&mut self, top: &Map<String, Value>, name: &str) -> Vec<(usize, Map<String, Value>)> {
+        self.nested(top.get(name).cloned(), &[], name)
+    }
+
+    fn nested(&mut self, v: Option<Value>, parent: &[Seg], name: &str) -> Vec<(usize, Map<String, Value>)> {
+        let path = [parent.to_vec(), vec![key(name)]].concat();
+        match v {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, item)| match item {
+                    Value::Object(o) => Some((i, o)),
+                    _ => {
+                        let mut p = path.clone();
+                        p.push(Seg::Index(i));
+                        self.errs.push(&p, "expected a record");
+                        None
+                    }
+                })
+                .collect(),
+            Some(_) => {
+                self.errs.push(&path, "expected an array");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Turns a parent given as a name, `{name}` or `{id}` into `{id}`.
+    fn resolve(&mut self, obj: &mut Map<String, Value>, path: &[Seg], field: &str, kind: Kind) {
+        let name = match obj.get(field) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Object(o)) if o.contains_key("name") => o["name"].as_str().unwrap_or_default().to_string(),
+            _ => return,
+        };
+        match self.names.get(&(kind, name.clone())) {
+            Some(id) => {
+                obj.insert(field.into(), json!({"id": id}));
+            }
+            None if uuid::Uuid::parse_str(&name).is_ok() => {
+                obj.insert(field.into(), json!({"id": name}));
+            }
+            None => {
+                self.errs.push(
+                    &[path.to_vec(), vec![key(field)]].concat(),
+                    format!("could not find {} '{name}'", kind.name().trim_end_matches('s')),
+                );
+                obj.remove(field);
+            }
+        }
+    }
+
+    /// Validates and adds one entity; returns its id.
+    fn entity(&mut self, kind: Kind, path: &[Seg], mut obj: Map<String, Value>) -> Option<String> {
+        let label = kind
+            .endpoint_key()
+            .and_then(|k| obj.get(k))
+            .and_then(Value::as_str)
+            .map(|n| format!("{}:{n}", kind.name()))
+            .unwrap_or_else(|| format!("{}:{}", kind.name(), gatehouse_core::schema::path_string(path)));
+        let id = match obj.get("id").and_then(Value::as_str) {
+            Some(id) => id.to_string(),
+            None => uuid::Uuid::new_v5(&NAMESPACE, label.as_bytes()).to_string(),
+        };
+        obj.insert("id".into(), id.clone().into());
+        obj.entry("created_at").or_insert(self.now.into());
+        obj.entry("updated_at").or_insert(self.now.into());
+        match validate_entity(kind, &Value::Object(obj), Mode::default(), self.registry) {
+            Ok(v) => {
+                if self.set.of(kind).iter().any(|e| e["id"] == id.as_str()) {
+                    self.errs.push(&[path.to_vec(), vec![key("id")]].concat(), format!("duplicate id '{id}'"));
+                    return None;
+                }
+                for f in kind.unique_fields() {
+                    if let Some(val) = v.get(*f).and_then(Value::as_str)
+                        && self.set.of(kind).iter().any(|e| e.get(*f).and_then(Value::as_str) == Some(val))
+                    {
+                        self.errs.push(
+                            &[path.to_vec(), vec![key(f)]].concat(),
+                            format!("uniqueness violation: '{}' entity with {f} set to '{val}' already declared", kind.name()),
+                        );
+                        return None;
+                    }
+                }
+                if let Some(k) = kind.endpoint_key()
+                    && let Some(n) = v.get(k).and_then(Value::as_str)
+                {
+                    self.names.insert((kind, n.to_string()), id.clone());
+                }
+                self.set.of_mut(kind).push(v);
+                Some(id)
+            }
+            Err(e) => {
+                // Keep the id so nested children are still checked and reported.
+                self.errs.extend_under(path, e);
+                Some(id)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"
+_format_version: "3.0"
+services:
+- name: echo
+  url: http://127.0.0.1:9090/base
+  routes:
+  - name: echo-route
+    paths: [/echo]
+consumers:
+- username: alice
+routes:
+- name: top
+  service: echo
+  hosts: [example.com]
+"#;
+
+    #[test]
+    fn nested_and_top_level_entities_load_with_stable_ids() {
+        let reg = Registry::default();
+        let a = load(&parse(DOC).unwrap(), &reg, 1).unwrap();
+        let b = load(&parse(DOC).unwrap(), &reg, 2).unwrap();
+        assert_eq!(a.services.len(), 1);
+        assert_eq!(a.routes.len(), 2);
+        assert_eq!(a.routes[1]["service"]["id"], a.services[0]["id"]);
+        assert_eq!(a.services[0]["path"], "/base");
+        assert_eq!(a.services[0]["id"], b.services[0]["id"]);
+        assert_eq!(a.consumers[0]["username"], "alice");
+    }
+
+    #[test]
+    fn every_error_has_its_path() {
+        let doc = parse(
+            r#"
+_format_version: "3.0"
+services:
+- name: s
+  host: h
+  port: 99999
+  routes:
+  - paths: [nope]
+plugins:
+- name: nosuch
+  service: missing
+"#,
+        )
+        .unwrap();
+        let errs = load(&doc, &Registry::default(), 0).unwrap_err();
+        let lines: Vec<String> = errs.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "services[0].port: value should be between 0 and 65535",
+                "services[0].routes[0].paths[0]: should start with: / (fixed path) or ~/ (regex path)",
+                "plugins[0].service: could not find service 'missing'",
+                "plugins[0].name: plugin 'nosuch' not enabled; add it to the 'plugins' configuration property",
+            ]
+        );
+    }
+}

@@ -1,0 +1,349 @@
+//! The embedded default store: one SQLite file in the data directory.
+//!
+//! Every write is one transaction, so a failed write leaves nothing behind. The schema is created
+//! by numbered migrations recorded in `schema_migrations`.
+
+use crate::{ListQuery, Page, Store, StoreError, column_value, columns};
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse_core::entity::{EntitySet, Kind};
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use std::path::Path;
+
+/// Schema migrations, applied in order, each once.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE services (
+  id TEXT PRIMARY KEY, name TEXT UNIQUE, created_at INTEGER NOT NULL, tags TEXT, data TEXT NOT NULL);
+CREATE TABLE routes (
+  id TEXT PRIMARY KEY, name TEXT UNIQUE, service_id TEXT REFERENCES services(id),
+  created_at INTEGER NOT NULL, tags TEXT, data TEXT NOT NULL);
+CREATE INDEX routes_service_id ON routes(service_id);
+CREATE TABLE consumers (
+  id TEXT PRIMARY KEY, username TEXT UNIQUE, custom_id TEXT UNIQUE,
+  created_at INTEGER NOT NULL, tags TEXT, data TEXT NOT NULL);
+CREATE TABLE plugins (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, instance_name TEXT UNIQUE,
+  service_id TEXT REFERENCES services(id) ON DELETE CASCADE,
+  route_id TEXT REFERENCES routes(id) ON DELETE CASCADE,
+  consumer_id TEXT REFERENCES consumers(id) ON DELETE CASCADE,
+  cache_key TEXT UNIQUE, created_at INTEGER NOT NULL, tags TEXT, data TEXT NOT NULL);
+CREATE INDEX plugins_service_id ON plugins(service_id);
+CREATE INDEX plugins_route_id ON plugins(route_id);
+CREATE INDEX plugins_consumer_id ON plugins(consumer_id);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"#,
+)];
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        let msg = d.message();
+        if let Some(rest) = msg.strip_prefix("UNIQUE constraint failed: ") {
+            let field = rest.split(',').next().unwrap_or(rest).trim();
+            let field = field.split_once('.').map(|(_, f)| f).unwrap_or(field);
+            return StoreError::Unique { field: field.to_string() };
+        }
+        if msg.contains("FOREIGN KEY constraint failed") {
+            return StoreError::ForeignKey;
+        }
+    }
+    StoreError::Database(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `gatehouse.db` in `dir` and applies migrations.
+    pub async fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Database(format!("cannot create data directory {}: {e}", dir.display())))?;
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.join("gatehouse.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(db_err)?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        for (version, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await.map_err(db_err)?;
+            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if done.is_some() {
+                continue;
+            }
+            sqlx::raw_sql(AssertSqlSafe(*sql)).execute(&mut *tx).await.map_err(db_err)?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, strftime('%s','now'))")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            tracing::info!(version, "applied store migration");
+        }
+        Ok(())
+    }
+
+    /// A node-wide setting (e.g. a generated secret), creating it with `init` if absent. The first
+    /// writer wins, so every caller sees the same value.
+    pub async fn setting_or_insert(&self, key: &str, init: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)")
+            .bind(key)
+            .bind(init)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+}
+
+fn parse_data(s: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Database(format!("corrupt entity data: {e}")))
+}
+
+/// Encodes a position `(created_at, id)` as Kong-style opaque base64.
+fn encode_offset(created_at: i64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::json!([created_at, id]).to_string())
+}
+
+fn decode_offset(s: &str) -> Result<(i64, String), StoreError> {
+    let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| StoreError::InvalidOffset(s.to_string()))?;
+    let v: (i64, String) = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidOffset(s.to_string()))?;
+    Ok(v)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn get(&self, kind: Kind, id: &str) -> Result<Option<Value>, StoreError> {
+        let sql = format!("SELECT data FROM {} WHERE id = ?", kind.name());
+        let row: Option<String> =
+            sqlx::query_scalar(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.map(|s| parse_data(&s)).transpose()
+    }
+
+    async fn get_by(&self, kind: Kind, field: &'static str, value: &str) -> Result<Option<Value>, StoreError> {
+        if !columns(kind).contains(&field) {
+            return Err(StoreError::Database(format!("{} has no column {field}", kind.name())));
+        }
+        let sql = format!("SELECT data FROM {} WHERE {field} = ?", kind.name());
+        let row: Option<String> =
+            sqlx::query_scalar(AssertSqlSafe(sql)).bind(value).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.map(|s| parse_data(&s)).transpose()
+    }
+
+    async fn list(&self, kind: Kind, q: &ListQuery) -> Result<Page, StoreError> {
+        let mut sql = format!("SELECT created_at, id, data FROM {} t WHERE 1=1", kind.name());
+        let mut binds: Vec<String> = Vec::new();
+        let mut after: Option<(i64, String)> = None;
+        if let Some(off) = &q.offset {
+            after = Some(decode_offset(off)?);
+            sql.push_str(" AND (created_at > ? OR (created_at = ? AND id > ?))");
+        }
+        if let Some((field, id)) = &q.parent {
+            let col = format!("{field}_id");
+            if !columns(kind).contains(&col.as_str()) {
+                return Err(StoreError::Database(format!("{} has no column {col}", kind.name())));
+            }
+            sql.push_str(&format!(" AND {col} = ?"));
+            binds.push(id.clone());
+        }
+        if let Some(tags) = &q.tags {
+            if tags.all {
+                for t in &tags.tags {
+                    sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(t.tags) WHERE value = ?)");
+                    binds.push(t.clone());
+                }
+            } else {
+                let marks = vec!["?"; tags.tags.len()].join(",");
+                sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM json_each(t.tags) WHERE value IN ({marks}))"));
+                binds.extend(tags.tags.iter().cloned());
+            }
+        }
+        sql.push_str(" ORDER BY created_at, id LIMIT ?");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some((c, id)) = &after {
+            query = query.bind(*c).bind(*c).bind(id.clone());
+        }
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.bind((q.size + 1) as i64).fetch_all(&self.pool).await.map_err(db_err)?;
+        let more = rows.len() > q.size;
+        let mut data = Vec::with_capacity(q.size.min(rows.len()));
+        let mut last = None;
+        for row in rows.iter().take(q.size) {
+            let created: i64 = row.get(0);
+            let id: String = row.get(1);
+            let json: String = row.get(2);
+            data.push(parse_data(&json)?);
+            last = Some((created, id));
+        }
+        let offset = match (more, last) {
+            (true, Some((c, id))) => Some(encode_offset(c, &id)),
+            _ => None,
+        };
+        Ok(Page { data, offset })
+    }
+
+    async fn insert(&self, kind: Kind, entity: &Value) -> Result<(), StoreError> {
+        let cols = columns(kind);
+        let sql = format!(
+            "INSERT INTO {} (id, created_at, tags, data, {}) VALUES (?, ?, ?, ?, {})",
+            kind.name(),
+            cols.join(", "),
+            vec!["?"; cols.len()].join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(entity.get("id").and_then(Value::as_str).unwrap_or_default().to_string())
+            .bind(entity.get("created_at").and_then(Value::as_i64).unwrap_or_default())
+            .bind(tags_text(entity))
+            .bind(entity.to_string());
+        for c in cols {
+            query = query.bind(column_value(entity, c));
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        query.execute(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn update(&self, kind: Kind, entity: &Value) -> Result<(), StoreError> {
+        let cols = columns(kind);
+        let sets: Vec<String> = cols.iter().map(|c| format!("{c} = ?")).collect();
+        let sql = format!("UPDATE {} SET tags = ?, data = ?, {} WHERE id = ?", kind.name(), sets.join(", "));
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tags_text(entity)).bind(entity.to_string());
+        for c in cols {
+            query = query.bind(column_value(entity, c));
+        }
+        let id = entity.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let res = query.bind(id).execute(&mut *tx).await.map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn delete(&self, kind: Kind, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        if kind == Kind::Services {
+            let used: Option<i64> = sqlx::query_scalar("SELECT 1 FROM routes WHERE service_id = ? LIMIT 1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if used.is_some() {
+                return Err(StoreError::Referenced { by: "routes" });
+            }
+        }
+        let sql = format!("DELETE FROM {} WHERE id = ?", kind.name());
+        sqlx::query(AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn load_all(&self) -> Result<EntitySet, StoreError> {
+        let mut set = EntitySet::default();
+        // One read transaction, so the snapshot sees one consistent state.
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for kind in Kind::ALL {
+            let sql = format!("SELECT data FROM {} ORDER BY created_at, id", kind.name());
+            let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql)).fetch_all(&mut *tx).await.map_err(db_err)?;
+            *set.of_mut(kind) = rows.iter().map(|s| parse_data(s)).collect::<Result<_, _>>()?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(set)
+    }
+
+    async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+fn tags_text(entity: &Value) -> Option<String> {
+    match entity.get("tags") {
+        Some(t @ Value::Array(_)) => Some(t.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TagFilter;
+    use serde_json::json;
+
+    fn svc(id: &str, name: &str, created: i64, tags: Value) -> Value {
+        json!({"id": id, "name": name, "created_at": created, "updated_at": created, "host": "h", "tags": tags})
+    }
+
+    #[tokio::test]
+    async fn pages_follow_creation_order_and_tags_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).await.unwrap();
+        for i in 0..5 {
+            let tags = if i % 2 == 0 { json!(["even", "all"]) } else { json!(["all"]) };
+            s.insert(Kind::Services, &svc(&format!("00000000-0000-0000-0000-00000000000{i}"), &format!("s{i}"), 100 + i, tags))
+                .await
+                .unwrap();
+        }
+        let mut q = ListQuery { size: 2, ..Default::default() };
+        let p1 = s.list(Kind::Services, &q).await.unwrap();
+        assert_eq!(p1.data.len(), 2);
+        q.offset = p1.offset.clone();
+        let p2 = s.list(Kind::Services, &q).await.unwrap();
+        q.offset = p2.offset.clone();
+        let p3 = s.list(Kind::Services, &q).await.unwrap();
+        assert_eq!(p3.data.len(), 1);
+        assert!(p3.offset.is_none());
+        assert_eq!(p3.data[0]["name"], "s4");
+        let q = ListQuery { size: 10, tags: Some(TagFilter::parse("even,all").unwrap()), ..Default::default() };
+        assert_eq!(s.list(Kind::Services, &q).await.unwrap().data.len(), 3);
+        let bad = ListQuery { size: 10, offset: Some("!!".into()), ..Default::default() };
+        assert!(matches!(s.list(Kind::Services, &bad).await, Err(StoreError::InvalidOffset(_))));
+    }
+
+    #[tokio::test]
+    async fn unique_names_and_restricted_deletes_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).await.unwrap();
+        let id = "00000000-0000-0000-0000-000000000001";
+        s.insert(Kind::Services, &svc(id, "a", 1, Value::Null)).await.unwrap();
+        let dup = s.insert(Kind::Services, &svc("00000000-0000-0000-0000-000000000002", "a", 1, Value::Null)).await;
+        assert!(matches!(dup, Err(StoreError::Unique { field }) if field == "name"));
+        let route = json!({"id": "10000000-0000-0000-0000-000000000001", "created_at": 1, "service": {"id": id}});
+        s.insert(Kind::Routes, &route).await.unwrap();
+        assert!(matches!(s.delete(Kind::Services, id).await, Err(StoreError::Referenced { by: "routes" })));
+        let orphan = json!({"id": "10000000-0000-0000-0000-000000000002", "created_at": 1, "service": {"id": "20000000-0000-0000-0000-000000000000"}});
+        assert!(matches!(s.insert(Kind::Routes, &orphan).await, Err(StoreError::ForeignKey)));
+        // Nothing half-written: the failed inserts left no rows.
+        assert_eq!(s.load_all().await.unwrap().routes.len(), 1);
+        assert_eq!(s.load_all().await.unwrap().services.len(), 1);
+    }
+}
