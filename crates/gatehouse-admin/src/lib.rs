@@ -1,1 +1,231 @@
-//! placeholder
+//! Kong-compatible Admin API.
+//!
+//! [`router`] builds the axum `Router`; tests drive it without a socket. Only this crate (and the
+//! proxy's `respond` module) knows Kong's JSON shapes.
+#![warn(missing_docs)]
+
+mod body;
+mod entities;
+mod error;
+
+pub use error::AdminError;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use gatehouse_core::plugin::Registry;
+use gatehouse_core::stats::ProxyStats;
+use gatehouse_store::Store;
+use gatehouse_store::reload::Reloader;
+use http::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Everything the Admin API handlers share.
+pub struct AdminState {
+    /// Where entities live.
+    pub store: Arc<dyn Store>,
+    /// Known plugin kinds.
+    pub registry: Registry,
+    /// Publishes new snapshots after writes.
+    pub reloader: Arc<Reloader>,
+    /// Proxy counters for `/status`.
+    pub stats: Arc<ProxyStats>,
+    /// This node's id.
+    pub node_id: String,
+    /// The effective configuration shown on `GET /` (no secrets).
+    pub configuration: Value,
+}
+
+impl AdminState {
+    /// Recompiles and publishes the config. A compile failure is logged by the reloader and the
+    /// last good snapshot stays; the write itself is already committed.
+    async fn publish(&self) {
+        let _ = self.reloader.reload().await;
+    }
+}
+
+/// The Admin API router.
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .route("/status", get(status))
+        .route("/config", post(post_config))
+        .route("/plugins/enabled", get(plugins_enabled))
+        .route("/schemas/plugins/validate", post(validate_plugin))
+        .route("/schemas/plugins/{name}", get(plugin_schema))
+        .route("/schemas/{coll}", get(entity_schema))
+        .route("/{coll}", get(entities::list).post(entities::create).fallback(method_not_allowed))
+        .route(
+            "/{coll}/{id}",
+            get(entities::read)
+                .patch(entities::update)
+                .put(entities::upsert)
+                .delete(entities::remove)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/{parent}/{pid}/{coll}",
+            get(entities::list_nested).post(entities::create_nested).fallback(method_not_allowed),
+        )
+        .route(
+            "/{parent}/{pid}/{coll}/{id}",
+            get(entities::read)
+                .patch(entities::update)
+                .put(entities::upsert)
+                .delete(entities::remove)
+                .fallback(method_not_allowed),
+        )
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    axum::response::IntoResponse::into_response(AdminError::NotFound)
+}
+
+async fn method_not_allowed() -> Response {
+    axum::response::IntoResponse::into_response(AdminError::MethodNotAllowed)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+async fn root(State(s): State<Arc<AdminState>>) -> Response {
+    let mut available = serde_json::Map::new();
+    for f in s.registry.iter() {
+        available.insert(f.name().into(), json!({"version": f.version(), "priority": f.priority()}));
+    }
+    let enabled: Vec<String> = match s.store.load_all().await {
+        Ok(set) => {
+            let mut names: Vec<String> =
+                set.plugins.iter().filter_map(|p| p.get("name").and_then(Value::as_str)).map(str::to_string).collect();
+            names.sort();
+            names.dedup();
+            names
+        }
+        Err(_) => Vec::new(),
+    };
+    error::json_response(
+        StatusCode::OK,
+        &json!({
+            "tagline": "Welcome to gatehouse",
+            "version": env!("CARGO_PKG_VERSION"),
+            "edition": "community",
+            "hostname": hostname(),
+            "node_id": s.node_id,
+            "plugins": {"available_on_server": available, "enabled_in_cluster": enabled},
+            "configuration": s.configuration,
+            "pids": {"master": std::process::id(), "workers": [std::process::id()]},
+        }),
+    )
+}
+
+async fn status(State(s): State<Arc<AdminState>>) -> Response {
+    let reachable = s.store.ping().await;
+    let snapshot = s.reloader.handle().load();
+    error::json_response(
+        StatusCode::OK,
+        &json!({
+            "database": {"reachable": reachable},
+            "server": s.stats.to_json(),
+            "configuration_version": snapshot.version,
+        }),
+    )
+}
+
+async fn plugins_enabled(State(s): State<Arc<AdminState>>) -> Response {
+    let names: Vec<&str> = s.registry.iter().map(|f| f.name()).collect();
+    error::json_response(StatusCode::OK, &json!({"enabled_plugins": names}))
+}
+
+async fn plugin_schema(State(s): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
+    match s.registry.describe(&name) {
+        Some(v) => error::json_response(StatusCode::OK, &v),
+        None => error::json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"message": format!("No plugin named '{name}'")}),
+        ),
+    }
+}
+
+async fn entity_schema(Path(coll): Path<String>) -> Response {
+    match gatehouse_core::entity::Kind::from_name(&coll) {
+        Some(k) => error::json_response(StatusCode::OK, &json!({"fields": k.schema().describe()})),
+        None => error::json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"message": format!("No entity named '{coll}'")}),
+        ),
+    }
+}
+
+async fn validate_plugin(State(s): State<Arc<AdminState>>, req: Request) -> Response {
+    entities::result(
+        async {
+            let (_, bytes) = read_bytes(req).await?;
+            let b = body::parse(Some("application/json"), bytes).await?;
+            s.registry
+                .validate_plugin(&Value::Object(b.value), b.mode)
+                .map_err(AdminError::Schema)?;
+            Ok(error::json_response(StatusCode::OK, &json!({"message": "schema validation successful"})))
+        }
+        .await,
+    )
+}
+
+async fn read_bytes(req: Request) -> Result<(Option<String>, bytes::Bytes), AdminError> {
+    use http_body_util::BodyExt;
+    let ct = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let limited = http_body_util::Limited::new(req.into_body(), body::MAX_BODY);
+    match limited.collect().await {
+        Ok(c) => Ok((ct, c.to_bytes())),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(AdminError::PayloadTooLarge),
+        Err(e) => Err(AdminError::BadRequest(format!("cannot read body: {e}"))),
+    }
+}
+
+/// `POST /config` (declarative mode): replaces the whole configuration with a `kong.yml` given as
+/// the `config` field or as the raw body.
+async fn post_config(State(s): State<Arc<AdminState>>, req: Request) -> Response {
+    entities::result(
+        async {
+            if !s.store.read_only() {
+                return Err(AdminError::BadRequest("this endpoint is only available when using declarative config".into()));
+            }
+            let (ct, bytes) = read_bytes(req).await?;
+            let text = match ct.as_deref() {
+                Some(c) if c.starts_with("application/x-www-form-urlencoded") || c.starts_with("multipart/") => {
+                    let b = body::parse(Some(c), bytes).await?;
+                    b.value.get("config").and_then(Value::as_str).unwrap_or_default().to_string()
+                }
+                Some(c) if c.starts_with("application/json") => {
+                    let v: Value = serde_json::from_slice(&bytes)
+                        .map_err(|_| AdminError::BadRequest("Cannot parse JSON body".into()))?;
+                    match v.get("config") {
+                        Some(Value::String(t)) => t.clone(),
+                        Some(obj @ Value::Object(_)) => obj.to_string(),
+                        _ => v.to_string(),
+                    }
+                }
+                _ => String::from_utf8_lossy(&bytes).into_owned(),
+            };
+            let doc = gatehouse_store::declarative::parse(&text).map_err(|e| {
+                AdminError::Declarative(gatehouse_core::schema::FieldErrors::one(vec![], e))
+            })?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let set = gatehouse_store::declarative::load(&doc, &s.registry, now).map_err(AdminError::Declarative)?;
+            s.store.replace_all(set).await.map_err(|e| AdminError::Database(e.to_string()))?;
+            s.reloader.reload().await.map_err(|e| AdminError::Database(e.to_string()))?;
+            Ok(error::json_response(StatusCode::CREATED, &doc))
+        }
+        .await,
+    )
+}

@@ -10,3 +10,4 @@ pub mod plugin;
 pub mod router;
 pub mod schema;
 pub mod snapshot;
+pub mod stats;

@@ -327,7 +327,7 @@ impl Record {
         let mut out = Map::with_capacity(self.fields.len());
         for f in &self.fields {
             path.push(Seg::Key(f.name.to_string()));
-            let v = f.validate_value(obj.get(f.name).unwrap_or(&Value::Null), mode, path, errs);
+            let v = f.validate_value(obj.get(f.name), mode, path, errs);
             path.pop();
             if !f.shorthand {
                 out.insert(f.name.to_string(), v);
@@ -347,10 +347,14 @@ impl Record {
 }
 
 impl Field {
-    fn validate_value(&self, v: &Value, mode: Mode, path: &mut Vec<Seg>, errs: &mut FieldErrors) -> Value {
+    /// `v` is `None` when the input did not mention the field. As in Kong, a missing field takes its
+    /// default while an explicit `null` stays `null` (a way to switch an optional feature off), unless
+    /// the field is required.
+    fn validate_value(&self, v: Option<&Value>, mode: Mode, path: &mut Vec<Seg>, errs: &mut FieldErrors) -> Value {
         let v = match (v, &self.default) {
-            (Value::Null, Some(d)) => d.clone(),
-            (Value::Null, None) => {
+            (None, Some(d)) => d.clone(),
+            (Some(Value::Null), Some(d)) if self.required => d.clone(),
+            (None | Some(Value::Null), _) => {
                 // Records without a value still get their nested defaults, as Kong fills `config`.
                 if let Type::Record(r) = &self.ty
                     && (self.required || r.fields.iter().any(|f| f.default.is_some() || f.required))
@@ -362,7 +366,7 @@ impl Field {
                 }
                 return Value::Null;
             }
-            (v, _) => v.clone(),
+            (Some(v), _) => v.clone(),
         };
         let v = match self.coerce(v, mode, path, errs) {
             Some(v) => v,
@@ -445,7 +449,7 @@ impl Field {
                     if item.is_null() {
                         errs.push(path, "required field missing");
                     } else {
-                        let item = elem.validate_value(&item, mode, path, errs);
+                        let item = elem.validate_value(Some(&item), mode, path, errs);
                         if matches!(self.ty, Type::Set(_)) && out.contains(&item) {
                             // Kong removes duplicates from sets silently.
                         } else {
@@ -460,7 +464,7 @@ impl Field {
                 let mut out = Map::with_capacity(o.len());
                 for (k, item) in o {
                     path.push(Seg::Key(k.clone()));
-                    let item = val.validate_value(&item, mode, path, errs);
+                    let item = val.validate_value(Some(&item), mode, path, errs);
                     path.pop();
                     out.insert(k, item);
                 }
@@ -638,6 +642,12 @@ mod tests {
         assert_eq!(out["on"], false);
         assert_eq!(out["methods"], json!(["GET"]));
         check_err(json!({"name": "x", "port": "81"}), Mode::default(), &["port: expected an integer"]);
+    }
+
+    #[test]
+    fn explicit_null_switches_an_optional_default_off() {
+        let out = schema().validate(&json!({"name": "x", "port": null}), Mode::default()).unwrap();
+        assert_eq!(out["port"], Value::Null);
     }
 
     #[test]

@@ -1,0 +1,424 @@
+//! CRUD on `/services`, `/routes`, `/consumers`, `/plugins` and their nested forms, with Kong's
+//! semantics: POST 201, PATCH merges (config field by field), PUT upserts (always 200), DELETE 204
+//! (also for a missing entity), lists paginated by opaque offset.
+
+use crate::AdminState;
+use crate::body::{self, Body};
+use crate::error::{AdminError, json_response, lua_table};
+use axum::extract::{Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::entity::{Kind, validate_entity};
+use gatehouse_core::schema::merge;
+use gatehouse_store::{ListQuery, StoreError, TagFilter};
+use http::StatusCode;
+use http_body_util::BodyExt;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type St = State<Arc<AdminState>>;
+
+fn kind(name: &str) -> Result<Kind, AdminError> {
+    Kind::from_name(name).ok_or(AdminError::NotFound)
+}
+
+/// The foreign-key field a child collection uses for a parent collection, if that nesting exists.
+fn nesting(parent: Kind, child: Kind) -> Result<&'static str, AdminError> {
+    match (parent, child) {
+        (Kind::Services, Kind::Routes) | (Kind::Services, Kind::Plugins) => Ok("service"),
+        (Kind::Routes, Kind::Plugins) => Ok("route"),
+        (Kind::Consumers, Kind::Plugins) => Ok("consumer"),
+        _ => Err(AdminError::NotFound),
+    }
+}
+
+fn store_err(e: StoreError) -> AdminError {
+    match e {
+        StoreError::InvalidOffset(s) => AdminError::InvalidOffset(format!("'{s}' is not a valid offset: bad base64 encoding")),
+        StoreError::NotFound => AdminError::NotFound,
+        other => AdminError::Database(other.to_string()),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn id_of(v: &Value) -> String {
+    v.get("id").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// Finds an entity by id, or by its endpoint key (`name`, `username`) when the text is not a UUID.
+async fn find(state: &AdminState, kind: Kind, id_or_key: &str) -> Result<Option<Value>, AdminError> {
+    if uuid::Uuid::parse_str(id_or_key).is_ok() {
+        return state.store.get(kind, &id_or_key.to_ascii_lowercase()).await.map_err(store_err);
+    }
+    match kind.endpoint_key() {
+        Some(k) => state.store.get_by(kind, k, id_or_key).await.map_err(store_err),
+        None => Ok(None),
+    }
+}
+
+async fn read_body(req: Request) -> Result<Body, AdminError> {
+    let ct = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let limited = http_body_util::Limited::new(req.into_body(), body::MAX_BODY);
+    let bytes = match limited.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(AdminError::PayloadTooLarge);
+        }
+        Err(e) => return Err(AdminError::BadRequest(format!("cannot read body: {e}"))),
+    };
+    body::parse(ct.as_deref(), bytes).await
+}
+
+/// Turns foreign references given by name into ids and checks that referenced ids exist.
+async fn resolve_refs(state: &AdminState, kind: Kind, obj: &mut Map<String, Value>) -> Result<(), AdminError> {
+    for (field, target) in kind.foreign_keys() {
+        let Some(Value::Object(r)) = obj.get(*field).cloned() else { continue };
+        if let Some(Value::String(name)) = r.get("name") {
+            let found = match target.endpoint_key() {
+                Some(k) => state.store.get_by(*target, k, name).await.map_err(store_err)?,
+                None => None,
+            };
+            match found {
+                Some(e) => {
+                    obj.insert(field.to_string(), json!({"id": id_of(&e)}));
+                }
+                None => {
+                    return Err(AdminError::ForeignKeyUnresolved(
+                        format!(
+                            "foreign key unresolved ({field}.name: the foreign key cannot be resolved with '{}' for an existing '{}' entity)",
+                            lua_table(&json!({"name": name})),
+                            target.name()
+                        ),
+                        json!({field.to_string(): {"name": "the foreign key cannot be resolved"}}),
+                    ));
+                }
+            }
+        } else if let Some(Value::String(id)) = r.get("id")
+            && uuid::Uuid::parse_str(id).is_ok()
+            && state.store.get(*target, &id.to_ascii_lowercase()).await.map_err(store_err)?.is_none()
+        {
+            return Err(AdminError::ForeignKey {
+                message: format!(
+                    "the foreign key '{}' does not reference an existing '{}' entity.",
+                    lua_table(&json!({"id": id})),
+                    target.name()
+                ),
+                fields: json!({field.to_string(): {"id": id}}),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn unique_error(kind: Kind, field: &str, entity: &Value) -> AdminError {
+    let fields = if field == "cache_key" {
+        let mut m = Map::new();
+        for f in ["consumer", "name", "route", "service"] {
+            m.insert(f.into(), entity.get(f).cloned().unwrap_or(Value::Null));
+        }
+        Value::Object(m)
+    } else {
+        json!({field: entity.get(field).cloned().unwrap_or(Value::Null)})
+    };
+    let _ = kind;
+    AdminError::Unique(format!("UNIQUE violation detected on '{}'", lua_table(&fields)), fields)
+}
+
+fn write_err(kind: Kind, e: StoreError, entity: &Value) -> AdminError {
+    match e {
+        StoreError::Unique { field } => unique_error(kind, &field, entity),
+        StoreError::ForeignKey => AdminError::ForeignKey {
+            message: "a referenced entity does not exist".into(),
+            fields: json!({}),
+        },
+        other => store_err(other),
+    }
+}
+
+/// Validates, stores and publishes one entity; the proxy sees it before this returns.
+async fn save(state: &AdminState, kind: Kind, input: Value, body: &Body, exists: bool) -> Result<Value, AdminError> {
+    let entity = validate_entity(kind, &input, body.mode, &state.registry).map_err(AdminError::Schema)?;
+    let res = if exists { state.store.update(kind, &entity).await } else { state.store.insert(kind, &entity).await };
+    res.map_err(|e| write_err(kind, e, &entity))?;
+    state.publish().await;
+    Ok(entity)
+}
+
+fn read_only(state: &AdminState, kind: Kind, op: &str) -> Result<(), AdminError> {
+    if state.store.read_only() {
+        return Err(AdminError::Unsupported(format!("cannot {op} '{}' entities when not using a database", kind.name())));
+    }
+    Ok(())
+}
+
+// === collection endpoints ===
+
+/// `GET /{collection}`
+pub async fn list(State(s): St, Path(coll): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+    result(list_inner(&s, &coll, None, q).await)
+}
+
+/// `GET /{parent}/{id}/{collection}`
+pub async fn list_nested(
+    State(s): St,
+    Path((parent, pid, coll)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    result(list_inner(&s, &coll, Some((parent, pid)), q).await)
+}
+
+async fn list_inner(
+    s: &AdminState,
+    coll: &str,
+    parent: Option<(String, String)>,
+    q: HashMap<String, String>,
+) -> Result<Response, AdminError> {
+    let kind = kind(coll)?;
+    let size = match q.get("size") {
+        None => 100,
+        Some(v) => {
+            let n: f64 = v.parse().map_err(|_| AdminError::InvalidSize("size must be a number".into()))?;
+            if !(1.0..=1000.0).contains(&n) || n.fract() != 0.0 {
+                return Err(AdminError::InvalidSize("size must be an integer between 1 and 1000".into()));
+            }
+            n as usize
+        }
+    };
+    let tags = match q.get("tags") {
+        Some(t) => Some(TagFilter::parse(t).map_err(AdminError::InvalidOptions)?),
+        None => None,
+    };
+    let mut base = format!("/{coll}");
+    let parent = match parent {
+        Some((pcoll, pid)) => {
+            let pkind = self::kind(&pcoll)?;
+            let field = nesting(pkind, kind)?;
+            let p = find(s, pkind, &pid).await?.ok_or(AdminError::NotFound)?;
+            base = format!("/{pcoll}/{}/{coll}", id_of(&p));
+            Some((field, id_of(&p)))
+        }
+        None => None,
+    };
+    let query = ListQuery { size, offset: q.get("offset").cloned(), tags, parent };
+    let page = s.store.list(kind, &query).await.map_err(store_err)?;
+    let mut body = json!({"data": page.data, "next": null});
+    if let Some(off) = page.offset {
+        let enc: String = form_urlencoded::byte_serialize(off.as_bytes()).collect();
+        let mut next = format!("{base}?offset={enc}");
+        if let Some(t) = q.get("tags") {
+            next.push_str("&tags=");
+            next.extend(form_urlencoded::byte_serialize(t.as_bytes()));
+        }
+        if q.contains_key("size") {
+            next.push_str(&format!("&size={size}"));
+        }
+        body["next"] = next.into();
+        body["offset"] = off.into();
+    }
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `POST /{collection}`
+pub async fn create(State(s): St, Path(coll): Path<String>, req: Request) -> Response {
+    result(create_inner(&s, &coll, None, req).await)
+}
+
+/// `POST /{parent}/{id}/{collection}`
+pub async fn create_nested(State(s): St, Path((parent, pid, coll)): Path<(String, String, String)>, req: Request) -> Response {
+    result(create_inner(&s, &coll, Some((parent, pid)), req).await)
+}
+
+async fn create_inner(
+    s: &AdminState,
+    coll: &str,
+    parent: Option<(String, String)>,
+    req: Request,
+) -> Result<Response, AdminError> {
+    let kind = kind(coll)?;
+    let parent_ref = parent_ref(s, kind, parent).await?;
+    read_only(s, kind, "create")?;
+    let body = read_body(req).await?;
+    let mut obj = body.value.clone();
+    if let Some((field, id)) = parent_ref {
+        obj.insert(field.into(), json!({"id": id}));
+    }
+    obj.entry("id").or_insert_with(|| uuid::Uuid::new_v4().to_string().into());
+    let t = now();
+    obj.insert("created_at".into(), t.into());
+    obj.insert("updated_at".into(), t.into());
+    resolve_refs(s, kind, &mut obj).await?;
+    let entity = save(s, kind, Value::Object(obj), &body, false).await?;
+    Ok(json_response(StatusCode::CREATED, &entity))
+}
+
+async fn parent_ref(
+    s: &AdminState,
+    kind: Kind,
+    parent: Option<(String, String)>,
+) -> Result<Option<(&'static str, String)>, AdminError> {
+    match parent {
+        Some((pcoll, pid)) => {
+            let pkind = self::kind(&pcoll)?;
+            let field = nesting(pkind, kind)?;
+            let p = find(s, pkind, &pid).await?.ok_or(AdminError::NotFound)?;
+            Ok(Some((field, id_of(&p))))
+        }
+        None => Ok(None),
+    }
+}
+
+// === entity endpoints ===
+
+/// Loads the entity addressed by a (possibly nested) path, or 404.
+async fn addressed(
+    s: &AdminState,
+    kind: Kind,
+    id: &str,
+    parent: &Option<(&'static str, String)>,
+) -> Result<Option<Value>, AdminError> {
+    let e = find(s, kind, id).await?;
+    if let (Some(e), Some((field, pid))) = (&e, parent)
+        && e.get(*field).and_then(|r| r.get("id")).and_then(Value::as_str) != Some(pid.as_str())
+    {
+        return Ok(None);
+    }
+    Ok(e)
+}
+
+/// `GET /{collection}/{id}` and `GET /{parent}/{pid}/{collection}/{id}`
+pub async fn read(State(s): St, Path(p): Path<HashMap<String, String>>) -> Response {
+    result(
+        async {
+            let (kind, id, parent) = entity_path(&s, &p).await?;
+            let e = addressed(&s, kind, &id, &parent).await?.ok_or(AdminError::NotFound)?;
+            Ok(json_response(StatusCode::OK, &e))
+        }
+        .await,
+    )
+}
+
+async fn entity_path(
+    s: &AdminState,
+    p: &HashMap<String, String>,
+) -> Result<(Kind, String, Option<(&'static str, String)>), AdminError> {
+    let kind = kind(p.get("coll").map(String::as_str).unwrap_or_default())?;
+    let id = p.get("id").cloned().unwrap_or_default();
+    let parent = match (p.get("parent"), p.get("pid")) {
+        (Some(pc), Some(pid)) => parent_ref(s, kind, Some((pc.clone(), pid.clone()))).await?,
+        _ => None,
+    };
+    Ok((kind, id, parent))
+}
+
+/// `PATCH /{collection}/{id}`: merges the body into the stored entity.
+pub async fn update(State(s): St, Path(p): Path<HashMap<String, String>>, req: Request) -> Response {
+    result(
+        async {
+            let (kind, id, parent) = entity_path(&s, &p).await?;
+            let Some(existing) = addressed(&s, kind, &id, &parent).await? else {
+                return Err(AdminError::NotFound);
+            };
+            read_only(&s, kind, "update")?;
+            let body = read_body(req).await?;
+            let mut merged = existing.clone();
+            let mut patch = body.value.clone();
+            patch.remove("id");
+            patch.remove("created_at");
+            if kind == Kind::Services
+                && patch.contains_key("url")
+                && let Value::Object(m) = &mut merged
+            {
+                for f in ["protocol", "host", "port", "path"] {
+                    m.remove(f);
+                }
+            }
+            merge(&mut merged, &Value::Object(patch));
+            let Value::Object(mut obj) = merged else { return Err(AdminError::NotFound) };
+            obj.insert("updated_at".into(), now().into());
+            if let Some((field, pid)) = &parent {
+                obj.insert(field.to_string(), json!({"id": pid}));
+            }
+            resolve_refs(&s, kind, &mut obj).await?;
+            let entity = save(&s, kind, Value::Object(obj), &body, true).await?;
+            Ok(json_response(StatusCode::OK, &entity))
+        }
+        .await,
+    )
+}
+
+/// `PUT /{collection}/{id or name}`: creates or replaces the whole entity.
+pub async fn upsert(State(s): St, Path(p): Path<HashMap<String, String>>, req: Request) -> Response {
+    result(
+        async {
+            let (kind, id, parent) = entity_path(&s, &p).await?;
+            read_only(&s, kind, "create or update")?;
+            let body = read_body(req).await?;
+            let existing = find(&s, kind, &id).await?;
+            let mut obj = body.value.clone();
+            let t = now();
+            match &existing {
+                Some(e) => {
+                    obj.insert("id".into(), id_of(e).into());
+                    obj.insert("created_at".into(), e.get("created_at").cloned().unwrap_or(t.into()));
+                }
+                None if uuid::Uuid::parse_str(&id).is_ok() => {
+                    obj.insert("id".into(), id.to_ascii_lowercase().into());
+                    obj.insert("created_at".into(), t.into());
+                }
+                None => {
+                    let Some(key) = kind.endpoint_key() else { return Err(AdminError::NotFound) };
+                    obj.insert(key.into(), id.clone().into());
+                    obj.insert("id".into(), uuid::Uuid::new_v4().to_string().into());
+                    obj.insert("created_at".into(), t.into());
+                }
+            }
+            if existing.is_some() && uuid::Uuid::parse_str(&id).is_err()
+                && let Some(key) = kind.endpoint_key()
+            {
+                obj.insert(key.into(), id.clone().into());
+            }
+            obj.insert("updated_at".into(), t.into());
+            if let Some((field, pid)) = &parent {
+                obj.insert(field.to_string(), json!({"id": pid}));
+            }
+            resolve_refs(&s, kind, &mut obj).await?;
+            let entity = save(&s, kind, Value::Object(obj), &body, existing.is_some()).await?;
+            Ok(json_response(StatusCode::OK, &entity))
+        }
+        .await,
+    )
+}
+
+/// `DELETE /{collection}/{id}`: 204 whether or not the entity existed.
+pub async fn remove(State(s): St, Path(p): Path<HashMap<String, String>>) -> Response {
+    result(
+        async {
+            let (kind, id, parent) = entity_path(&s, &p).await?;
+            let Some(e) = addressed(&s, kind, &id, &parent).await? else {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            };
+            read_only(&s, kind, "remove")?;
+            match s.store.delete(kind, &id_of(&e)).await {
+                Ok(()) => {}
+                Err(StoreError::Referenced { by }) => {
+                    return Err(AdminError::ForeignKey {
+                        message: format!("an existing '{by}' entity references this '{}' entity", kind.name()),
+                        fields: json!({"@referenced_by": by}),
+                    });
+                }
+                Err(other) => return Err(store_err(other)),
+            }
+            s.publish().await;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
+
+/// Turns a handler result into a response, errors in Kong's shape.
+pub fn result(r: Result<Response, AdminError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
