@@ -1,1 +1,200 @@
-fn main() {}
+//! The `gatehouse` binary: settings → store → snapshot → proxy and Admin API; plus `echo` and
+//! `config check`. `anyhow` lives here only; the libraries return typed errors.
+
+mod cli;
+
+use anyhow::Context;
+use clap::Parser;
+use cli::{Cli, Command, ConfigCommand, Database, Settings};
+use gatehouse_core::plugin::{BuildEnv, Registry};
+use gatehouse_core::snapshot::SnapshotHandle;
+use gatehouse_core::stats::ProxyStats;
+use gatehouse_store::Store;
+use gatehouse_store::reload::Reloader;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gatehouse: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Start(args) => start(Settings::resolve(args)?).await,
+            Command::Echo(args) => echo(args).await,
+            Command::Config(ConfigCommand::Check { file }) => config_check(&file),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gatehouse: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Every plugin kind this build knows.
+fn registry() -> Registry {
+    let mut reg = Registry::default();
+    gatehouse_plugins::register_bundled(&mut reg);
+    reg
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+async fn open_store(s: &Settings, reg: &Registry) -> anyhow::Result<(Arc<dyn Store>, String)> {
+    match s.database {
+        Database::Sqlite => {
+            let store = gatehouse_store::sqlite::SqliteStore::open(&s.data_dir)
+                .await
+                .with_context(|| format!("cannot open the SQLite store in {}", s.data_dir.display()))?;
+            let node_id = store.setting_or_insert("node_id", &uuid_v4()).await?;
+            Ok((Arc::new(store), node_id))
+        }
+        Database::Off => {
+            let set = match &s.declarative_config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                    let doc = gatehouse_store::declarative::parse(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    gatehouse_store::declarative::load(&doc, reg, now()).map_err(|errs| {
+                        let lines: Vec<String> = errs.lines().collect();
+                        anyhow::anyhow!("{} is invalid:\n  {}", path.display(), lines.join("\n  "))
+                    })?
+                }
+                None => Default::default(),
+            };
+            Ok((Arc::new(gatehouse_store::memory::MemoryStore::new(set)), uuid_v4()))
+        }
+    }
+}
+
+fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+async fn start(s: Settings) -> anyhow::Result<ExitCode> {
+    init_logging(&s.log_level, s.log_json);
+    let reg = registry();
+    let (store, node_id) = open_store(&s, &reg).await?;
+    let handle: SnapshotHandle = Default::default();
+    let reloader = Arc::new(Reloader::new(store.clone(), reg.clone(), BuildEnv::default(), handle.clone()));
+    reloader.reload().await.context("cannot compile the stored configuration")?;
+
+    let proxy_listener =
+        TcpListener::bind(s.proxy_listen).await.with_context(|| format!("cannot listen on {}", s.proxy_listen))?;
+    let admin_listener =
+        TcpListener::bind(s.admin_listen).await.with_context(|| format!("cannot listen on {}", s.admin_listen))?;
+    let proxy_addr = proxy_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+
+    let stats = Arc::new(ProxyStats::default());
+    let admin_state = Arc::new(gatehouse_admin::AdminState {
+        store: store.clone(),
+        registry: reg,
+        reloader: reloader.clone(),
+        stats: stats.clone(),
+        node_id,
+        configuration: s.to_json(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let proxy = gatehouse_proxy::Proxy::new(handle, stats);
+    let proxy_task = tokio::spawn(gatehouse_proxy::serve(proxy_listener, proxy, stopped(stop_rx.clone())));
+    let admin_task = tokio::spawn(
+        axum::serve(admin_listener, gatehouse_admin::router(admin_state)).with_graceful_shutdown(stopped(stop_rx)).into_future(),
+    );
+    tracing::info!(proxy = %proxy_addr, admin = %admin_addr, database = ?s.database, "gatehouse started");
+    // Tests and scripts read this line to learn the bound ports.
+    println!("gatehouse ready: proxy=http://{proxy_addr} admin=http://{admin_addr}");
+
+    stop_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let (p, a) = tokio::join!(proxy_task, admin_task);
+    p.context("proxy task panicked")??;
+    a.context("admin task panicked")??;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn echo(args: cli::EchoArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_level.as_deref().unwrap_or("info"), false);
+    let addr = args.listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9090)));
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    println!("gatehouse echo ready: http://{}", listener.local_addr()?);
+    gatehouse_devtools::serve_echo(listener, stop_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let doc = match gatehouse_store::declarative::parse(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("{}: {e}", file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match gatehouse_store::declarative::load(&doc, &registry(), now()) {
+        Ok(set) => {
+            println!(
+                "{}: ok ({} services, {} routes, {} consumers, {} plugins)",
+                file.display(),
+                set.services.len(),
+                set.routes.len(),
+                set.consumers.len(),
+                set.plugins.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errs) => {
+            for line in errs.lines() {
+                println!("{}: {line}", file.display());
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,1 +1,81 @@
-//! placeholder
+//! Gatehouse's data path: accept → route → access phase → upstream → header_filter.
+//!
+//! Architecture invariants: the proxy never awaits the store (it reads the published snapshot),
+//! holds no lock per request, and knows nothing of any particular plugin.
+#![warn(missing_docs)]
+
+mod forward;
+mod phases;
+pub mod respond;
+mod upstream;
+
+use gatehouse_core::snapshot::SnapshotHandle;
+use gatehouse_core::stats::ProxyStats;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::net::TcpListener;
+
+/// The proxy's shared state: the current config and the upstream connection pools.
+pub struct Proxy {
+    snapshot: SnapshotHandle,
+    clients: upstream::Clients,
+    stats: Arc<ProxyStats>,
+}
+
+impl Proxy {
+    /// A proxy that reads its config from `snapshot`.
+    pub fn new(snapshot: SnapshotHandle, stats: Arc<ProxyStats>) -> Arc<Proxy> {
+        Arc::new(Proxy { snapshot, clients: upstream::Clients::default(), stats })
+    }
+}
+
+/// Serves proxy traffic on `listener` (HTTP/1.1 and h2c) until `shutdown` resolves, then lets
+/// in-flight requests finish.
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let local_port = listener.local_addr()?.port();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        proxy.stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        let p = proxy.clone();
+        let svc = service_fn(move |req| {
+            let p = p.clone();
+            async move { Ok::<_, std::convert::Infallible>(phases::handle(p, req, client, local_port).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+        let conn = graceful.watch(conn);
+        let stats = proxy.stats.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "client connection ended with an error");
+            }
+            stats.connections_closed.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
+            tracing::warn!("in-flight requests still running after 10s; closing");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Command line, environment and config file → validated settings.
+//!
+//! Every setting is a flag, a `GATEHOUSE_*` environment variable and a key of the TOML file given
+//! with `--conf`, in that order of precedence, then the default.
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Gatehouse: an OpenID Connect API gateway, drop-in for Kong's openid-connect plugin.
+#[derive(Parser, Debug)]
+#[command(name = "gatehouse", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway: the proxy and the Admin API.
+    Start(StartArgs),
+    /// Run an echo upstream for trying things and for tests (answers like httpbin's /anything).
+    Echo(EchoArgs),
+    /// Work with declarative configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate a declarative file (kong.yml, `_format_version: "3.0"`) and print every error with its path.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct EchoArgs {
+    /// Address to listen on. [default: 127.0.0.1:9090]
+    #[arg(long, env = "GATEHOUSE_ECHO_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Log level (error, warn, info, debug, trace). [default: info]
+    #[arg(long, env = "GATEHOUSE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct StartArgs {
+    /// TOML file with any of the settings below (keys as the flags, with `_`: `proxy_listen = "..."`).
+    #[arg(long, env = "GATEHOUSE_CONF")]
+    pub conf: Option<PathBuf>,
+    /// Proxy listen address. [default: 127.0.0.1:8000]
+    #[arg(long, env = "GATEHOUSE_PROXY_LISTEN")]
+    pub proxy_listen: Option<SocketAddr>,
+    /// Admin API listen address. [default: 127.0.0.1:8001]
+    #[arg(long, env = "GATEHOUSE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Where configuration is stored: `sqlite` (embedded file in the data directory) or `off`
+    /// (declarative only; Admin API writes answer 405). `postgres` comes with clustering. [default: sqlite]
+    #[arg(long, env = "GATEHOUSE_DATABASE")]
+    pub database: Option<String>,
+    /// Directory holding the SQLite file. [default: ./.gatehouse]
+    #[arg(long, env = "GATEHOUSE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Declarative file (kong.yml) loaded when `database = off`.
+    #[arg(long, env = "GATEHOUSE_DECLARATIVE_CONFIG")]
+    pub declarative_config: Option<PathBuf>,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter. [default: info]
+    #[arg(long, env = "GATEHOUSE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Log format: `text` or `json`. [default: text]
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// Keys of the `--conf` TOML file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    proxy_listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+    database: Option<String>,
+    data_dir: Option<PathBuf>,
+    declarative_config: Option<PathBuf>,
+    log_level: Option<String>,
+    log_format: Option<String>,
+}
+
+/// Where configuration lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite,
+    Off,
+}
+
+/// The effective settings of `gatehouse start`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub proxy_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub database: Database,
+    pub data_dir: PathBuf,
+    pub declarative_config: Option<PathBuf>,
+    pub log_level: String,
+    pub log_json: bool,
+}
+
+impl Settings {
+    /// Resolves flag > environment > file > default, and validates.
+    pub fn resolve(args: StartArgs) -> anyhow::Result<Settings> {
+        let file: FileSettings = match &args.conf {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("invalid settings file {}", p.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        let database = match args.database.or(file.database).as_deref().unwrap_or("sqlite") {
+            "sqlite" => Database::Sqlite,
+            "off" => Database::Off,
+            "postgres" => bail!("database = postgres is not available yet; use sqlite or off"),
+            other => bail!("invalid database '{other}': expected sqlite or off"),
+        };
+        let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
+        let log_json = match log_format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => bail!("invalid log format '{other}': expected text or json"),
+        };
+        let defaults = |s: &str| -> SocketAddr { s.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0))) };
+        Ok(Settings {
+            proxy_listen: args.proxy_listen.or(file.proxy_listen).unwrap_or_else(|| defaults("127.0.0.1:8000")),
+            admin_listen: args.admin_listen.or(file.admin_listen).unwrap_or_else(|| defaults("127.0.0.1:8001")),
+            database,
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(".gatehouse")),
+            declarative_config: args.declarative_config.or(file.declarative_config),
+            log_level: args.log_level.or(file.log_level).unwrap_or_else(|| "info".into()),
+            log_json,
+        })
+    }
+
+    /// The settings as `GET /` shows them.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "proxy_listen": [self.proxy_listen.to_string()],
+            "admin_listen": [self.admin_listen.to_string()],
+            "database": match self.database { Database::Sqlite => "sqlite", Database::Off => "off" },
+            "prefix": self.data_dir.display().to_string(),
+            "declarative_config": self.declarative_config.as_ref().map(|p| p.display().to_string()),
+            "log_level": self.log_level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("g.toml");
+        std::fs::write(&conf, "proxy_listen = \"127.0.0.1:1\"\nadmin_listen = \"127.0.0.1:2\"\ndatabase = \"off\"\n").unwrap();
+        let args = StartArgs {
+            conf: Some(conf),
+            proxy_listen: Some("127.0.0.1:3".parse().unwrap()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(args).unwrap();
+        assert_eq!(s.proxy_listen.port(), 3);
+        assert_eq!(s.admin_listen.port(), 2);
+        assert_eq!(s.database, Database::Off);
+        assert_eq!(s.log_level, "info");
+    }
+
+    #[test]
+    fn unknown_file_keys_and_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("g.toml");
+        std::fs::write(&conf, "proxy_lisen = \"127.0.0.1:1\"\n").unwrap();
+        assert!(Settings::resolve(StartArgs { conf: Some(conf), ..Default::default() }).is_err());
+        assert!(Settings::resolve(StartArgs { database: Some("mysql".into()), ..Default::default() }).is_err());
+    }
+}

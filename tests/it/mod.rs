@@ -1,0 +1,4 @@
+mod admin;
+mod declarative;
+mod proxy;
+pub mod util;

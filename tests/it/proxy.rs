@@ -1,0 +1,170 @@
+//! The proxy path: routing, path rewriting, forwarding headers, plugins and upstream failures.
+
+use super::util::{Gateway, client, echo, get, json, post, tempdir};
+use serde_json::{Value, json};
+
+/// A gateway in front of a real `gatehouse echo`, with service `echo` pointing at it.
+async fn setup() -> (tempfile::TempDir, Gateway, super::util::Proc) {
+    let dir = tempdir();
+    let up = echo(dir.path());
+    let gw = Gateway::start(dir.path());
+    let (st, body) = post(&format!("{}/services", gw.admin), json!({"name": "echo", "url": up.urls[0]})).await;
+    assert_eq!(st, 201, "{body}");
+    (dir, gw, up)
+}
+
+#[tokio::test]
+async fn requests_reach_the_upstream_with_stripped_paths_and_forwarding_headers() {
+    let (_dir, gw, up) = setup().await;
+    let (st, r) = post(&format!("{}/services/echo/routes", gw.admin), json!({"paths": ["/api"]})).await;
+    assert_eq!(st, 201, "{r}");
+    // The route is live as soon as the Admin API answered.
+    let resp = client()
+        .post(format!("{}/api/users?x=1&x=2", gw.proxy))
+        .header("x-forwarded-for", "10.1.2.3")
+        .header("x-forwarded-proto", "https")
+        .json(&json!({"hello": "world"}))
+        .send()
+        .await
+        .unwrap();
+    let (st, body) = json(resp).await;
+    assert_eq!(st, 200, "{body}");
+    let up_host = up.urls[0].trim_start_matches("http://");
+    assert_eq!(body["url"], format!("http://{up_host}/users?x=1&x=2"));
+    assert_eq!(body["method"], "POST");
+    assert_eq!(body["json"], json!({"hello": "world"}));
+    assert_eq!(body["args"]["x"], json!(["1", "2"]));
+    let h = &body["headers"];
+    assert_eq!(h["Host"], up_host);
+    assert_eq!(h["X-Forwarded-For"], "10.1.2.3, 127.0.0.1");
+    assert_eq!(h["X-Forwarded-Proto"], "http", "the client's claim is replaced");
+    assert_eq!(h["X-Forwarded-Host"], "127.0.0.1");
+    assert_eq!(h["X-Forwarded-Path"], "/api/users");
+    assert_eq!(h["X-Real-Ip"], "127.0.0.1");
+    let proxy_port = gw.proxy.rsplit(':').next().unwrap();
+    assert_eq!(h["X-Forwarded-Port"], proxy_port);
+}
+
+#[tokio::test]
+async fn routes_match_by_host_method_and_longest_prefix() {
+    let (_dir, gw, _up) = setup().await;
+    let a = &gw.admin;
+    for (name, body) in [
+        ("short", json!({"name": "short", "paths": ["/a"], "strip_path": false})),
+        ("long", json!({"name": "long", "paths": ["/a/b"]})),
+        ("regex", json!({"name": "regex", "paths": ["~/items/\\d+$"], "strip_path": false})),
+        ("hosted", json!({"name": "hosted", "hosts": ["api.example.com"], "paths": ["/a"]})),
+        ("posts", json!({"name": "posts", "methods": ["POST"], "paths": ["/a"]})),
+    ] {
+        let (st, r) = post(&format!("{a}/services/echo/routes"), body).await;
+        assert_eq!(st, 201, "{name}: {r}");
+    }
+    // Each route terminates with its own status so the test sees which one matched.
+    for (i, name) in ["short", "long", "regex", "hosted", "posts"].iter().enumerate() {
+        let (st, p) = post(
+            &format!("{a}/routes/{name}/plugins"),
+            json!({"name": "request-termination", "config": {"status_code": 430 + i, "message": name}}),
+        )
+        .await;
+        assert_eq!(st, 201, "{p}");
+    }
+    let c = client();
+    let which = |method: reqwest::Method, path: &str, host: Option<&str>| {
+        let mut req = c.request(method, format!("{}{path}", gw.proxy));
+        if let Some(h) = host {
+            req = req.header("host", h);
+        }
+        async move { json(req.send().await.unwrap()).await.1["message"].as_str().unwrap_or("none").to_string() }
+    };
+    assert_eq!(which(reqwest::Method::GET, "/a/x", None).await, "short");
+    assert_eq!(which(reqwest::Method::GET, "/a/b/c", None).await, "long");
+    assert_eq!(which(reqwest::Method::GET, "/items/12", None).await, "regex");
+    assert_eq!(which(reqwest::Method::GET, "/a/x", Some("api.example.com")).await, "hosted");
+    assert_eq!(which(reqwest::Method::POST, "/a/x", None).await, "posts");
+    let (st, body) = get(&format!("{}/nowhere", gw.proxy)).await;
+    assert_eq!((st, body), (404, json!({"message": "no Route matched with those values"})));
+}
+
+#[tokio::test]
+async fn strip_path_preserve_host_and_service_path_rewrite_the_upstream_request() {
+    let (_dir, gw, up) = setup().await;
+    let a = &gw.admin;
+    let c = client();
+    c.patch(format!("{a}/services/echo")).json(&json!({"path": "/base"})).send().await.unwrap();
+    post(&format!("{a}/services/echo/routes"), json!({"paths": ["/strip"]})).await;
+    post(&format!("{a}/services/echo/routes"), json!({"paths": ["/keep"], "strip_path": false, "preserve_host": true})).await;
+    let up_host = up.urls[0].trim_start_matches("http://");
+
+    let (_, b) = get(&format!("{}/strip/x/y", gw.proxy)).await;
+    assert_eq!(b["url"], format!("http://{up_host}/base/x/y"));
+    let (_, b) = get(&format!("{}/strip", gw.proxy)).await;
+    assert_eq!(b["url"], format!("http://{up_host}/base"));
+    let (_, b) = json(c.get(format!("{}/keep/z", gw.proxy)).header("host", "client.example").send().await.unwrap()).await;
+    assert_eq!(b["url"], "http://client.example/base/keep/z");
+    assert_eq!(b["headers"]["Host"], "client.example");
+}
+
+#[tokio::test]
+async fn a_down_upstream_gives_502_json_and_a_log_line() {
+    let dir = tempdir();
+    let gw = Gateway::start(dir.path());
+    // Bind and drop a listener: nothing listens on that port afterwards.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    post(&format!("{}/services", gw.admin), json!({"name": "down", "url": format!("http://127.0.0.1:{port}"), "retries": 1})).await;
+    post(&format!("{}/services/down/routes", gw.admin), json!({"paths": ["/down"]})).await;
+    let (st, body) = get(&format!("{}/down", gw.proxy)).await;
+    assert_eq!((st, body), (502, json!({"message": "An invalid response was received from the upstream server"})));
+    assert!(gw.proc.logs().contains("upstream"), "{}", gw.proc.logs());
+}
+
+#[tokio::test]
+async fn a_slow_upstream_gives_504() {
+    let dir = tempdir();
+    let gw = Gateway::start(dir.path());
+    // Accepts connections but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    post(
+        &format!("{}/services", gw.admin),
+        json!({"name": "slow", "url": format!("http://127.0.0.1:{port}"), "read_timeout": 300, "write_timeout": 100}),
+    )
+    .await;
+    post(&format!("{}/services/slow/routes", gw.admin), json!({"paths": ["/slow"]})).await;
+    let (st, body) = get(&format!("{}/slow", gw.proxy)).await;
+    assert_eq!((st, body), (504, json!({"message": "The upstream server is timing out"})));
+    drop(silent);
+}
+
+#[tokio::test]
+async fn plugins_follow_kongs_scope_precedence_and_phases() {
+    let (_dir, gw, _up) = setup().await;
+    let a = &gw.admin;
+    post(&format!("{a}/services/echo/routes"), json!({"name": "r", "paths": ["/p"]})).await;
+    post(&format!("{a}/services/echo/routes"), json!({"name": "other", "paths": ["/o"]})).await;
+    // A global correlation-id echoes its header to the client and sends it upstream.
+    let (st, body) = post(
+        &format!("{a}/plugins"),
+        json!({"name": "correlation-id", "config": {"header_name": "X-Req", "echo_downstream": true}}),
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    let resp = client().get(format!("{}/o", gw.proxy)).send().await.unwrap();
+    let sent = resp.headers().get("x-req").map(|v| v.to_str().unwrap().to_string());
+    let (_, body) = json(resp).await;
+    assert!(sent.is_some(), "echoed downstream");
+    assert_eq!(body["headers"]["X-Req"].as_str(), sent.as_deref(), "same id upstream");
+
+    // A service-scoped termination applies to both routes; a route-scoped one wins on its route.
+    post(&format!("{a}/services/echo/plugins"), json!({"name": "request-termination", "config": {"status_code": 403, "message": "svc"}})).await;
+    let (st, p) = post(&format!("{a}/routes/r/plugins"), json!({"name": "request-termination", "config": {"status_code": 410, "message": "route"}})).await;
+    assert_eq!(st, 201, "{p}");
+    assert_eq!(get(&format!("{}/p", gw.proxy)).await, (410, json!({"message": "route"})));
+    assert_eq!(get(&format!("{}/o", gw.proxy)).await, (403, json!({"message": "svc"})));
+    // Disabling the route plugin hands the route back to the service plugin at once.
+    let pid = p["id"].as_str().unwrap();
+    let (st, _) = json(client().patch(format!("{a}/plugins/{pid}")).json(&json!({"enabled": false})).send().await.unwrap()).await;
+    assert_eq!(st, 200);
+    assert_eq!(get(&format!("{}/p", gw.proxy)).await, (403, json!({"message": "svc"})));
+    let v: Value = get(&format!("{a}/status")).await.1;
+    assert!(v["server"]["total_requests"].as_u64().unwrap() >= 4);
+}

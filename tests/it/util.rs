@@ -1,0 +1,127 @@
+//! Starting the real binary and talking to it.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running `gatehouse` process, killed on drop.
+pub struct Proc {
+    child: Child,
+    /// Base URL(s) parsed from its ready line.
+    pub urls: Vec<String>,
+    /// Where its stderr (logs) goes.
+    pub log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// Runs `gatehouse ARGS` and waits for its ready line (the line starting with `ready_prefix`).
+    pub fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        cmd.args(args)
+            .env_remove("GATEHOUSE_PROXY_LISTEN")
+            .env_remove("GATEHOUSE_ADMIN_LISTEN")
+            .env_remove("GATEHOUSE_DATABASE")
+            .env_remove("GATEHOUSE_DATA_DIR")
+            .env_remove("GATEHOUSE_DECLARATIVE_CONFIG")
+            .env("GATEHOUSE_LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).expect("log file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn gatehouse");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("ready") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("gatehouse did not become ready; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+            }
+        };
+        let urls = line.split_whitespace().filter_map(|w| w.find("http://").map(|i| w[i..].to_string())).collect();
+        Proc { child, urls, log: log.to_path_buf() }
+    }
+
+    /// The process's logs so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A gateway with its proxy and admin URLs.
+pub struct Gateway {
+    pub proc: Proc,
+    pub proxy: String,
+    pub admin: String,
+}
+
+impl Gateway {
+    /// Starts `gatehouse start` on free ports with its SQLite store in `dir`.
+    pub fn start(dir: &Path) -> Gateway {
+        Self::start_with(dir, &[], &[])
+    }
+
+    /// Starts with extra arguments and environment.
+    pub fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        let data = dir.join("data");
+        let data = data.to_str().expect("utf-8 path");
+        let mut all = vec!["start", "--proxy-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", data];
+        all.extend_from_slice(args);
+        let proc = Proc::spawn(&all, env, &dir.join("gatehouse.log"));
+        let proxy = proc.urls[0].clone();
+        let admin = proc.urls[1].clone();
+        Gateway { proc, proxy, admin }
+    }
+}
+
+/// Starts `gatehouse echo` on a free port; returns the process and its URL.
+pub fn echo(dir: &Path) -> Proc {
+    Proc::spawn(&["echo", "--listen", "127.0.0.1:0"], &[], &dir.join("echo.log"))
+}
+
+/// A fresh temporary directory.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// An HTTP client that does not pool (each test talks to its own short-lived servers).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client")
+}
+
+/// The response status and its JSON body (`Null` when the body is empty or not JSON).
+pub async fn json(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// POSTs JSON and returns status and body.
+pub async fn post(url: &str, body: Value) -> (u16, Value) {
+    json(client().post(url).json(&body).send().await.expect("request")).await
+}
+
+/// GETs and returns status and body.
+pub async fn get(url: &str) -> (u16, Value) {
+    json(client().get(url).send().await.expect("request")).await
+}
