@@ -163,12 +163,10 @@ mod tests {
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("g.toml");
-        std::fs::write(&conf, "proxy_listen = \"127.0.0.1:1\"\nadmin_listen = \"127.0.0.1:2\"\ndatabase = \"off\"\n").unwrap();
-        let args = StartArgs {
-            conf: Some(conf),
-            proxy_listen: Some("127.0.0.1:3".parse().unwrap()),
-            ..Default::default()
-        };
+        std::fs::write(&conf, "proxy_listen = \"127.0.0.1:1\"\nadmin_listen = \"127.0.0.1:2\"\ndatabase = \"off\"\n")
+            .unwrap();
+        let args =
+            StartArgs { conf: Some(conf), proxy_listen: Some("127.0.0.1:3".parse().unwrap()), ..Default::default() };
         let s = Settings::resolve(args).unwrap();
         assert_eq!(s.proxy_listen.port(), 3);
         assert_eq!(s.admin_listen.port(), 2);

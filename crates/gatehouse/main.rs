@@ -42,7 +42,8 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -95,7 +96,8 @@ async fn open_store(s: &Settings, reg: &Registry) -> anyhow::Result<(Arc<dyn Sto
         Database::Off => {
             let set = match &s.declarative_config {
                 Some(path) => {
-                    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                    let text =
+                        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
                     let doc = gatehouse_store::declarative::parse(&text)
                         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
                     gatehouse_store::declarative::load(&doc, reg, now()).map_err(|errs| {
@@ -145,7 +147,9 @@ async fn start(s: Settings) -> anyhow::Result<ExitCode> {
     let proxy = gatehouse_proxy::Proxy::new(handle, stats);
     let proxy_task = tokio::spawn(gatehouse_proxy::serve(proxy_listener, proxy, stopped(stop_rx.clone())));
     let admin_task = tokio::spawn(
-        axum::serve(admin_listener, gatehouse_admin::router(admin_state)).with_graceful_shutdown(stopped(stop_rx)).into_future(),
+        axum::serve(admin_listener, gatehouse_admin::router(admin_state))
+            .with_graceful_shutdown(stopped(stop_rx))
+            .into_future(),
     );
     tracing::info!(proxy = %proxy_addr, admin = %admin_addr, database = ?s.database, "gatehouse started");
     // Tests and scripts read this line to learn the bound ports.

@@ -81,7 +81,14 @@ async fn form_and_multipart_bodies_use_kongs_key_syntax() {
 
     let (st, svc) = json(
         c.post(format!("{a}/services"))
-            .form(&[("name", "svc"), ("host", "127.0.0.1"), ("port", "9091"), ("retries", "2"), ("tags[]", "a"), ("tags[]", "b")])
+            .form(&[
+                ("name", "svc"),
+                ("host", "127.0.0.1"),
+                ("port", "9091"),
+                ("retries", "2"),
+                ("tags[]", "a"),
+                ("tags[]", "b"),
+            ])
             .send()
             .await
             .unwrap(),
@@ -147,21 +154,25 @@ async fn patch_merges_and_put_upserts() {
     assert_eq!(p["created_at"], svc["created_at"]);
     assert_eq!(p["id"], id);
 
-    let (st, p) = json(c.patch(format!("{a}/services/{id}")).json(&json!({"url": "http://h3:99/p"})).send().await.unwrap()).await;
+    let (st, p) =
+        json(c.patch(format!("{a}/services/{id}")).json(&json!({"url": "http://h3:99/p"})).send().await.unwrap()).await;
     assert_eq!(st, 200, "{p}");
     assert_eq!((p["host"].as_str(), p["port"].as_i64(), p["path"].as_str()), (Some("h3"), Some(99), Some("/p")));
 
     // PUT replaces the whole entity: fields not given return to their defaults.
-    let (st, p) = json(c.put(format!("{a}/services/{id}")).json(&json!({"name": "s", "host": "h4"})).send().await.unwrap()).await;
+    let (st, p) =
+        json(c.put(format!("{a}/services/{id}")).json(&json!({"name": "s", "host": "h4"})).send().await.unwrap()).await;
     assert_eq!(st, 200, "{p}");
     assert_eq!((p["port"].as_i64(), p["path"].clone(), p["tags"].clone()), (Some(80), Value::Null, Value::Null));
     assert_eq!(p["created_at"], svc["created_at"]);
 
     // PUT with a new id or a new name creates.
     let new_id = "6f0b8f1e-1d2c-4c41-9a55-0c3c4b0d9e11";
-    let (st, p) = json(c.put(format!("{a}/services/{new_id}")).json(&json!({"host": "h5"})).send().await.unwrap()).await;
+    let (st, p) =
+        json(c.put(format!("{a}/services/{new_id}")).json(&json!({"host": "h5"})).send().await.unwrap()).await;
     assert_eq!((st, p["id"].as_str()), (200, Some(new_id)));
-    let (st, p) = json(c.put(format!("{a}/consumers/bob")).json(&json!({"custom_id": "b"})).send().await.unwrap()).await;
+    let (st, p) =
+        json(c.put(format!("{a}/consumers/bob")).json(&json!({"custom_id": "b"})).send().await.unwrap()).await;
     assert_eq!((st, p["username"].as_str()), (200, Some("bob")));
 
     // PATCH of something missing is 404.
@@ -210,7 +221,10 @@ async fn lists_paginate_with_opaque_offsets_and_filter_by_tags() {
     assert_eq!(both["data"].as_array().unwrap().len(), 0);
 
     assert_eq!(get(&format!("{a}/consumers?size=abc")).await.1["code"], 9);
-    assert_eq!(get(&format!("{a}/consumers?size=1001")).await.1["message"], "size must be an integer between 1 and 1000");
+    assert_eq!(
+        get(&format!("{a}/consumers?size=1001")).await.1["message"],
+        "size must be an integer between 1 and 1000"
+    );
     let (st, bad) = get(&format!("{a}/consumers?offset=%21%21")).await;
     assert_eq!((st, bad["code"].as_i64()), (400, Some(7)));
     assert_eq!(bad["message"], "'!!' is not a valid offset: bad base64 encoding");
@@ -307,7 +321,8 @@ async fn bad_input_is_refused_and_nothing_is_written() {
     assert_eq!(st, 415);
 
     let huge = format!("{{\"host\": \"h\", \"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    let resp = c.post(format!("{a}/services")).header("content-type", "application/json").body(huge).send().await.unwrap();
+    let resp =
+        c.post(format!("{a}/services")).header("content-type", "application/json").body(huge).send().await.unwrap();
     let (st, e) = json(resp).await;
     assert_eq!((st, e), (413, json!({"message": "Payload too large"})));
 

@@ -38,7 +38,8 @@ async fn a_kong_yml_is_served_and_writes_answer_405() {
     let up = echo(dir.path());
     let file = dir.path().join("kong.yml");
     std::fs::write(&file, kong_yml(&up.urls[0])).unwrap();
-    let gw = Gateway::start_with(dir.path(), &["--database", "off", "--declarative-config", file.to_str().unwrap()], &[]);
+    let gw =
+        Gateway::start_with(dir.path(), &["--database", "off", "--declarative-config", file.to_str().unwrap()], &[]);
 
     let resp = client().get(format!("{}/echo/hi", gw.proxy)).send().await.unwrap();
     assert!(resp.headers().contains_key("x-trace"));
@@ -54,8 +55,11 @@ async fn a_kong_yml_is_served_and_writes_answer_405() {
     let (st, e) = post(&format!("{a}/routes"), json!({"paths": ["/x"]})).await;
     assert_eq!(
         (st, e),
-        (405, json!({"code": 12, "name": "operation unsupported",
-                     "message": "cannot create 'routes' entities when not using a database"}))
+        (
+            405,
+            json!({"code": 12, "name": "operation unsupported",
+                     "message": "cannot create 'routes' entities when not using a database"})
+        )
     );
     let c = client();
     let (st, e) = json(c.patch(format!("{a}/services/echo")).json(&json!({"port": 1})).send().await.unwrap()).await;
@@ -64,12 +68,22 @@ async fn a_kong_yml_is_served_and_writes_answer_405() {
     assert_eq!((st, e["message"].as_str()), (405, Some("cannot remove 'services' entities when not using a database")));
 
     // POST /config replaces everything at once.
-    let next = format!("_format_version: \"3.0\"\nservices:\n- name: only\n  url: {}\n  routes:\n  - paths: [/only]\n", up.urls[0]);
+    let next = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: only\n  url: {}\n  routes:\n  - paths: [/only]\n",
+        up.urls[0]
+    );
     let (st, _) = json(c.post(format!("{a}/config")).form(&[("config", next.as_str())]).send().await.unwrap()).await;
     assert_eq!(st, 201);
     assert_eq!(get(&format!("{}/only", gw.proxy)).await.0, 200);
     assert_eq!(get(&format!("{}/echo", gw.proxy)).await.0, 404);
-    let (st, e) = json(c.post(format!("{a}/config")).form(&[("config", "_format_version: \"3.0\"\nservices: [{host: 5}]")]).send().await.unwrap()).await;
+    let (st, e) = json(
+        c.post(format!("{a}/config"))
+            .form(&[("config", "_format_version: \"3.0\"\nservices: [{host: 5}]")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((st, e["code"].as_i64()), (400, Some(14)));
     assert_eq!(get(&format!("{}/only", gw.proxy)).await.0, 200, "a bad config changes nothing");
 }

@@ -92,14 +92,16 @@ async fn strip_path_preserve_host_and_service_path_rewrite_the_upstream_request(
     let c = client();
     c.patch(format!("{a}/services/echo")).json(&json!({"path": "/base"})).send().await.unwrap();
     post(&format!("{a}/services/echo/routes"), json!({"paths": ["/strip"]})).await;
-    post(&format!("{a}/services/echo/routes"), json!({"paths": ["/keep"], "strip_path": false, "preserve_host": true})).await;
+    post(&format!("{a}/services/echo/routes"), json!({"paths": ["/keep"], "strip_path": false, "preserve_host": true}))
+        .await;
     let up_host = up.urls[0].trim_start_matches("http://");
 
     let (_, b) = get(&format!("{}/strip/x/y", gw.proxy)).await;
     assert_eq!(b["url"], format!("http://{up_host}/base/x/y"));
     let (_, b) = get(&format!("{}/strip", gw.proxy)).await;
     assert_eq!(b["url"], format!("http://{up_host}/base"));
-    let (_, b) = json(c.get(format!("{}/keep/z", gw.proxy)).header("host", "client.example").send().await.unwrap()).await;
+    let (_, b) =
+        json(c.get(format!("{}/keep/z", gw.proxy)).header("host", "client.example").send().await.unwrap()).await;
     assert_eq!(b["url"], "http://client.example/base/keep/z");
     assert_eq!(b["headers"]["Host"], "client.example");
 }
@@ -110,7 +112,11 @@ async fn a_down_upstream_gives_502_json_and_a_log_line() {
     let gw = Gateway::start(dir.path());
     // Bind and drop a listener: nothing listens on that port afterwards.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    post(&format!("{}/services", gw.admin), json!({"name": "down", "url": format!("http://127.0.0.1:{port}"), "retries": 1})).await;
+    post(
+        &format!("{}/services", gw.admin),
+        json!({"name": "down", "url": format!("http://127.0.0.1:{port}"), "retries": 1}),
+    )
+    .await;
     post(&format!("{}/services/down/routes", gw.admin), json!({"paths": ["/down"]})).await;
     let (st, body) = get(&format!("{}/down", gw.proxy)).await;
     assert_eq!((st, body), (502, json!({"message": "An invalid response was received from the upstream server"})));
@@ -155,14 +161,23 @@ async fn plugins_follow_kongs_scope_precedence_and_phases() {
     assert_eq!(body["headers"]["X-Req"].as_str(), sent.as_deref(), "same id upstream");
 
     // A service-scoped termination applies to both routes; a route-scoped one wins on its route.
-    post(&format!("{a}/services/echo/plugins"), json!({"name": "request-termination", "config": {"status_code": 403, "message": "svc"}})).await;
-    let (st, p) = post(&format!("{a}/routes/r/plugins"), json!({"name": "request-termination", "config": {"status_code": 410, "message": "route"}})).await;
+    post(
+        &format!("{a}/services/echo/plugins"),
+        json!({"name": "request-termination", "config": {"status_code": 403, "message": "svc"}}),
+    )
+    .await;
+    let (st, p) = post(
+        &format!("{a}/routes/r/plugins"),
+        json!({"name": "request-termination", "config": {"status_code": 410, "message": "route"}}),
+    )
+    .await;
     assert_eq!(st, 201, "{p}");
     assert_eq!(get(&format!("{}/p", gw.proxy)).await, (410, json!({"message": "route"})));
     assert_eq!(get(&format!("{}/o", gw.proxy)).await, (403, json!({"message": "svc"})));
     // Disabling the route plugin hands the route back to the service plugin at once.
     let pid = p["id"].as_str().unwrap();
-    let (st, _) = json(client().patch(format!("{a}/plugins/{pid}")).json(&json!({"enabled": false})).send().await.unwrap()).await;
+    let (st, _) =
+        json(client().patch(format!("{a}/plugins/{pid}")).json(&json!({"enabled": false})).send().await.unwrap()).await;
     assert_eq!(st, 200);
     assert_eq!(get(&format!("{}/p", gw.proxy)).await, (403, json!({"message": "svc"})));
     let v: Value = get(&format!("{a}/status")).await.1;

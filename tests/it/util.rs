@@ -85,7 +85,8 @@ impl Gateway {
     pub fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let data = dir.join("data");
         let data = data.to_str().expect("utf-8 path");
-        let mut all = vec!["start", "--proxy-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", data];
+        let mut all =
+            vec!["start", "--proxy-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", data];
         all.extend_from_slice(args);
         let proc = Proc::spawn(&all, env, &dir.join("gatehouse.log"));
         let proxy = proc.urls[0].clone();

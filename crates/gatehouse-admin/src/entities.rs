@@ -34,7 +34,9 @@ fn nesting(parent: Kind, child: Kind) -> Result<&'static str, AdminError> {
 
 fn store_err(e: StoreError) -> AdminError {
     match e {
-        StoreError::InvalidOffset(s) => AdminError::InvalidOffset(format!("'{s}' is not a valid offset: bad base64 encoding")),
+        StoreError::InvalidOffset(s) => {
+            AdminError::InvalidOffset(format!("'{s}' is not a valid offset: bad base64 encoding"))
+        }
         StoreError::NotFound => AdminError::NotFound,
         other => AdminError::Database(other.to_string()),
     }
@@ -130,10 +132,9 @@ fn unique_error(kind: Kind, field: &str, entity: &Value) -> AdminError {
 fn write_err(kind: Kind, e: StoreError, entity: &Value) -> AdminError {
     match e {
         StoreError::Unique { field } => unique_error(kind, &field, entity),
-        StoreError::ForeignKey => AdminError::ForeignKey {
-            message: "a referenced entity does not exist".into(),
-            fields: json!({}),
-        },
+        StoreError::ForeignKey => {
+            AdminError::ForeignKey { message: "a referenced entity does not exist".into(), fields: json!({}) }
+        }
         other => store_err(other),
     }
 }
@@ -149,7 +150,10 @@ async fn save(state: &AdminState, kind: Kind, input: Value, body: &Body, exists:
 
 fn read_only(state: &AdminState, kind: Kind, op: &str) -> Result<(), AdminError> {
     if state.store.read_only() {
-        return Err(AdminError::Unsupported(format!("cannot {op} '{}' entities when not using a database", kind.name())));
+        return Err(AdminError::Unsupported(format!(
+            "cannot {op} '{}' entities when not using a database",
+            kind.name()
+        )));
     }
     Ok(())
 }
@@ -227,7 +231,11 @@ pub async fn create(State(s): St, Path(coll): Path<String>, req: Request) -> Res
 }
 
 /// `POST /{parent}/{id}/{collection}`
-pub async fn create_nested(State(s): St, Path((parent, pid, coll)): Path<(String, String, String)>, req: Request) -> Response {
+pub async fn create_nested(
+    State(s): St,
+    Path((parent, pid, coll)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
     result(create_inner(&s, &coll, Some((parent, pid)), req).await)
 }
 
@@ -375,7 +383,8 @@ pub async fn upsert(State(s): St, Path(p): Path<HashMap<String, String>>, req: R
                     obj.insert("created_at".into(), t.into());
                 }
             }
-            if existing.is_some() && uuid::Uuid::parse_str(&id).is_err()
+            if existing.is_some()
+                && uuid::Uuid::parse_str(&id).is_err()
                 && let Some(key) = kind.endpoint_key()
             {
                 obj.insert(key.into(), id.clone().into());

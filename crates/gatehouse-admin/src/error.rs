@@ -214,7 +214,13 @@ impl IntoResponse for AdminError {
             }
             AdminError::Database(detail) => {
                 tracing::error!(error = %detail, "admin API database error");
-                db_error(StatusCode::INTERNAL_SERVER_ERROR, 8, "database error", "An unexpected error occurred".into(), None)
+                db_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    8,
+                    "database error",
+                    "An unexpected error occurred".into(),
+                    None,
+                )
             }
         }
     }

@@ -147,20 +147,14 @@ async fn plugins_enabled(State(s): State<Arc<AdminState>>) -> Response {
 async fn plugin_schema(State(s): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
     match s.registry.describe(&name) {
         Some(v) => error::json_response(StatusCode::OK, &v),
-        None => error::json_response(
-            StatusCode::NOT_FOUND,
-            &json!({"message": format!("No plugin named '{name}'")}),
-        ),
+        None => error::json_response(StatusCode::NOT_FOUND, &json!({"message": format!("No plugin named '{name}'")})),
     }
 }
 
 async fn entity_schema(Path(coll): Path<String>) -> Response {
     match gatehouse_core::entity::Kind::from_name(&coll) {
         Some(k) => error::json_response(StatusCode::OK, &json!({"fields": k.schema().describe()})),
-        None => error::json_response(
-            StatusCode::NOT_FOUND,
-            &json!({"message": format!("No entity named '{coll}'")}),
-        ),
+        None => error::json_response(StatusCode::NOT_FOUND, &json!({"message": format!("No entity named '{coll}'")})),
     }
 }
 
@@ -169,9 +163,7 @@ async fn validate_plugin(State(s): State<Arc<AdminState>>, req: Request) -> Resp
         async {
             let (_, bytes) = read_bytes(req).await?;
             let b = body::parse(Some("application/json"), bytes).await?;
-            s.registry
-                .validate_plugin(&Value::Object(b.value), b.mode)
-                .map_err(AdminError::Schema)?;
+            s.registry.validate_plugin(&Value::Object(b.value), b.mode).map_err(AdminError::Schema)?;
             Ok(error::json_response(StatusCode::OK, &json!({"message": "schema validation successful"})))
         }
         .await,
@@ -195,7 +187,9 @@ async fn post_config(State(s): State<Arc<AdminState>>, req: Request) -> Response
     entities::result(
         async {
             if !s.store.read_only() {
-                return Err(AdminError::BadRequest("this endpoint is only available when using declarative config".into()));
+                return Err(AdminError::BadRequest(
+                    "this endpoint is only available when using declarative config".into(),
+                ));
             }
             let (ct, bytes) = read_bytes(req).await?;
             let text = match ct.as_deref() {
@@ -214,9 +208,8 @@ async fn post_config(State(s): State<Arc<AdminState>>, req: Request) -> Response
                 }
                 _ => String::from_utf8_lossy(&bytes).into_owned(),
             };
-            let doc = gatehouse_store::declarative::parse(&text).map_err(|e| {
-                AdminError::Declarative(gatehouse_core::schema::FieldErrors::one(vec![], e))
-            })?;
+            let doc = gatehouse_store::declarative::parse(&text)
+                .map_err(|e| AdminError::Declarative(gatehouse_core::schema::FieldErrors::one(vec![], e)))?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)

@@ -97,9 +97,7 @@ fn check_tag(v: &Value) -> Result<(), String> {
 fn check_name(v: &Value) -> Result<(), String> {
     let s = v.as_str().unwrap_or_default();
     if s.is_empty() || !s.chars().all(|c| c.is_alphanumeric() || ".-_~".contains(c)) {
-        return Err(format!(
-            "invalid value '{s}': it must only contain alphanumeric and '., -, _, ~' characters"
-        ));
+        return Err(format!("invalid value '{s}': it must only contain alphanumeric and '., -, _, ~' characters"));
     }
     Ok(())
 }
@@ -250,7 +248,9 @@ fn check_route(m: &Map<String, Value>) -> Result<(), String> {
     }
     if has("https") {
         if !["methods", "hosts", "headers", "paths", "snis"].iter().any(|k| non_empty(m, k)) {
-            return Err("must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'https'".into());
+            return Err(
+                "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'https'".into()
+            );
         }
     } else if has("http") && !["methods", "hosts", "headers", "paths"].iter().any(|k| non_empty(m, k)) {
         return Err("must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'".into());
@@ -475,6 +475,29 @@ impl EntitySet {
     }
 }
 
+/// Validates one entity of `kind` for storing: expands a service's `url`, checks the entity schema
+/// and, for plugins, the plugin's own config schema. Ids, timestamps and foreign keys must already
+/// be filled in by the caller.
+pub fn validate_entity(
+    kind: Kind,
+    input: &Value,
+    mode: crate::schema::Mode,
+    registry: &crate::plugin::Registry,
+) -> Result<Value, crate::schema::FieldErrors> {
+    use crate::schema::{FieldErrors, Seg};
+    let mut input = input.clone();
+    if kind == Kind::Services
+        && let Value::Object(o) = &mut input
+        && let Err(msg) = expand_service_url(o)
+    {
+        return Err(FieldErrors::one(vec![Seg::Key("url".into())], msg));
+    }
+    match kind {
+        Kind::Plugins => registry.validate_plugin(&input, mode),
+        _ => kind.schema().validate(&input, mode),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,28 +541,5 @@ mod tests {
     fn consumer_needs_username_or_custom_id() {
         assert!(CONSUMER.validate(&json!({"custom_id": "c"}), Mode::default()).is_ok());
         assert!(CONSUMER.validate(&json!({}), Mode::default()).is_err());
-    }
-}
-
-/// Validates one entity of `kind` for storing: expands a service's `url`, checks the entity schema
-/// and, for plugins, the plugin's own config schema. Ids, timestamps and foreign keys must already
-/// be filled in by the caller.
-pub fn validate_entity(
-    kind: Kind,
-    input: &Value,
-    mode: crate::schema::Mode,
-    registry: &crate::plugin::Registry,
-) -> Result<Value, crate::schema::FieldErrors> {
-    use crate::schema::{FieldErrors, Seg};
-    let mut input = input.clone();
-    if kind == Kind::Services
-        && let Value::Object(o) = &mut input
-        && let Err(msg) = expand_service_url(o)
-    {
-        return Err(FieldErrors::one(vec![Seg::Key("url".into())], msg));
-    }
-    match kind {
-        Kind::Plugins => registry.validate_plugin(&input, mode),
-        _ => kind.schema().validate(&input, mode),
     }
 }

@@ -118,10 +118,15 @@ pub struct RouteError {
     msg: String,
 }
 
+/// Kong's priority, most significant first: match-field count, plain hosts only, header count, regex
+/// path, `regex_priority`, prefix length.
+type Priority = (u8, bool, usize, bool, i64, usize);
+
 /// Builds a [`Router`] from routes added in any order.
 #[derive(Default)]
 pub struct RouterBuilder {
-    keyed: Vec<((u8, bool, usize, bool, i64, usize), i64, usize, Entry)>,
+    /// (priority, created_at, insertion order, entry)
+    keyed: Vec<(Priority, i64, usize, Entry)>,
 }
 
 impl RouterBuilder {
@@ -129,7 +134,8 @@ impl RouterBuilder {
     pub fn add(&mut self, target: Arc<RouteTarget>, spec: RouteSpec) -> Result<(), RouteError> {
         let err = |msg: String| RouteError { route: target.route_id.to_string(), msg };
         let hosts: Vec<HostPat> = spec.hosts.iter().map(|h| host_pat(h)).collect();
-        let plain_hosts = !hosts.is_empty() && hosts.iter().all(|h| matches!(h, HostPat::Exact(_) | HostPat::ExactPort(_)));
+        let plain_hosts =
+            !hosts.is_empty() && hosts.iter().all(|h| matches!(h, HostPat::Exact(_) | HostPat::ExactPort(_)));
         let methods = spec
             .methods
             .iter()
@@ -177,8 +183,7 @@ impl RouterBuilder {
                 path,
             };
             let n = self.keyed.len();
-            self.keyed
-                .push(((weight, plain_hosts, header_count, is_regex, prio, len), spec.created_at, n, entry));
+            self.keyed.push(((weight, plain_hosts, header_count, is_regex, prio, len), spec.created_at, n, entry));
         }
         Ok(())
     }
@@ -237,9 +242,10 @@ impl Router {
                 continue;
             }
             for (name, values) in e.headers.iter() {
-                let ok = headers.get_all(name).iter().any(|v| {
-                    v.to_str().is_ok_and(|v| values.iter().any(|want| want.eq_ignore_ascii_case(v)))
-                });
+                let ok = headers
+                    .get_all(name)
+                    .iter()
+                    .any(|v| v.to_str().is_ok_and(|v| values.iter().any(|want| want.eq_ignore_ascii_case(v))));
                 if !ok {
                     continue 'entries;
                 }
@@ -299,7 +305,7 @@ pub fn upstream_path(service_path: Option<&str>, req_path: &str, matched_len: us
             if base == "/" || req_path.ends_with('/') {
                 base.to_string()
             } else {
-                base[..base.len() - 1].to_string()
+                base.strip_suffix('/').unwrap_or(base).to_string()
             }
         } else if let Some(rest) = postfix.strip_prefix('/') {
             format!("{base}{rest}")
@@ -370,7 +376,7 @@ mod tests {
     fn check(method: &str, host: &str, path: &str, expect: Option<(&str, usize)>) {
         let r = router();
         let m = r.find(&method.parse().unwrap(), host, path, &http::HeaderMap::new());
-        assert_eq!(m.map(|m| (&*m.target.route_id, m.matched_len)), expect.map(|(a, b)| (a, b)));
+        assert_eq!(m.map(|m| (&*m.target.route_id, m.matched_len)), expect);
     }
 
     #[test]

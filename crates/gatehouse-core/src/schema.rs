@@ -635,9 +635,8 @@ mod tests {
     #[test]
     fn form_strings_are_coerced_only_in_form_mode() {
         let form = Mode { coerce_strings: true };
-        let out = schema()
-            .validate(&json!({"name": "x", "port": "81", "on": "false", "methods": "GET"}), form)
-            .unwrap();
+        let out =
+            schema().validate(&json!({"name": "x", "port": "81", "on": "false", "methods": "GET"}), form).unwrap();
         assert_eq!(out["port"], 81);
         assert_eq!(out["on"], false);
         assert_eq!(out["methods"], json!(["GET"]));

@@ -35,7 +35,11 @@ impl Proxy {
 
 /// Serves proxy traffic on `listener` (HTTP/1.1 and h2c) until `shutdown` resolves, then lets
 /// in-flight requests finish.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let local_port = listener.local_addr()?.port();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());

@@ -27,7 +27,12 @@ fn full(r: Response<Bytes>) -> Response<ClientBody> {
 }
 
 /// Handles one request. Never fails: every error becomes a Kong-shaped response.
-pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, client: SocketAddr, local_port: u16) -> Response<ClientBody> {
+pub async fn handle(
+    proxy: Arc<Proxy>,
+    req: Request<Incoming>,
+    client: SocketAddr,
+    local_port: u16,
+) -> Response<ClientBody> {
     proxy.stats.total_requests.fetch_add(1, Ordering::Relaxed);
     let snapshot = proxy.snapshot.load_full();
     let host = req
@@ -85,16 +90,14 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, client: SocketAdd
         return finish(&target, &mut ctx, full(ProxyError::NoService.response()));
     };
     let original_path = parts.uri.path().to_string();
-    let mut path = upstream_path(svc.path.as_deref(), &original_path, matched_len, target.strip_path, target.path_handling_v1);
+    let mut path =
+        upstream_path(svc.path.as_deref(), &original_path, matched_len, target.strip_path, target.path_handling_v1);
     if let Some(q) = parts.uri.query() {
         path.push('?');
         path.push_str(q);
     }
-    let uri = http::Uri::builder()
-        .scheme(svc.scheme.clone())
-        .authority(svc.authority.clone())
-        .path_and_query(path)
-        .build();
+    let uri =
+        http::Uri::builder().scheme(svc.scheme.clone()).authority(svc.authority.clone()).path_and_query(path).build();
     let Ok(uri) = uri else {
         return finish(&target, &mut ctx, full(ProxyError::BadRequest.response()));
     };

@@ -30,7 +30,9 @@ impl ProxyError {
             ProxyError::NoService => (StatusCode::SERVICE_UNAVAILABLE, "no Service found with those values"),
             ProxyError::HttpsRequired => (StatusCode::UPGRADE_REQUIRED, "Please use HTTPS protocol"),
             ProxyError::NameResolution => (StatusCode::SERVICE_UNAVAILABLE, "name resolution failed"),
-            ProxyError::BadGateway => (StatusCode::BAD_GATEWAY, "An invalid response was received from the upstream server"),
+            ProxyError::BadGateway => {
+                (StatusCode::BAD_GATEWAY, "An invalid response was received from the upstream server")
+            }
             ProxyError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "The upstream server is timing out"),
             ProxyError::BadRequest => (StatusCode::BAD_REQUEST, "Bad request"),
         }

@@ -32,7 +32,8 @@ fn key(k: &str) -> Seg {
 
 /// Loads a parsed declarative document. Every error is reported with its path.
 pub fn load(doc: &Value, registry: &Registry, now: i64) -> Result<EntitySet, FieldErrors> {
-    let mut l = Loader { registry, errs: FieldErrors::default(), set: EntitySet::default(), now, names: HashMap::new() };
+    let mut l =
+        Loader { registry, errs: FieldErrors::default(), set: EntitySet::default(), now, names: HashMap::new() };
     let Some(top) = doc.as_object() else {
         return Err(FieldErrors::one(vec![], "expected a record"));
     };
@@ -44,7 +45,15 @@ pub fn load(doc: &Value, registry: &Registry, now: i64) -> Result<EntitySet, Fie
     for k in top.keys() {
         if !matches!(
             k.as_str(),
-            "_format_version" | "_transform" | "_comment" | "_ignore" | "_info" | "services" | "routes" | "consumers" | "plugins"
+            "_format_version"
+                | "_transform"
+                | "_comment"
+                | "_ignore"
+                | "_info"
+                | "services"
+                | "routes"
+                | "consumers"
+                | "plugins"
         ) {
             l.errs.push(&[key(k)], "unknown field");
         }
@@ -202,7 +211,10 @@ impl Loader<'_> {
                     {
                         self.errs.push(
                             &[path.to_vec(), vec![key(f)]].concat(),
-                            format!("uniqueness violation: '{}' entity with {f} set to '{val}' already declared", kind.name()),
+                            format!(
+                                "uniqueness violation: '{}' entity with {f} set to '{val}' already declared",
+                                kind.name()
+                            ),
                         );
                         return None;
                     }

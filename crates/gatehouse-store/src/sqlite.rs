@@ -309,9 +309,12 @@ mod tests {
         let s = SqliteStore::open(dir.path()).await.unwrap();
         for i in 0..5 {
             let tags = if i % 2 == 0 { json!(["even", "all"]) } else { json!(["all"]) };
-            s.insert(Kind::Services, &svc(&format!("00000000-0000-0000-0000-00000000000{i}"), &format!("s{i}"), 100 + i, tags))
-                .await
-                .unwrap();
+            s.insert(
+                Kind::Services,
+                &svc(&format!("00000000-0000-0000-0000-00000000000{i}"), &format!("s{i}"), 100 + i, tags),
+            )
+            .await
+            .unwrap();
         }
         let mut q = ListQuery { size: 2, ..Default::default() };
         let p1 = s.list(Kind::Services, &q).await.unwrap();
