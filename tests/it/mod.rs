@@ -1,4 +1,5 @@
 mod admin;
 mod declarative;
 mod proxy;
+mod tls;
 pub mod util;

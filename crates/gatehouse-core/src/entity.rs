@@ -370,8 +370,9 @@ pub struct Service {
     pub write_timeout: u64,
     /// Milliseconds allowed between reads of the response.
     pub read_timeout: u64,
-    /// Disabled services answer 503 to every route pointing at them... once we know Kong's answer;
-    /// for now they are skipped like Kong skips their routes.
+    /// Whether the upstream's TLS certificate is verified (`null` = yes; see `docs/admin-api.md`).
+    pub tls_verify: Option<bool>,
+    /// Disabled services are not routed to, like Kong skips their routes.
     pub enabled: bool,
 }
 

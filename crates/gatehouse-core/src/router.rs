@@ -54,6 +54,8 @@ pub struct ServiceTarget {
     pub write_timeout: Duration,
     /// Time to wait for the response head.
     pub read_timeout: Duration,
+    /// Whether an `https` upstream's certificate must be valid for its host.
+    pub tls_verify: bool,
 }
 
 enum HostPat {

@@ -203,5 +203,6 @@ fn service_target(s: &Service) -> Result<ServiceTarget, CompileError> {
         connect_timeout: Duration::from_millis(s.connect_timeout),
         write_timeout: Duration::from_millis(s.write_timeout),
         read_timeout: Duration::from_millis(s.read_timeout),
+        tls_verify: s.tls_verify.unwrap_or(true),
     })
 }

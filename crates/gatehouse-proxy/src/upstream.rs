@@ -1,8 +1,10 @@
 //! Pooled keep-alive clients to upstreams, timeouts and connect retries.
 //!
-//! One hyper client (and so one connection pool) exists per distinct connect timeout, because the
-//! connector owns that setting. Clients live beside the snapshots, so a config change keeps pools.
-//! The map is published through `ArcSwap`: a request's lookup takes no lock.
+//! One hyper client (and so one connection pool) exists per distinct connect timeout and TLS
+//! verification setting, because the connector owns them. Clients live beside the snapshots, so a
+//! config change keeps pools. The map is published through `ArcSwap`: a request's lookup takes no
+//! lock. HTTPS upstreams use rustls (aws-lc-rs) with the system's trust store; ALPN offers h2 and
+//! HTTP/1.1.
 
 use crate::respond::ProxyError;
 use arc_swap::ArcSwap;
@@ -10,39 +12,82 @@ use bytes::Bytes;
 use gatehouse_core::router::ServiceTarget;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The body sent upstream: streamed from the client, or buffered (so it can be retried).
 pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
 
-type HttpClient = Client<HttpConnector, UpstreamBody>;
+type HttpClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
-/// Upstream clients keyed by connect timeout.
-#[derive(Default)]
+/// Upstream clients keyed by (connect timeout, verify TLS).
 pub struct Clients {
-    by_timeout: ArcSwap<HashMap<Duration, HttpClient>>,
+    by_key: ArcSwap<HashMap<(Duration, bool), HttpClient>>,
+    verified: Arc<rustls::ClientConfig>,
+    unverified: Arc<rustls::ClientConfig>,
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Clients::new()
+    }
 }
 
 impl Clients {
-    fn get(&self, connect_timeout: Duration) -> HttpClient {
-        if let Some(c) = self.by_timeout.load().get(&connect_timeout) {
+    /// Loads the system trust store once; certificates it cannot parse are skipped with a warning.
+    pub fn new() -> Clients {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::warn!(error = %e, "could not load a system CA certificate");
+        }
+        let (_, skipped) = roots.add_parsable_certificates(native.certs);
+        if skipped > 0 {
+            tracing::warn!(skipped, "skipped unparsable system CA certificates");
+        }
+        let builder = || {
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .unwrap_or_else(|_| unreachable!("aws-lc-rs supports the default protocol versions"))
+        };
+        let verified = builder().with_root_certificates(roots).with_no_client_auth();
+        let unverified = builder()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(insecure::AcceptAnyCert(provider.clone())))
+            .with_no_client_auth();
+        Clients { by_key: ArcSwap::default(), verified: Arc::new(verified), unverified: Arc::new(unverified) }
+    }
+
+    fn get(&self, connect_timeout: Duration, verify: bool) -> HttpClient {
+        let key = (connect_timeout, verify);
+        if let Some(c) = self.by_key.load().get(&key) {
             return c.clone();
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_nodelay(true);
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        http.enforce_http(false);
+        let tls = if verify { self.verified.clone() } else { self.unverified.clone() };
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(rustls::ClientConfig::clone(&tls))
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
         let client: HttpClient = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .build(connector);
-        self.by_timeout.rcu(|m| {
+        self.by_key.rcu(|m| {
             let mut m = HashMap::clone(m);
-            m.entry(connect_timeout).or_insert_with(|| client.clone());
+            m.entry(key).or_insert_with(|| client.clone());
             m
         });
         client
@@ -56,7 +101,7 @@ impl Clients {
         parts: http::request::Parts,
         body: BodyKind,
     ) -> Result<http::Response<Incoming>, ProxyError> {
-        let client = self.get(svc.connect_timeout);
+        let client = self.get(svc.connect_timeout, svc.tls_verify);
         // The response head must arrive within write + read timeout (send then wait).
         let deadline = svc.write_timeout + svc.read_timeout;
         match body {
@@ -137,6 +182,54 @@ async fn once(
         Ok(Err(e)) => {
             tracing::warn!(error = ?e, "upstream request failed");
             Err(Retry::Fatal(ProxyError::BadGateway))
+        }
+    }
+}
+
+/// `tls_verify = false`: the upstream's certificate is not checked (signatures still are, so the
+/// handshake is real). Kong's default; ours only when a service asks for it.
+mod insecure {
+    use rustls::DigitallySignedStruct;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use std::sync::Arc;
+
+    #[derive(Debug)]
+    pub struct AcceptAnyCert(pub Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AcceptAnyCert {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
         }
     }
 }

@@ -1,0 +1,67 @@
+//! HTTPS upstreams: real TLS to a server with a self-signed certificate.
+
+use super::util::{Gateway, get, post, tempdir};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use std::sync::Arc;
+
+/// A TLS server on 127.0.0.1 that answers `{"tls": true, "path": ...}`; returns its port.
+async fn tls_upstream() -> u16 {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let der = cert.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let body = json!({"tls": true, "path": req.uri().path()}).to_string();
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn https_upstreams_are_verified_unless_tls_verify_is_off() {
+    let port = tls_upstream().await;
+    let dir = tempdir();
+    let gw = Gateway::start(dir.path());
+    let a = &gw.admin;
+    let url = format!("https://127.0.0.1:{port}/base");
+    let (st, s) = post(&format!("{a}/services"), json!({"name": "strict", "url": url, "retries": 0})).await;
+    assert_eq!(st, 201, "{s}");
+    assert_eq!(s["protocol"], "https");
+    post(&format!("{a}/services/strict/routes"), json!({"paths": ["/strict"]})).await;
+    let (st, s) = post(&format!("{a}/services"), json!({"name": "lax", "url": url, "tls_verify": false})).await;
+    assert_eq!(st, 201, "{s}");
+    post(&format!("{a}/services/lax/routes"), json!({"paths": ["/lax"]})).await;
+
+    // A self-signed certificate is refused by default...
+    let (st, body) = get(&format!("{}/strict/x", gw.proxy)).await;
+    assert_eq!((st, body), (502, json!({"message": "An invalid response was received from the upstream server"})));
+    // ...and accepted when the service says so; the request really went over TLS.
+    let (st, body) = get(&format!("{}/lax/x", gw.proxy)).await;
+    assert_eq!((st, body), (200, json!({"tls": true, "path": "/base/x"})));
+}
