@@ -11,7 +11,6 @@ use gatehouse_core::entity::{Kind, validate_entity};
 use gatehouse_core::schema::merge;
 use gatehouse_store::{ListQuery, StoreError, TagFilter};
 use http::StatusCode;
-use http_body_util::BodyExt;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,15 +61,7 @@ async fn find(state: &AdminState, kind: Kind, id_or_key: &str) -> Result<Option<
 }
 
 async fn read_body(req: Request) -> Result<Body, AdminError> {
-    let ct = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let limited = http_body_util::Limited::new(req.into_body(), body::MAX_BODY);
-    let bytes = match limited.collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return Err(AdminError::PayloadTooLarge);
-        }
-        Err(e) => return Err(AdminError::BadRequest(format!("cannot read body: {e}"))),
-    };
+    let (ct, bytes) = crate::read_bytes(req).await?;
     body::parse(ct.as_deref(), bytes).await
 }
 

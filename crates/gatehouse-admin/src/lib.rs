@@ -170,7 +170,8 @@ async fn validate_plugin(State(s): State<Arc<AdminState>>, req: Request) -> Resp
     )
 }
 
-async fn read_bytes(req: Request) -> Result<(Option<String>, bytes::Bytes), AdminError> {
+/// Reads the whole body, refusing more than [`body::MAX_BODY`] with 413.
+pub(crate) async fn read_bytes(req: Request) -> Result<(Option<String>, bytes::Bytes), AdminError> {
     use http_body_util::BodyExt;
     let ct = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let limited = http_body_util::Limited::new(req.into_body(), body::MAX_BODY);
