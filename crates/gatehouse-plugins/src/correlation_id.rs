@@ -154,29 +154,11 @@ mod tests {
     use gatehouse_core::schema::Mode;
 
     fn plugin(config: Value) -> Arc<dyn Plugin> {
-        let factory = CorrelationIdFactory::new();
-        let config = factory.config_schema().validate(&config, Mode::default()).expect("valid config");
-        let entity = PluginEntity {
-            id: "p1".into(),
-            name: "correlation-id".into(),
-            route: None,
-            service: None,
-            consumer: None,
-            config,
-            enabled: true,
-            protocols: vec!["http".into()],
-        };
-        factory.build(&entity, &BuildEnv::default()).expect("build")
+        crate::test_support::build(&CorrelationIdFactory::new(), config)
     }
 
     fn ctx() -> Ctx {
-        Ctx {
-            client_addr: "127.0.0.1:1".parse().expect("address"),
-            route_id: "route-1".into(),
-            service_id: None,
-            body: None,
-            extensions: http::Extensions::new(),
-        }
+        crate::test_support::ctx(None)
     }
 
     fn request(headers: &[(&str, &str)]) -> Parts {

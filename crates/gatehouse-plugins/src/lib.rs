@@ -61,3 +61,40 @@ mod tests {
         assert!(check_header_name(&json!("x:y")).is_err());
     }
 }
+
+/// Builders shared by the plugins' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use gatehouse_core::entity::PluginEntity;
+    use gatehouse_core::plugin::{BuildEnv, Ctx, Plugin, PluginFactory};
+    use gatehouse_core::schema::Mode;
+    use serde_json::Value;
+    use std::sync::Arc;
+
+    /// Validates `config` with the factory's schema and builds an instance, as the compiler does.
+    pub fn build(factory: &dyn PluginFactory, config: Value) -> Arc<dyn Plugin> {
+        let config = factory.config_schema().validate(&config, Mode::default()).expect("valid config");
+        let entity = PluginEntity {
+            id: "p1".into(),
+            name: factory.name().into(),
+            route: None,
+            service: None,
+            consumer: None,
+            config,
+            enabled: true,
+            protocols: vec!["http".into()],
+        };
+        factory.build(&entity, &BuildEnv::default()).expect("build")
+    }
+
+    /// A request context as the proxy makes it.
+    pub fn ctx(service_id: Option<&str>) -> Ctx {
+        Ctx {
+            client_addr: "127.0.0.1:1".parse().expect("address"),
+            route_id: "route-1".into(),
+            service_id: service_id.map(Into::into),
+            body: None,
+            extensions: http::Extensions::new(),
+        }
+    }
+}
