@@ -41,7 +41,8 @@ fn store_err(e: StoreError) -> AdminError {
     }
 }
 
-fn now() -> i64 {
+/// Unix seconds, for `created_at` and `updated_at`.
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
@@ -106,7 +107,7 @@ async fn resolve_refs(state: &AdminState, kind: Kind, obj: &mut Map<String, Valu
     Ok(())
 }
 
-fn unique_error(kind: Kind, field: &str, entity: &Value) -> AdminError {
+fn unique_error(field: &str, entity: &Value) -> AdminError {
     let fields = if field == "cache_key" {
         let mut m = Map::new();
         for f in ["consumer", "name", "route", "service"] {
@@ -116,13 +117,12 @@ fn unique_error(kind: Kind, field: &str, entity: &Value) -> AdminError {
     } else {
         json!({field: entity.get(field).cloned().unwrap_or(Value::Null)})
     };
-    let _ = kind;
     AdminError::Unique(format!("UNIQUE violation detected on '{}'", lua_table(&fields)), fields)
 }
 
-fn write_err(kind: Kind, e: StoreError, entity: &Value) -> AdminError {
+fn write_err(e: StoreError, entity: &Value) -> AdminError {
     match e {
-        StoreError::Unique { field } => unique_error(kind, &field, entity),
+        StoreError::Unique { field } => unique_error(&field, entity),
         StoreError::ForeignKey => {
             AdminError::ForeignKey { message: "a referenced entity does not exist".into(), fields: json!({}) }
         }
@@ -134,7 +134,7 @@ fn write_err(kind: Kind, e: StoreError, entity: &Value) -> AdminError {
 async fn save(state: &AdminState, kind: Kind, input: Value, body: &Body, exists: bool) -> Result<Value, AdminError> {
     let entity = validate_entity(kind, &input, body.mode, &state.registry).map_err(AdminError::Schema)?;
     let res = if exists { state.store.update(kind, &entity).await } else { state.store.insert(kind, &entity).await };
-    res.map_err(|e| write_err(kind, e, &entity))?;
+    res.map_err(|e| write_err(e, &entity))?;
     state.publish().await;
     Ok(entity)
 }

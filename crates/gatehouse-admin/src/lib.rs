@@ -211,11 +211,8 @@ async fn post_config(State(s): State<Arc<AdminState>>, req: Request) -> Response
             };
             let doc = gatehouse_store::declarative::parse(&text)
                 .map_err(|e| AdminError::Declarative(gatehouse_core::schema::FieldErrors::one(vec![], e)))?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            let set = gatehouse_store::declarative::load(&doc, &s.registry, now).map_err(AdminError::Declarative)?;
+            let set = gatehouse_store::declarative::load(&doc, &s.registry, entities::now())
+                .map_err(AdminError::Declarative)?;
             s.store.replace_all(set).await.map_err(|e| AdminError::Database(e.to_string()))?;
             s.reloader.reload().await.map_err(|e| AdminError::Database(e.to_string()))?;
             Ok(error::json_response(StatusCode::CREATED, &doc))

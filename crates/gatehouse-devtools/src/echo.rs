@@ -323,6 +323,16 @@ mod tests {
         serde_json::from_slice(&out).expect("the answer is valid JSON")
     }
 
+    /// Asks the server to stop and checks that it finishes, even with pooled client connections open.
+    async fn stop_and_wait(stop: oneshot::Sender<()>, server: JoinHandle<io::Result<()>>) {
+        stop.send(()).expect("server still running");
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("shutdown finishes")
+            .expect("server task")
+            .expect("server result");
+    }
+
     async fn start() -> (SocketAddr, oneshot::Sender<()>, JoinHandle<io::Result<()>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -450,12 +460,7 @@ mod tests {
         assert_eq!(v["url"], format!("http://{addr}/some/path?a=1&a=2&b=x"));
 
         // The client keeps its connection alive in its pool; shutting down must still finish.
-        stop.send(()).expect("server still running");
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .expect("shutdown finishes")
-            .expect("server task")
-            .expect("server result");
+        stop_and_wait(stop, server).await;
     }
 
     #[tokio::test]
@@ -471,11 +476,6 @@ mod tests {
         assert_eq!(v["headers"]["Host"], addr.to_string());
         assert_eq!(v["url"], format!("http://{addr}/h2"));
 
-        stop.send(()).expect("server still running");
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .expect("shutdown finishes")
-            .expect("server task")
-            .expect("server result");
+        stop_and_wait(stop, server).await;
     }
 }

@@ -67,7 +67,7 @@ pub async fn handle(
         body: None,
         extensions: http::Extensions::new(),
     };
-    let body = match read_body(&target, &parts, body).await {
+    let body = match read_body(&target, body).await {
         Ok(b) => b,
         Err(e) => return full(e.response()),
     };
@@ -104,14 +104,8 @@ pub async fn handle(
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
-    if !target.preserve_host || !parts.headers.contains_key(header::HOST) {
-        parts.headers.insert(header::HOST, svc.host_header.clone());
-    }
-    if target.preserve_host
-        && let Ok(v) = HeaderValue::from_str(&host)
-    {
-        parts.headers.insert(header::HOST, v);
-    }
+    let client_host = if target.preserve_host && !host.is_empty() { HeaderValue::from_str(&host).ok() } else { None };
+    parts.headers.insert(header::HOST, client_host.unwrap_or_else(|| svc.host_header.clone()));
     set_forwarded(&mut parts.headers, client, &host, local_port, &original_path);
 
     let body = match (body, ctx.body.take()) {
@@ -132,13 +126,12 @@ pub async fn handle(
     }
 }
 
-async fn read_body(target: &RouteTarget, parts: &http::request::Parts, body: Incoming) -> Result<BodyKind, ProxyError> {
+async fn read_body(target: &RouteTarget, body: Incoming) -> Result<BodyKind, ProxyError> {
     if body.is_end_stream() {
         return Ok(BodyKind::Buffered(Bytes::new()));
     }
     let small = body.size_hint().upper().is_some_and(|n| n <= BUFFER_LIMIT);
     if target.plugins_need_body || (target.request_buffering && small) {
-        let _ = parts;
         return match body.collect().await {
             Ok(c) => Ok(BodyKind::Buffered(c.to_bytes())),
             Err(_) => Err(ProxyError::BadRequest),

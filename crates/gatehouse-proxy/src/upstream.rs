@@ -110,15 +110,25 @@ impl Clients {
                 once(&client, req, deadline).await.map_err(Retry::into_proxy_error)
             }
             BodyKind::Buffered(bytes) => {
+                // Earlier attempts send a copy of the head; the last possible one takes the original,
+                // so a service with `retries = 0` copies nothing.
                 let mut attempt = 0;
                 loop {
-                    let mut req = http::Request::new(Either::Right(Full::new(bytes.clone())));
-                    *req.method_mut() = parts.method.clone();
-                    *req.uri_mut() = parts.uri.clone();
-                    *req.version_mut() = parts.version;
-                    *req.headers_mut() = parts.headers.clone();
+                    let body = Either::Right(Full::new(bytes.clone()));
+                    let req = if attempt < svc.retries {
+                        let mut head = http::Request::new(body);
+                        *head.method_mut() = parts.method.clone();
+                        *head.uri_mut() = parts.uri.clone();
+                        *head.version_mut() = parts.version;
+                        *head.headers_mut() = parts.headers.clone();
+                        head
+                    } else {
+                        return once(&client, http::Request::from_parts(parts, body), deadline)
+                            .await
+                            .map_err(Retry::into_proxy_error);
+                    };
                     match once(&client, req, deadline).await {
-                        Err(Retry::Connect(e)) if attempt < svc.retries => {
+                        Err(Retry::Connect(e)) => {
                             attempt += 1;
                             tracing::debug!(attempt, service = %svc.id, error = %e, "retrying upstream connect");
                         }
