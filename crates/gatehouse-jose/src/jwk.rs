@@ -588,7 +588,7 @@ impl fmt::Debug for KeySet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jose::sign::SigningKey;
+    use crate::sign::SigningKey;
     use serde_json::json;
 
     #[track_caller]

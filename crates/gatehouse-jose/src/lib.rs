@@ -1,4 +1,4 @@
-//! JWS/JWT verification as pure functions of (token, keys, policy, clock). No IO.
+//! JOSE for Gatehouse: JWS/JWT verification as pure functions of (token, keys, policy, clock). No IO.
 //!
 //! The pipeline has two stages, each with its own error type:
 //!
@@ -20,6 +20,8 @@
 //! [`sign`] issues tokens for the development OpenID Provider and for tests.
 //!
 //! Architecture invariant: this module does no IO and reads no clock.
+
+#![warn(missing_docs)]
 
 mod alg;
 mod claims;

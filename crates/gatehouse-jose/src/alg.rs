@@ -29,11 +29,11 @@ pub enum Algorithm {
     Es512,
     /// EdDSA; only the Ed25519 curve is supported.
     EdDsa,
-    /// HMAC with SHA-256. Only accepted when [`Policy::enable_hs_signatures`](super::Policy) is set.
+    /// HMAC with SHA-256. Only accepted when [`Policy::enable_hs_signatures`](crate::Policy) is set.
     Hs256,
-    /// HMAC with SHA-384. Only accepted when [`Policy::enable_hs_signatures`](super::Policy) is set.
+    /// HMAC with SHA-384. Only accepted when [`Policy::enable_hs_signatures`](crate::Policy) is set.
     Hs384,
-    /// HMAC with SHA-512. Only accepted when [`Policy::enable_hs_signatures`](super::Policy) is set.
+    /// HMAC with SHA-512. Only accepted when [`Policy::enable_hs_signatures`](crate::Policy) is set.
     Hs512,
 }
 
@@ -146,7 +146,7 @@ impl FromStr for Algorithm {
 
 /// A set of [`Algorithm`]s, as a bit set: `Copy`, and a membership test is one AND.
 ///
-/// Used as the allow-list in [`Policy`](super::Policy).
+/// Used as the allow-list in [`Policy`](crate::Policy).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct AlgorithmSet(u16);
 
@@ -155,7 +155,7 @@ impl AlgorithmSet {
     pub const EMPTY: AlgorithmSet = AlgorithmSet(0);
 
     /// Every supported algorithm. HMAC algorithms are still gated by
-    /// [`Policy::enable_hs_signatures`](super::Policy).
+    /// [`Policy::enable_hs_signatures`](crate::Policy).
     pub const fn all() -> AlgorithmSet {
         AlgorithmSet((1 << Algorithm::ALL.len()) - 1)
     }

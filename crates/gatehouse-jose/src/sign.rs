@@ -6,7 +6,7 @@
 //! It is not tuned for speed and keeps private keys in memory as aws-lc-rs key pairs.
 //!
 //! ```
-//! use gatehouse_oidc::jose::{self, Algorithm, KeySet, Policy, sign::{SigningKey, sign_jwt}};
+//! use gatehouse_jose::{self as jose, Algorithm, KeySet, Policy, sign::{SigningKey, sign_jwt}};
 //! use serde_json::json;
 //!
 //! let key = SigningKey::generate(Algorithm::Es256).unwrap().with_kid("k1");

@@ -1,0 +1,1 @@
+//! Encrypted, authenticated cookie sessions.
