@@ -5,6 +5,7 @@
 //! JSON error bodies; those live in `gatehouse-proxy`, `gatehouse-store` and `gatehouse-admin`.
 #![warn(missing_docs)]
 
+pub mod consumers;
 pub mod entity;
 pub mod plugin;
 pub mod router;

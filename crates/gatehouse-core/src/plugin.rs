@@ -4,7 +4,8 @@
 //! called and may answer on its own or change the upstream request; `header_filter` runs on the
 //! response head before it goes to the client. A plugin implements only what it needs.
 
-use crate::entity::{Kind, PluginEntity};
+use crate::consumers::Consumers;
+use crate::entity::{Consumer, Kind, PluginEntity};
 use crate::schema::{FieldErrors, Mode, Record, Seg};
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -47,6 +48,37 @@ pub struct Ctx {
     pub body: Option<Bytes>,
     /// State plugins pass from `access` to `header_filter`, keyed by type.
     pub extensions: http::Extensions,
+    /// Whether the client reached the proxy over TLS (session cookies are `Secure` then).
+    pub https: bool,
+    /// The consumers of the snapshot this request runs on, for auth plugins' lookups.
+    pub consumers: Arc<Consumers>,
+    /// The consumer an auth plugin identified (Kong's `kong.client.get_consumer()`).
+    pub consumer: Option<Arc<Consumer>>,
+    /// Set once an auth plugin authenticated the request; a later auth plugin configured with
+    /// `anonymous` then leaves it alone (Kong's multi-auth "logical OR").
+    pub authenticated: bool,
+}
+
+impl Ctx {
+    /// A context for a request on `route_id`, before any plugin ran.
+    pub fn new(
+        client_addr: SocketAddr,
+        route_id: Arc<str>,
+        service_id: Option<Arc<str>>,
+        consumers: Arc<Consumers>,
+    ) -> Ctx {
+        Ctx {
+            client_addr,
+            route_id,
+            service_id,
+            body: None,
+            extensions: http::Extensions::new(),
+            https: false,
+            consumers,
+            consumer: None,
+            authenticated: false,
+        }
+    }
 }
 
 /// One configured plugin instance, built once per config snapshot.

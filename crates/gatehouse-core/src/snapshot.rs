@@ -4,7 +4,8 @@
 //! table, each route's plugin chain (Kong's scoping precedence resolved once), upstream authorities
 //! and `Host` values. A request does one `load()` of the [`SnapshotHandle`] and keeps that `Arc`.
 
-use crate::entity::{EntitySet, PluginEntity, Route, Service};
+use crate::consumers::Consumers;
+use crate::entity::{Consumer, EntitySet, PluginEntity, Route, Service};
 use crate::plugin::{BuildEnv, Plugin, Registry};
 use crate::router::{RouteSpec, RouteTarget, Router, RouterBuilder, ServiceTarget};
 use arc_swap::ArcSwap;
@@ -23,6 +24,8 @@ pub struct Snapshot {
     /// Built plugin instances by entity id, with the entity they were built from, so an unchanged
     /// plugin keeps its instance (and its caches) across snapshots.
     pub instances: HashMap<String, (Value, Arc<dyn Plugin>)>,
+    /// Consumers, indexed for auth plugins.
+    pub consumers: Arc<Consumers>,
 }
 
 /// Where the current snapshot is published. Readers `load()`, the compiler `store()`s.
@@ -154,7 +157,8 @@ pub fn compile(
             },
         )?;
     }
-    Ok(Snapshot { version, router: builder.build(), instances })
+    let consumers = set.consumers.iter().map(|v| decode::<Consumer>("consumer", v)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Snapshot { version, router: builder.build(), instances, consumers: Arc::new(Consumers::new(consumers)) })
 }
 
 /// Resolves Kong's plugin precedence for one route: per plugin name, the most specific of

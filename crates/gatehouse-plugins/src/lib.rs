@@ -89,12 +89,6 @@ pub(crate) mod test_support {
 
     /// A request context as the proxy makes it.
     pub fn ctx(service_id: Option<&str>) -> Ctx {
-        Ctx {
-            client_addr: "127.0.0.1:1".parse().expect("address"),
-            route_id: "route-1".into(),
-            service_id: service_id.map(Into::into),
-            body: None,
-            extensions: http::Extensions::new(),
-        }
+        Ctx::new("127.0.0.1:1".parse().expect("address"), "route-1".into(), service_id.map(Into::into), Arc::default())
     }
 }

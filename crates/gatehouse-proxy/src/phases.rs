@@ -54,19 +54,14 @@ pub async fn handle(
     let target = m.target.clone();
     let matched_len = m.matched_len;
     let host = host.to_string();
+    let consumers = snapshot.consumers.clone();
     drop(snapshot);
 
     if !target.allows_http {
         return full(ProxyError::HttpsRequired.response());
     }
     let (mut parts, body) = req.into_parts();
-    let mut ctx = Ctx {
-        client_addr: client,
-        route_id: target.route_id.clone(),
-        service_id: target.service.as_ref().map(|s| s.id.clone()),
-        body: None,
-        extensions: http::Extensions::new(),
-    };
+    let mut ctx = Ctx::new(client, target.route_id.clone(), target.service.as_ref().map(|s| s.id.clone()), consumers);
     let body = match read_body(&target, body).await {
         Ok(b) => b,
         Err(e) => return full(e.response()),
