@@ -27,6 +27,7 @@ mod alg;
 mod claims;
 mod jwk;
 mod jws;
+mod private_jwk;
 pub mod sign;
 
 #[cfg(test)]

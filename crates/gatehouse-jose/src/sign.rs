@@ -69,7 +69,7 @@ impl From<aws_lc_rs::error::KeyRejected> for SignError {
     }
 }
 
-enum Material {
+pub(crate) enum Material {
     Rsa(RsaKeyPair),
     Ec(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
@@ -87,7 +87,7 @@ pub struct SigningKey {
     material: Arc<Material>,
 }
 
-fn ecdsa_signing(alg: Algorithm) -> Option<&'static signature::EcdsaSigningAlgorithm> {
+pub(crate) fn ecdsa_signing(alg: Algorithm) -> Option<&'static signature::EcdsaSigningAlgorithm> {
     Some(match alg {
         Algorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
         Algorithm::Es384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
@@ -153,6 +153,24 @@ impl SigningKey {
             return Err(SignError::AlgorithmMismatch(alg));
         };
         Ok(SigningKey { alg, kid: None, material: Arc::new(material) })
+    }
+
+    /// Wraps key material for `alg`, checking that they fit.
+    pub(crate) fn from_parts(alg: Algorithm, material: Material) -> Result<SigningKey, SignError> {
+        let fits = match &material {
+            Material::Rsa(_) => alg.is_rsa(),
+            Material::Ec(_) => ecdsa_signing(alg).is_some(),
+            Material::Ed25519(_) => alg == Algorithm::EdDsa,
+            Material::Hmac(_) => alg.is_hmac(),
+        };
+        if !fits {
+            return Err(SignError::AlgorithmMismatch(alg));
+        }
+        Ok(SigningKey { alg, kid: None, material: Arc::new(material) })
+    }
+
+    pub(crate) fn material(&self) -> &Material {
+        &self.material
     }
 
     /// An HMAC key for an `HS*` algorithm from a shared secret (e.g. a client secret).
