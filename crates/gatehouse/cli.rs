@@ -23,6 +23,9 @@ pub enum Command {
     Start(StartArgs),
     /// Run an echo upstream for trying things and for tests (answers like httpbin's /anything).
     Echo(EchoArgs),
+    /// Run the development OpenID Provider, for development and tests only (never production): built-in
+    /// users and clients, in-memory keys and tokens, and /_dev/ knobs that let anyone mint tokens.
+    Idp(IdpArgs),
     /// Work with declarative configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -42,6 +45,23 @@ pub struct EchoArgs {
     /// Address to listen on. [default: 127.0.0.1:9090]
     #[arg(long, env = "GATEHOUSE_ECHO_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Log level (error, warn, info, debug, trace). [default: info]
+    #[arg(long, env = "GATEHOUSE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// Options of the development OpenID Provider (development and tests only).
+#[derive(Args, Debug)]
+pub struct IdpArgs {
+    /// Address to listen on. [default: 127.0.0.1:9000]
+    #[arg(long, env = "GATEHOUSE_IDP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Issuer URL. [default: http://<bound address>, with the real port when listening on port 0]
+    #[arg(long, env = "GATEHOUSE_IDP_ISSUER")]
+    pub issuer: Option<String>,
+    /// Users and clients file (YAML, or JSON when named *.json) replacing the built-in john/doe, jane/roe.
+    #[arg(long, env = "GATEHOUSE_IDP_USERS")]
+    pub users: Option<PathBuf>,
     /// Log level (error, warn, info, debug, trace). [default: info]
     #[arg(long, env = "GATEHOUSE_LOG_LEVEL")]
     pub log_level: Option<String>,

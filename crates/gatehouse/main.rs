@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Start(args) => start(Settings::resolve(args)?).await,
             Command::Echo(args) => echo(args).await,
+            Command::Idp(args) => idp(args).await,
             Command::Config(ConfigCommand::Check { file }) => config_check(&file),
         }
     });
@@ -172,6 +173,23 @@ async fn echo(args: cli::EchoArgs) -> anyhow::Result<ExitCode> {
     let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     println!("gatehouse echo ready: http://{}", listener.local_addr()?);
     gatehouse_devtools::serve_echo(listener, stop_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn idp(args: cli::IdpArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_level.as_deref().unwrap_or("info"), false);
+    let mut config = match &args.users {
+        Some(path) => gatehouse_devtools::IdpConfig::from_file(path)?,
+        None => gatehouse_devtools::IdpConfig::default(),
+    };
+    if args.issuer.is_some() {
+        config.issuer = args.issuer;
+    }
+    config.validate()?;
+    let addr = args.listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9000)));
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    println!("gatehouse idp ready: http://{}", listener.local_addr()?);
+    gatehouse_devtools::serve_idp(listener, config, stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,113 @@
+//! The `/_dev/` test knobs: counters, reset, key rotation, failure and delay injection, client
+//! registration. (`/_dev/mint` has its own module.)
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::config::Client;
+use super::keys::KeyPair;
+use super::knobs::{Endpoint, Fail};
+use super::state::Idp;
+use super::web::{OAuthError, Req, Resp, json};
+
+pub(crate) fn calls(idp: &Idp) -> Resp {
+    json(StatusCode::OK, &idp.calls.to_json())
+}
+
+/// Zeroes the counters and disarms every failure and delay; keys and tokens stay.
+pub(crate) fn reset(idp: &Idp) -> Resp {
+    idp.calls.reset();
+    *idp.knobs() = Default::default();
+    json(StatusCode::OK, &json!({ "reset": true }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateRequest {
+    #[serde(default)]
+    drop_old: bool,
+}
+
+/// Makes a new RSA and EC key current; the old ones stay published unless `drop_old`.
+pub(crate) async fn rotate(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
+    let r: RotateRequest = req.json()?;
+    // RSA generation takes long enough to stall other requests on this worker.
+    let pair = match tokio::task::spawn_blocking(KeyPair::generate).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return Err(OAuthError::server_error(format!("key generation failed: {e}"))),
+        Err(_) => return Err(OAuthError::server_error("key generation failed")),
+    };
+    let ring = idp.update_keys(|ring| ring.rotated(pair, r.drop_old));
+    Ok(json(StatusCode::OK, &json!({ "kids": ring.kids(), "current": { "rsa": ring.rsa.kid(), "ec": ring.ec.kid() } })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FailRequest {
+    endpoint: String,
+    status: Option<u16>,
+    times: Option<u64>,
+}
+
+/// Makes an endpoint answer `status` (default 503) `times` times, or until reset.
+pub(crate) fn fail(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
+    let r: FailRequest = req.json()?;
+    let endpoints = selected(&r.endpoint)?;
+    let status = r.status.unwrap_or(503);
+    let status = StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| s.is_client_error() || s.is_server_error())
+        .ok_or_else(|| OAuthError::invalid_request("status must be between 400 and 599"))?;
+    let fail = (r.times != Some(0)).then_some(Fail { status, remaining: r.times });
+    let mut knobs = idp.knobs();
+    for e in endpoints {
+        knobs.set_fail(e, fail);
+    }
+    Ok(json(StatusCode::OK, &knobs.to_json()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DelayRequest {
+    endpoint: String,
+    ms: u64,
+}
+
+/// Makes an endpoint wait `ms` milliseconds before answering (`0` removes the delay).
+pub(crate) fn delay(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
+    let r: DelayRequest = req.json()?;
+    let endpoints = selected(&r.endpoint)?;
+    let mut knobs = idp.knobs();
+    for e in endpoints {
+        knobs.set_delay(e, r.ms);
+    }
+    Ok(json(StatusCode::OK, &knobs.to_json()))
+}
+
+/// Registers or replaces a client.
+pub(crate) fn register_client(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
+    let client: Client = req.json()?;
+    let id = client.client_id.clone();
+    idp.register(client).map_err(OAuthError::invalid_request)?;
+    Ok(json(StatusCode::CREATED, &json!({ "client_id": id })))
+}
+
+fn selected(name: &str) -> Result<Vec<Endpoint>, OAuthError> {
+    Endpoint::selected(name).ok_or_else(|| {
+        OAuthError::invalid_request(
+            "endpoint must be discovery, jwks, token, introspect, userinfo, revoke, authorize, logout or all",
+        )
+    })
+}
+
+/// The answer of an endpoint whose failure is armed.
+pub(crate) fn injected(status: StatusCode) -> Resp {
+    let error = match status.as_u16() {
+        503 => "temporarily_unavailable",
+        401 => "invalid_client",
+        s if s >= 500 => "server_error",
+        _ => "invalid_request",
+    };
+    OAuthError::new(status, error, "failure injected by /_dev/fail").response()
+}

@@ -1,0 +1,170 @@
+//! Test knobs: per-endpoint call counters, injected failures and injected delays.
+
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A public endpoint of the provider, as counted and as named in `/_dev/fail` and `/_dev/delay`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Discovery,
+    Jwks,
+    Token,
+    Introspect,
+    Userinfo,
+    Revoke,
+    Authorize,
+    Logout,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 8] = [
+        Endpoint::Discovery,
+        Endpoint::Jwks,
+        Endpoint::Token,
+        Endpoint::Introspect,
+        Endpoint::Userinfo,
+        Endpoint::Revoke,
+        Endpoint::Authorize,
+        Endpoint::Logout,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Discovery => "discovery",
+            Endpoint::Jwks => "jwks",
+            Endpoint::Token => "token",
+            Endpoint::Introspect => "introspect",
+            Endpoint::Userinfo => "userinfo",
+            Endpoint::Revoke => "revoke",
+            Endpoint::Authorize => "authorize",
+            Endpoint::Logout => "logout",
+        }
+    }
+
+    /// The endpoints a knob name covers: one, or every one for `all`.
+    pub fn selected(name: &str) -> Option<Vec<Endpoint>> {
+        if name == "all" {
+            return Some(Endpoint::ALL.to_vec());
+        }
+        Endpoint::ALL.into_iter().find(|e| e.name() == name).map(|e| vec![e])
+    }
+
+    /// The endpoint served at `path` (relative to the issuer).
+    pub fn for_path(path: &str) -> Option<Endpoint> {
+        Some(match path {
+            "/.well-known/openid-configuration" => Endpoint::Discovery,
+            "/jwks" => Endpoint::Jwks,
+            "/token" => Endpoint::Token,
+            "/introspect" => Endpoint::Introspect,
+            "/userinfo" => Endpoint::Userinfo,
+            "/revoke" => Endpoint::Revoke,
+            "/authorize" => Endpoint::Authorize,
+            "/logout" => Endpoint::Logout,
+            _ => return None,
+        })
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The grant types counted under `token_grants`; anything else counts as `other`.
+const GRANTS: [&str; 5] = ["password", "client_credentials", "refresh_token", "authorization_code", "other"];
+
+/// Request counters. Relaxed atomics: each counter is independent and only read by `/_dev/calls`.
+#[derive(Default)]
+pub(crate) struct Calls {
+    endpoints: [AtomicU64; Endpoint::ALL.len()],
+    grants: [AtomicU64; GRANTS.len()],
+}
+
+impl Calls {
+    pub fn hit(&self, endpoint: Endpoint) {
+        self.endpoints[endpoint.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn hit_grant(&self, grant_type: Option<&str>) {
+        let last = GRANTS.len() - 1;
+        let i = grant_type.and_then(|g| GRANTS[..last].iter().position(|n| *n == g)).unwrap_or(last);
+        self.grants[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn reset(&self) {
+        for c in self.endpoints.iter().chain(&self.grants) {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        for e in Endpoint::ALL {
+            out.insert(e.name().into(), self.endpoints[e.index()].load(Ordering::Relaxed).into());
+        }
+        let grants: Map<String, Value> =
+            GRANTS.iter().zip(&self.grants).map(|(n, c)| ((*n).to_owned(), c.load(Ordering::Relaxed).into())).collect();
+        out.insert("token_grants".into(), grants.into());
+        Value::Object(out)
+    }
+}
+
+/// An injected failure: answer `status`, `remaining` more times (`None`: until reset).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fail {
+    pub status: StatusCode,
+    pub remaining: Option<u64>,
+}
+
+/// Injected failures and delays, per endpoint.
+#[derive(Default)]
+pub(crate) struct Knobs {
+    fail: [Option<Fail>; Endpoint::ALL.len()],
+    delay_ms: [u64; Endpoint::ALL.len()],
+}
+
+impl Knobs {
+    pub fn set_fail(&mut self, endpoint: Endpoint, fail: Option<Fail>) {
+        self.fail[endpoint.index()] = fail;
+    }
+
+    pub fn set_delay(&mut self, endpoint: Endpoint, ms: u64) {
+        self.delay_ms[endpoint.index()] = ms;
+    }
+
+    pub fn delay(&self, endpoint: Endpoint) -> Option<Duration> {
+        Some(self.delay_ms[endpoint.index()]).filter(|ms| *ms > 0).map(Duration::from_millis)
+    }
+
+    /// The status to fail this request with, if a failure is armed; uses one of its `times`.
+    pub fn take_fail(&mut self, endpoint: Endpoint) -> Option<StatusCode> {
+        let slot = &mut self.fail[endpoint.index()];
+        let fail = slot.as_mut()?;
+        let status = fail.status;
+        match &mut fail.remaining {
+            None => {}
+            Some(0) => {
+                *slot = None;
+                return None;
+            }
+            Some(1) => *slot = None,
+            Some(n) => *n -= 1,
+        }
+        Some(status)
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut fail = Map::new();
+        let mut delay = Map::new();
+        for e in Endpoint::ALL {
+            if let Some(f) = self.fail[e.index()] {
+                fail.insert(e.name().into(), json!({ "status": f.status.as_u16(), "remaining": f.remaining }));
+            }
+            if self.delay_ms[e.index()] > 0 {
+                delay.insert(e.name().into(), self.delay_ms[e.index()].into());
+            }
+        }
+        json!({ "fail": fail, "delay": delay })
+    }
+}

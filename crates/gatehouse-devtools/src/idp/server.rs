@@ -1,0 +1,145 @@
+//! The accept loop and the routing of one request: count it, read its body, apply the delay and
+//! failure knobs, then hand it to its endpoint.
+
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+use super::knobs::Endpoint;
+use super::state::Idp;
+use super::web::{OAuthError, Req, Resp, method_not_allowed};
+use super::{authorize, dev, discovery, introspect, mint, token, userinfo};
+
+/// The largest request body read; OAuth requests are small.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// Serves until `shutdown` completes, then lets open connections finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    idp: Arc<Idp>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "idp: could not set TCP_NODELAY");
+        }
+        let builder = Arc::clone(&builder);
+        let idp = Arc::clone(&idp);
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(Arc::clone(&idp), req));
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "idp: connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Accept errors about one connection are ignored; others (out of descriptors) back off briefly
+/// so the loop does not spin.
+async fn accept_failed(e: io::Error) {
+    match e.kind() {
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted => {
+            tracing::debug!(error = %e, "idp: accept failed");
+        }
+        _ => {
+            tracing::warn!(error = %e, "idp: accept failed, retrying shortly");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn handle(idp: Arc<Idp>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let (parts, body) = req.into_parts();
+    let path = idp.route(parts.uri.path()).to_owned();
+    let endpoint = Endpoint::for_path(&path);
+    // Counted before anything can fail, so tests see every request that reached the provider.
+    if let Some(e) = endpoint {
+        idp.calls.hit(e);
+    }
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            let status =
+                if e.is::<LengthLimitError>() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+            return Ok(OAuthError::new(status, "invalid_request", "cannot read the request body").response());
+        }
+    };
+    let req = Req { parts, body };
+    if let Some(e) = endpoint {
+        if e == Endpoint::Token {
+            let grant_type = req.form().ok().and_then(|p| p.get("grant_type").map(str::to_owned));
+            idp.calls.hit_grant(grant_type.as_deref());
+        }
+        // The lock is released before sleeping.
+        let delay = idp.knobs().delay(e);
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        let failure = idp.knobs().take_fail(e);
+        if let Some(status) = failure {
+            return Ok(dev::injected(status));
+        }
+    }
+    let resp = route(&idp, &path, &req).await;
+    tracing::debug!(method = %req.parts.method, path, status = resp.status().as_u16(), "idp: request");
+    Ok(resp)
+}
+
+async fn route(idp: &Idp, path: &str, req: &Req) -> Resp {
+    let get = req.method() == Method::GET || req.method() == Method::HEAD;
+    let post = req.method() == Method::POST;
+    let result = match path {
+        "/.well-known/openid-configuration" if get => Ok(discovery::discovery(idp)),
+        "/jwks" if get => Ok(discovery::jwks(idp)),
+        "/.well-known/openid-configuration" | "/jwks" => Ok(method_not_allowed("GET, HEAD")),
+        "/token" if post => token::token(idp, req),
+        "/introspect" if post => introspect::introspect(idp, req),
+        "/revoke" if post => introspect::revoke(idp, req),
+        "/token" | "/introspect" | "/revoke" => Ok(method_not_allowed("POST")),
+        "/userinfo" if get || post => userinfo::userinfo(idp, req),
+        "/authorize" if get || post => Ok(authorize::authorize(idp, req)),
+        "/logout" if get || post => Ok(authorize::logout(idp, req)),
+        "/userinfo" | "/authorize" | "/logout" => Ok(method_not_allowed("GET, POST")),
+        "/_dev/calls" if get => Ok(dev::calls(idp)),
+        "/_dev/reset" if post => Ok(dev::reset(idp)),
+        "/_dev/rotate" if post => dev::rotate(idp, req).await,
+        "/_dev/fail" if post => dev::fail(idp, req),
+        "/_dev/delay" if post => dev::delay(idp, req),
+        "/_dev/mint" if post => mint::mint(idp, req).await,
+        "/_dev/clients" if post => dev::register_client(idp, req),
+        "/_dev/calls" => Ok(method_not_allowed("GET")),
+        "/_dev/reset" | "/_dev/rotate" | "/_dev/fail" | "/_dev/delay" | "/_dev/mint" | "/_dev/clients" => {
+            Ok(method_not_allowed("POST"))
+        }
+        _ => Err(OAuthError::not_found()),
+    };
+    result.unwrap_or_else(OAuthError::response)
+}

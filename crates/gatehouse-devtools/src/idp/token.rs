@@ -1,0 +1,174 @@
+//! `POST /token`: the password, client credentials, refresh token and authorization code (with
+//! PKCE) grants.
+
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::claims::{Issue, Subject, access_claims, id_token_claims, sign};
+use super::client_auth::{Authenticated, authenticate};
+use super::state::Idp;
+use super::store::{Grant, Stored};
+use super::util::{b64, now, random_token, same_secret, sha256};
+use super::web::{OAuthError, Params, Req, Resp};
+
+/// The scope when the request names none.
+pub(crate) const DEFAULT_SCOPE: &str = "openid email profile";
+
+pub(crate) fn token(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
+    let params = req.form()?;
+    let auth = authenticate(idp, req, &params, &idp.url("/token"))?;
+    let grant_type = params.require("grant_type")?;
+    tracing::debug!(client = %auth.client.client.client_id, method = auth.method, grant_type, "idp: token request");
+    let body = match grant_type {
+        "password" => password(idp, &auth, &params)?,
+        "client_credentials" => client_credentials(idp, &auth, &params)?,
+        "refresh_token" => refresh(idp, &auth, &params)?,
+        "authorization_code" => authorization_code(idp, &auth, &params)?,
+        _ => {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                format!("grant type '{grant_type}' is not supported"),
+            ));
+        }
+    };
+    Ok(super::web::json(StatusCode::OK, &body))
+}
+
+/// A login session to issue tokens for.
+struct Login<'a> {
+    username: &'a str,
+    scope: &'a str,
+    sid: String,
+    auth_time: i64,
+    nonce: Option<&'a str>,
+}
+
+fn password(idp: &Idp, auth: &Authenticated, params: &Params) -> Result<Value, OAuthError> {
+    let username = params.require("username")?;
+    let password = params.require("password")?;
+    let user = idp
+        .user(username)
+        .filter(|u| same_secret(password, &u.password))
+        .ok_or_else(|| OAuthError::invalid_grant("invalid user credentials"))?;
+    let scope = params.get("scope").unwrap_or(DEFAULT_SCOPE);
+    let now = now();
+    let login =
+        Login { username: &user.username, scope, sid: uuid::Uuid::new_v4().to_string(), auth_time: now, nonce: None };
+    issue_for_user(idp, auth, &login, now)
+}
+
+fn client_credentials(idp: &Idp, auth: &Authenticated, params: &Params) -> Result<Value, OAuthError> {
+    let client = &auth.client.client;
+    if client.is_public() {
+        return Err(OAuthError::unauthorized_client("public clients cannot use the client_credentials grant"));
+    }
+    let scope = params.get("scope").unwrap_or(DEFAULT_SCOPE);
+    let issue = Issue { client, subject: Subject::Service(&client.client_id), scope, sid: None, now: now() };
+    let access_token = sign(idp, "JWT", access_claims(idp, &issue, idp.access_token_ttl))?;
+    Ok(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": idp.access_token_ttl,
+        "scope": scope,
+    }))
+}
+
+fn refresh(idp: &Idp, auth: &Authenticated, params: &Params) -> Result<Value, OAuthError> {
+    let presented = params.require("refresh_token")?;
+    let now = now();
+    let grant = {
+        let mut store = idp.store();
+        let grant = match store.active(presented, now) {
+            Some(Stored::Refresh(grant)) => grant.clone(),
+            _ => return Err(OAuthError::invalid_grant("invalid refresh token")),
+        };
+        if grant.client_id != auth.client.client.client_id {
+            return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
+        }
+        // Rotation: the presented token is spent whatever happens next.
+        store.revoke(presented);
+        grant
+    };
+    let scope = match params.get("scope") {
+        None => grant.scope.as_str(),
+        Some(asked) => {
+            let granted: Vec<&str> = grant.scope.split(' ').collect();
+            if !asked.split(' ').filter(|s| !s.is_empty()).all(|s| granted.contains(&s)) {
+                return Err(OAuthError::invalid_scope("scope exceeds the original grant"));
+            }
+            asked
+        }
+    };
+    let login =
+        Login { username: &grant.username, scope, sid: grant.sid.clone(), auth_time: grant.auth_time, nonce: None };
+    issue_for_user(idp, auth, &login, now)
+}
+
+fn authorization_code(idp: &Idp, auth: &Authenticated, params: &Params) -> Result<Value, OAuthError> {
+    let code = params.require("code")?;
+    let now = now();
+    let data = idp.store().take_code(code).ok_or_else(|| OAuthError::invalid_grant("invalid authorization code"))?;
+    if data.exp <= now {
+        return Err(OAuthError::invalid_grant("authorization code expired"));
+    }
+    if data.client_id != auth.client.client.client_id {
+        return Err(OAuthError::invalid_grant("authorization code was issued to another client"));
+    }
+    if params.get("redirect_uri") != Some(data.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+    }
+    match (&data.challenge, params.get("code_verifier")) {
+        (None, None) => {}
+        (None, Some(_)) => return Err(OAuthError::invalid_grant("code_verifier sent but no code_challenge was")),
+        (Some(_), None) => return Err(OAuthError::invalid_grant("missing code_verifier")),
+        (Some((challenge, method)), Some(verifier)) => {
+            let computed = if method == "S256" { b64(&sha256(verifier.as_bytes())) } else { verifier.to_owned() };
+            if !same_secret(&computed, challenge) {
+                return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
+            }
+        }
+    }
+    let login = Login {
+        username: &data.username,
+        scope: &data.scope,
+        sid: data.sid.clone(),
+        auth_time: data.auth_time,
+        nonce: data.nonce.as_deref(),
+    };
+    issue_for_user(idp, auth, &login, now)
+}
+
+/// The answer for a user: access token, refresh token, and an ID token when `openid` is asked.
+fn issue_for_user(idp: &Idp, auth: &Authenticated, login: &Login<'_>, now: i64) -> Result<Value, OAuthError> {
+    let client = &auth.client.client;
+    let user = idp.user(login.username).ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+    let issue = Issue { client, subject: Subject::User(user), scope: login.scope, sid: Some(&login.sid), now };
+    let access_token = sign(idp, "JWT", access_claims(idp, &issue, idp.access_token_ttl))?;
+
+    let refresh_token = random_token();
+    let grant = Grant {
+        client_id: client.client_id.clone(),
+        username: user.username.clone(),
+        scope: login.scope.to_owned(),
+        sid: login.sid.clone(),
+        auth_time: login.auth_time,
+        iat: now,
+        exp: now.saturating_add(idp.refresh_token_ttl),
+    };
+    idp.store().insert_token(refresh_token.clone(), Stored::Refresh(grant), now);
+
+    let mut body = Map::new();
+    if login.scope.split(' ').any(|s| s == "openid") {
+        let claims = id_token_claims(idp, &issue, user, login.auth_time, login.nonce, &access_token);
+        body.insert("id_token".into(), sign(idp, "JWT", claims)?.into());
+    }
+    body.insert("access_token".into(), access_token.into());
+    body.insert("token_type".into(), "Bearer".into());
+    body.insert("expires_in".into(), idp.access_token_ttl.into());
+    body.insert("refresh_token".into(), refresh_token.into());
+    body.insert("refresh_expires_in".into(), idp.refresh_token_ttl.into());
+    body.insert("scope".into(), login.scope.into());
+    body.insert("session_state".into(), login.sid.clone().into());
+    Ok(Value::Object(body))
+}
