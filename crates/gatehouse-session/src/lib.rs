@@ -1,1 +1,101 @@
-//! Encrypted, authenticated cookie sessions.
+//! Encrypted, authenticated cookie sessions: Gatehouse's counterpart of lua-resty-session v4,
+//! which Kong's openid-connect plugin uses. No IO and no clock: callers pass `now` (Unix seconds).
+//!
+//! # Use
+//!
+//! Build a [`SessionStore`] once per plugin configuration from a [`SessionCodec`] (the key) and a
+//! [`SessionConfig`] (Kong's `session_*` fields). Per request:
+//!
+//! 1. [`SessionStore::open`] reads the session from the `Cookie` headers, or says why not
+//!    ([`OpenError`]).
+//! 2. [`SessionStore::strip`] removes the session cookies before the request goes upstream.
+//! 3. If the session changed, or [`SessionStore::needs_save`] says so, [`SessionStore::save`]
+//!    returns the `Set-Cookie` values; pass it [`Opened::chunks`] so leftover chunks are expired.
+//! 4. On logout or a broken session, [`SessionStore::clear`] expires every chunk present.
+//!
+//! A second store with another cookie name and its own timeouts serves Kong's "remember me"
+//! cookie, or the short-lived authorization state of the code flow.
+//!
+//! # Format (version 1)
+//!
+//! - **Key**: HKDF-SHA256 over the operator's secret (any length), salt `gatehouse-session`,
+//!   info `gatehouse-session v1 aes-256-gcm cookie key`, giving a 256-bit AES-GCM key.
+//! - **Sealed value**: `version (1) || chunks (1) || nonce (12) || ciphertext || tag (16)`,
+//!   AES-256-GCM with a random 96-bit nonce. The additional authenticated data is
+//!   `cookie name || version || chunks`: a value moved to another cookie name, or given another
+//!   chunk count, fails to open.
+//! - **On the wire**: base64url without padding, so a cookie value never holds anything but
+//!   `A-Z a-z 0-9 - _`.
+//! - **Plaintext envelope** (big-endian, length-prefixed, no JSON): `id (32) | created_at i64 |
+//!   rolled_at i64 | last_seen i64 | audience_len u16 | audience | flags u8 (bit 0: subject) |
+//!   [subject_len u16 | subject] | data_len u32 | data`.
+//! - **Chunks**: when the whole `Set-Cookie` value (name and attributes included) would exceed
+//!   `max_cookie_size`, the base64 text is cut into pieces sent as `name`, `name_2`, `name_3`, …
+//!   (at most 255). Every piece but the last holds a multiple of 4 characters, so each decodes on
+//!   its own straight into one buffer. The reader learns the count from the first 4 characters of
+//!   `name` (the version and chunk bytes); a missing chunk is [`OpenError::Malformed`], and a
+//!   forged count fails authentication. Saving a smaller session expires the chunks it no longer
+//!   uses.
+//! - **Attributes**: `Path`, `Domain`, `Expires` and `Max-Age` (to the earliest enabled
+//!   deadline; neither when every timeout is 0, making a browser-session cookie), `SameSite`
+//!   (none for [`SameSite::Default`]), `Secure`, `HttpOnly`.
+//!
+//! # Timeouts and the touch rule
+//!
+//! A session records when it was created, last saved (`rolled_at`) and last recorded as used
+//! (`last_seen`); deadlines are computed from the *current* configuration, as lua-resty-session
+//! does, so shortening a timeout applies at once to sessions already issued. A session is valid
+//! while `now` is before every enabled deadline: `created_at + absolute_timeout`,
+//! `rolled_at + rolling_timeout`, `last_seen + idling_timeout` (0 disables each).
+//!
+//! [`SessionStore::needs_save`] asks for a save when 3/4 of the rolling timeout is spent (Kong's
+//! rule), or when the idling timeout is on and the last recorded use is older than
+//! `min(60 s, idling_timeout / 4)` (at least 1 s). A busy client is re-sealed about once a
+//! minute rather than on every request, and an idle one expires at most a quarter of the idling
+//! timeout early.
+//!
+//! # Differences from lua-resty-session v4
+//!
+//! - **Not wire-compatible.** The key derivation, header, envelope and chunk framing are this
+//!   crate's own; sessions issued by Kong cannot be read, so users log in once after a migration.
+//! - One audience per cookie: lua-resty-session can keep several audiences in one cookie; here a
+//!   session of another audience is [`OpenError::WrongAudience`]. Give applications that share a
+//!   domain different cookie names.
+//! - Cookie storage only (no Redis/Memcached), and no fallback secrets for key rotation.
+//! - The id is kept across saves (lua-resty-session issues a new one on every save); call
+//!   [`Session::regenerate_id`] where a new id is wanted, e.g. after login.
+//! - A touch re-seals the whole value (lua-resty-session rewrites only a MAC'd header); with the
+//!   touch threshold this costs one AES-GCM pass over a few kilobytes about once a minute.
+//!
+//! # Choices beyond the original design
+//!
+//! - The chunk count sits in the sealed header and the additional data, so truncation is detected
+//!   before decryption and a forged count cannot authenticate.
+//! - The rolling timeout is tracked as `rolled_at` rather than a stored expiry, so configuration
+//!   changes apply to live sessions (see above); [`SessionStore::expires_at`] gives the deadline.
+//! - [`SessionStore::save`] returns a [`Result`]: a session needing more than 255 cookies is
+//!   [`SaveError::TooLarge`] rather than a silently broken cookie.
+//! - [`SessionStore::present_chunks`] counts chunks in a request whose session did not open, so a
+//!   new session saved over it still expires the old chunks.
+//! - A `__Secure-` or `__Host-` cookie name always gets `Secure` (browsers refuse it otherwise).
+//! - `Debug` for [`Session`] and [`SessionCodec`] leaves out the id, data and key.
+//!
+//! # Limits
+//!
+//! Random 96-bit nonces: keep a secret under about 2^32 seals (saves) to hold the nonce
+//! collision risk below 2^-32, and rotate it beyond. The version byte leaves room for a
+//! different construction later.
+
+#![warn(missing_docs)]
+
+mod codec;
+mod config;
+mod cookies;
+mod envelope;
+mod session;
+mod store;
+
+pub use codec::SessionCodec;
+pub use config::{ConfigError, SameSite, SessionConfig};
+pub use session::{ID_LEN, Session};
+pub use store::{OpenError, Opened, SaveError, SessionStore, Timeout};

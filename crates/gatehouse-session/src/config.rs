@@ -1,0 +1,242 @@
+//! Cookie and timeout settings, validated once when a [`SessionStore`](crate::SessionStore) is built.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Smallest payload, in base64 characters, that one cookie must be able to carry besides its
+/// name and attributes. Below this, splitting would need absurdly many cookies.
+const MIN_CHUNK_PAYLOAD: usize = 64;
+
+/// Longest cookie name accepted. Browsers cap name plus value at about 4096 bytes; a name this
+/// long already leaves little room, and the name is also authenticated data of every seal.
+pub(crate) const MAX_NAME_LEN: usize = 128;
+
+/// The `SameSite` attribute of the session cookie (Kong's `session_cookie_same_site`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax` (Kong's default).
+    #[default]
+    Lax,
+    /// `SameSite=None`. Browsers drop such a cookie unless it is also `Secure`.
+    None,
+    /// No `SameSite` attribute at all: the browser's own default applies.
+    Default,
+}
+
+impl SameSite {
+    /// The attribute text, `None` for [`SameSite::Default`].
+    pub fn attribute(self) -> Option<&'static str> {
+        match self {
+            SameSite::Strict => Some("Strict"),
+            SameSite::Lax => Some("Lax"),
+            SameSite::None => Some("None"),
+            SameSite::Default => Option::None,
+        }
+    }
+}
+
+impl FromStr for SameSite {
+    type Err = ConfigError;
+
+    /// Parses Kong's spelling: `Strict`, `Lax`, `None` or `Default` (case-sensitive, like its schema).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "Strict" => Ok(SameSite::Strict),
+            "Lax" => Ok(SameSite::Lax),
+            "None" => Ok(SameSite::None),
+            "Default" => Ok(SameSite::Default),
+            _ => Err(ConfigError::SameSite(s.to_owned())),
+        }
+    }
+}
+
+/// Why a [`SessionConfig`] was refused. Each message names the Kong field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The cookie name is empty, too long, or has characters outside an RFC 6265 token.
+    #[error("session_cookie_name: must be 1 to 128 token characters (letters, digits, !#$%&'*+-.^_`|~)")]
+    CookieName,
+    /// The path is empty, does not start with `/`, or has a character not allowed in a cookie attribute.
+    #[error("session_cookie_path: must start with / and hold only visible ASCII other than ;")]
+    CookiePath,
+    /// The domain is empty or has characters other than letters, digits, `-` and `.`.
+    #[error("session_cookie_domain: must hold only letters, digits, - and .")]
+    CookieDomain,
+    /// The audience is longer than the envelope can hold.
+    #[error("session_audience: must be at most 65535 bytes")]
+    Audience,
+    /// Not one of Kong's `SameSite` values.
+    #[error("session_cookie_same_site: unknown value {0:?} (expected Strict, Lax, None or Default)")]
+    SameSite(String),
+    /// The size limit leaves no room for a useful chunk once name and attributes are counted.
+    #[error("max_cookie_size: {size} bytes leave no room for the value (at least {needed} needed)")]
+    MaxCookieSize {
+        /// The configured limit.
+        size: usize,
+        /// The smallest limit that works with this name, path and domain.
+        needed: usize,
+    },
+}
+
+/// Session cookie settings, mapped from Kong's `session_*` fields. Build it once per plugin
+/// configuration; [`SessionStore::new`](crate::SessionStore::new) validates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Cookie name; further chunks are `{name}_2`, `{name}_3`, … (`session_cookie_name`, "session").
+    pub cookie_name: String,
+    /// `Path` attribute (`session_cookie_path`, "/").
+    pub cookie_path: String,
+    /// `Domain` attribute; `None` makes a host-only cookie (`session_cookie_domain`).
+    pub cookie_domain: Option<String>,
+    /// `SameSite` attribute (`session_cookie_same_site`, Lax).
+    pub same_site: SameSite,
+    /// `HttpOnly` attribute (`session_cookie_http_only`, true).
+    pub http_only: bool,
+    /// `Secure` attribute; `None` sets it exactly when the request came over https
+    /// (`session_cookie_secure`, unset). A `__Secure-` or `__Host-` name always gets it.
+    pub secure: Option<bool>,
+    /// Seconds a session lives after its last save; 0 disables (`session_rolling_timeout`, 3600).
+    pub rolling_timeout: u64,
+    /// Seconds a session lives without being used; 0 disables (`session_idling_timeout`, 900).
+    pub idling_timeout: u64,
+    /// Seconds a session lives after its creation, however used; 0 disables
+    /// (`session_absolute_timeout`, 86400).
+    pub absolute_timeout: u64,
+    /// Audience stamped into and required of every session (`session_audience`, "default").
+    pub audience: String,
+    /// Largest `Set-Cookie` value, name and attributes included, before the session is split
+    /// across several cookies (4000).
+    pub max_cookie_size: usize,
+}
+
+impl Default for SessionConfig {
+    /// Kong's defaults.
+    fn default() -> Self {
+        SessionConfig {
+            cookie_name: "session".into(),
+            cookie_path: "/".into(),
+            cookie_domain: None,
+            same_site: SameSite::Lax,
+            http_only: true,
+            secure: None,
+            rolling_timeout: 3600,
+            idling_timeout: 900,
+            absolute_timeout: 86400,
+            audience: "default".into(),
+            max_cookie_size: 4000,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Checks every field so that building a `Set-Cookie` value later cannot fail.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let name = self.cookie_name.as_bytes();
+        if name.is_empty() || name.len() > MAX_NAME_LEN || !name.iter().all(|&b| is_token(b)) {
+            return Err(ConfigError::CookieName);
+        }
+        let path = self.cookie_path.as_bytes();
+        if path.first() != Some(&b'/') || !path.iter().all(|&b| b.is_ascii_graphic() && b != b';') {
+            return Err(ConfigError::CookiePath);
+        }
+        if let Some(domain) = &self.cookie_domain
+            && (domain.is_empty() || !domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
+        {
+            return Err(ConfigError::CookieDomain);
+        }
+        if self.audience.len() > usize::from(u16::MAX) {
+            return Err(ConfigError::Audience);
+        }
+        let needed = self.longest_overhead() + MIN_CHUNK_PAYLOAD;
+        if self.max_cookie_size < needed {
+            return Err(ConfigError::MaxCookieSize { size: self.max_cookie_size, needed });
+        }
+        Ok(())
+    }
+
+    /// Bytes of the longest possible `Set-Cookie` value besides the payload: the last chunk's
+    /// name (`_255`), `=`, and every attribute at its longest.
+    fn longest_overhead(&self) -> usize {
+        let fixed = "=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=; Secure; HttpOnly; SameSite=Strict; Path=";
+        let max_age_digits = u64::MAX.to_string().len();
+        let domain = self.cookie_domain.as_ref().map_or(0, |d| "; Domain=".len() + d.len());
+        self.cookie_name.len() + "_255".len() + fixed.len() + max_age_digits + self.cookie_path.len() + domain
+    }
+
+    /// Whether cookies carry `Secure`, given how the request arrived.
+    pub(crate) fn secure_for(&self, https: bool) -> bool {
+        // Browsers refuse prefixed names without Secure, so the prefix wins over the setting.
+        let prefixed = self.cookie_name.starts_with("__Secure-") || self.cookie_name.starts_with("__Host-");
+        prefixed || self.secure.unwrap_or(https)
+    }
+}
+
+/// RFC 7230 `tchar`, which RFC 6265 requires of cookie names.
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+impl fmt::Display for SameSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.attribute().unwrap_or("Default"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_kongs_and_valid() {
+        let c = SessionConfig::default();
+        assert_eq!((c.rolling_timeout, c.idling_timeout, c.absolute_timeout), (3600, 900, 86400));
+        assert_eq!((c.cookie_name.as_str(), c.audience.as_str(), c.same_site), ("session", "default", SameSite::Lax));
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn same_site_parses_kong_spelling_only() {
+        for (s, v) in [("Strict", SameSite::Strict), ("Lax", SameSite::Lax), ("None", SameSite::None)] {
+            assert_eq!(s.parse::<SameSite>(), Ok(v));
+            assert_eq!(v.to_string(), s);
+        }
+        assert_eq!("Default".parse::<SameSite>(), Ok(SameSite::Default));
+        assert_eq!(SameSite::Default.attribute(), None);
+        assert!("lax".parse::<SameSite>().is_err());
+    }
+
+    #[test]
+    fn rejects_what_cannot_go_into_a_header() {
+        let bad = |f: fn(&mut SessionConfig)| {
+            let mut c = SessionConfig::default();
+            f(&mut c);
+            c.validate().expect_err("should be refused")
+        };
+        assert_eq!(bad(|c| c.cookie_name = String::new()), ConfigError::CookieName);
+        assert_eq!(bad(|c| c.cookie_name = "a b".into()), ConfigError::CookieName);
+        assert_eq!(bad(|c| c.cookie_name = "a=b".into()), ConfigError::CookieName);
+        assert_eq!(bad(|c| c.cookie_name = "x".repeat(129)), ConfigError::CookieName);
+        assert_eq!(bad(|c| c.cookie_path = "nope".into()), ConfigError::CookiePath);
+        assert_eq!(bad(|c| c.cookie_path = "/a;b".into()), ConfigError::CookiePath);
+        assert_eq!(bad(|c| c.cookie_path = "/a\nb".into()), ConfigError::CookiePath);
+        assert_eq!(bad(|c| c.cookie_domain = Some(String::new())), ConfigError::CookieDomain);
+        assert_eq!(bad(|c| c.cookie_domain = Some("a.com; x".into())), ConfigError::CookieDomain);
+        assert_eq!(bad(|c| c.audience = "a".repeat(70_000)), ConfigError::Audience);
+        assert!(matches!(bad(|c| c.max_cookie_size = 100), ConfigError::MaxCookieSize { size: 100, .. }));
+    }
+
+    #[test]
+    fn secure_follows_setting_then_scheme_and_prefixes_force_it() {
+        let mut c = SessionConfig::default();
+        assert!(c.secure_for(true) && !c.secure_for(false));
+        c.secure = Some(false);
+        assert!(!c.secure_for(true));
+        c.secure = Some(true);
+        assert!(c.secure_for(false));
+        c.secure = Some(false);
+        c.cookie_name = "__Host-session".into();
+        assert!(c.secure_for(false));
+    }
+}
