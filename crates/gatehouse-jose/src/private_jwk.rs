@@ -4,7 +4,7 @@
 use crate::Algorithm;
 use crate::sign::{SignError, SigningKey};
 use aws_lc_rs::encoding::AsBigEndian as _;
-use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
+use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;

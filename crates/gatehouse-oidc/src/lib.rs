@@ -1,8 +1,13 @@
-//! The `openid-connect` plugin, split by concern: `config` (Kong's schema and defaults);
-//! discovery/keys, grants, sessions and header mapping follow. Token verification itself lives in
-//! the `gatehouse-jose` crate (no IO).
+//! The `openid-connect` plugin, split by concern:
+//! - `config`: Kong's schema and defaults; `settings`: the typed view the plugin reads;
+//! - `provider`: the identity provider (HTTP client, discovery and keys, client auth, endpoints);
+//! - `credentials`: where credentials are found in a request, and hiding them;
+//! - token verification lives in the `gatehouse-jose` crate (no IO); sessions in `gatehouse-session`.
 //!
 //! Architecture invariant: this crate knows nothing of hyper's server or axum.
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod credentials;
+pub mod provider;
+pub mod settings;

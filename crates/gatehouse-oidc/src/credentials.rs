@@ -1,0 +1,442 @@
+//! Finding credentials in a request, where Kong looks for them (`*_param_type`), and removing the
+//! one that was used (`hide_credentials`).
+//!
+//! Locations are tried in the configured order. Header rules follow Kong: `Authorization: Bearer`
+//! matches the scheme case-insensitively; `access-token`/`x-access-token` (and `_` spellings) are
+//! also bearer headers; Basic credentials count for a grant when no `Grant-Type` header names
+//! another grant.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// Where a credential may be, in Kong's words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// A request header.
+    Header,
+    /// A cookie.
+    Cookie,
+    /// A query argument.
+    Query,
+    /// A form or JSON body field.
+    Body,
+}
+
+impl Place {
+    /// Parses `header`, `cookie`, `query`, `body`.
+    pub fn from_name(s: &str) -> Option<Place> {
+        Some(match s {
+            "header" => Place::Header,
+            "cookie" => Place::Cookie,
+            "query" => Place::Query,
+            "body" => Place::Body,
+            _ => return None,
+        })
+    }
+
+    /// Parses a configured list, skipping unknown names (the schema already refused them).
+    pub fn list(names: &[String]) -> Vec<Place> {
+        names.iter().filter_map(|n| Place::from_name(n)).collect()
+    }
+}
+
+/// Exactly where a credential was found, so `hide_credentials` can remove it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// These headers (all removed).
+    Headers(Vec<&'static str>),
+    /// A named header, and its `X-` form.
+    NamedHeader(String),
+    /// A cookie.
+    Cookie(String),
+    /// These query arguments.
+    Query(Vec<String>),
+    /// These body fields.
+    Body(Vec<String>),
+}
+
+/// The request's query and body arguments, parsed once per request and only when needed.
+pub struct Args<'a> {
+    query: Option<Vec<(Cow<'a, str>, Cow<'a, str>)>>,
+    body: BodyArgs,
+}
+
+enum BodyArgs {
+    None,
+    Form(Vec<(String, String)>),
+    Json(serde_json::Map<String, Value>),
+}
+
+impl<'a> Args<'a> {
+    /// Parses the query of `uri` and, when it is a form or JSON object, `body`.
+    pub fn parse(uri: &'a http::Uri, headers: &HeaderMap, body: Option<&Bytes>) -> Args<'a> {
+        let query = uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).collect());
+        let body = match (body, content_type(headers)) {
+            (Some(b), Some(ct)) if !b.is_empty() && ct.starts_with("application/x-www-form-urlencoded") => {
+                BodyArgs::Form(form_urlencoded::parse(b).into_owned().collect())
+            }
+            (Some(b), Some(ct)) if !b.is_empty() && ct.starts_with("application/json") => {
+                match serde_json::from_slice(b) {
+                    Ok(Value::Object(m)) => BodyArgs::Json(m),
+                    _ => BodyArgs::None,
+                }
+            }
+            _ => BodyArgs::None,
+        };
+        Args { query, body }
+    }
+
+    /// A query argument (the first if repeated).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.as_ref()?.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_ref())
+    }
+
+    /// A body field: a form field, or a JSON string member.
+    pub fn body(&self, name: &str) -> Option<&str> {
+        match &self.body {
+            BodyArgs::Form(f) => f.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()),
+            BodyArgs::Json(m) => m.get(name).and_then(Value::as_str),
+            BodyArgs::None => None,
+        }
+    }
+
+    fn get(&self, place: Place, name: &str) -> Option<&str> {
+        match place {
+            Place::Query => self.query(name),
+            Place::Body => self.body(name),
+            _ => None,
+        }
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_ascii_lowercase())
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A cookie's value from every `Cookie` header.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+/// The token of an `Authorization: <scheme> <token>` header, the scheme compared case-insensitively.
+fn scheme_token<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
+    let v = header(headers, AUTHORIZATION.as_str())?;
+    let (s, rest) = v.split_at_checked(scheme.len())?;
+    if !s.eq_ignore_ascii_case(scheme) || !rest.starts_with(' ') {
+        return None;
+    }
+    Some(rest.trim()).filter(|t| !t.is_empty())
+}
+
+/// A bearer token (for `bearer`, `introspection`, `userinfo`).
+pub fn bearer(
+    headers: &HeaderMap,
+    args: &Args<'_>,
+    places: &[Place],
+    header_name: Option<&str>,
+    cookie_name: Option<&str>,
+) -> Option<(String, Found)> {
+    for place in places {
+        match place {
+            Place::Header => {
+                if let Some(name) = header_name {
+                    // Kong 3.15: only that header is looked at; a `Bearer ` prefix is allowed.
+                    if let Some(v) = header(headers, name) {
+                        let t = strip_bearer(v);
+                        return Some((t.to_string(), Found::NamedHeader(name.to_string())));
+                    }
+                    continue;
+                }
+                if let Some(t) = scheme_token(headers, "bearer") {
+                    return Some((t.to_string(), Found::Headers(vec!["authorization"])));
+                }
+                for pair in [["access-token", "access_token"], ["x-access-token", "x_access_token"]] {
+                    for name in pair {
+                        if let Some(t) = header(headers, name) {
+                            return Some((t.to_string(), Found::Headers(pair.to_vec())));
+                        }
+                    }
+                }
+            }
+            Place::Cookie => {
+                if let Some(name) = cookie_name
+                    && let Some(t) = cookie(headers, name)
+                {
+                    return Some((t.to_string(), Found::Cookie(name.to_string())));
+                }
+            }
+            Place::Query | Place::Body => {
+                if let Some(t) = args.get(*place, "access_token").filter(|t| !t.is_empty()) {
+                    let names = vec!["access_token".to_string()];
+                    return Some((t.to_string(), found_arg(*place, names)));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn strip_bearer(v: &str) -> &str {
+    match v.split_at_checked(7) {
+        Some((s, rest)) if s.eq_ignore_ascii_case("bearer ") => rest.trim(),
+        _ => v,
+    }
+}
+
+fn found_arg(place: Place, names: Vec<String>) -> Found {
+    if place == Place::Query { Found::Query(names) } else { Found::Body(names) }
+}
+
+/// A pair of secrets for a grant: username/password or client id/secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pair {
+    /// Username or client id.
+    pub user: String,
+    /// Password or client secret.
+    pub secret: String,
+    /// Where they were.
+    pub found: Found,
+}
+
+/// Credentials for `grant` (`password` or `client_credentials`): Basic header when no
+/// `Grant-Type` header names another grant, else `user_arg`/`secret_arg` arguments when no
+/// `grant_type` argument names another grant.
+pub fn pair(
+    headers: &HeaderMap,
+    args: &Args<'_>,
+    places: &[Place],
+    grant: &str,
+    user_arg: &str,
+    secret_arg: &str,
+) -> Option<Pair> {
+    for place in places {
+        match place {
+            Place::Header => {
+                let gt = header(headers, "grant-type").or_else(|| header(headers, "x-grant-type"));
+                if gt.is_some_and(|g| g != grant) {
+                    continue;
+                }
+                if let Some(b) = scheme_token(headers, "basic") {
+                    // Kong uses the raw text when it is not base64.
+                    let decoded = STANDARD.decode(b).ok().and_then(|d| String::from_utf8(d).ok());
+                    let text = decoded.as_deref().unwrap_or(b);
+                    if let Some((u, s)) = text.split_once(':') {
+                        let found = Found::Headers(vec!["authorization", "grant-type", "x-grant-type"]);
+                        return Some(Pair { user: u.to_string(), secret: s.to_string(), found });
+                    }
+                }
+            }
+            Place::Query | Place::Body => {
+                if args.get(*place, "grant_type").is_some_and(|g| g != grant) {
+                    continue;
+                }
+                if let (Some(u), Some(s)) = (args.get(*place, user_arg), args.get(*place, secret_arg))
+                    && !u.is_empty()
+                {
+                    let names = vec![user_arg.to_string(), secret_arg.to_string(), "grant_type".to_string()];
+                    return Some(Pair { user: u.to_string(), secret: s.to_string(), found: found_arg(*place, names) });
+                }
+            }
+            Place::Cookie => {}
+        }
+    }
+    None
+}
+
+/// A named parameter (`refresh_token_param_name`, `id_token_param_name`): the header (or its `X-`
+/// form; a `Bearer ` prefix is dropped), the query, or the body.
+pub fn named(headers: &HeaderMap, args: &Args<'_>, places: &[Place], name: &str) -> Option<(String, Found)> {
+    for place in places {
+        match place {
+            Place::Header => {
+                let x = format!("x-{name}");
+                if let Some(v) = header(headers, name).or_else(|| header(headers, &x)) {
+                    return Some((strip_bearer(v).to_string(), Found::NamedHeader(name.to_string())));
+                }
+            }
+            Place::Query | Place::Body => {
+                if let Some(v) = args.get(*place, name).filter(|v| !v.is_empty()) {
+                    return Some((v.to_string(), found_arg(*place, vec![name.to_string()])));
+                }
+            }
+            Place::Cookie => {}
+        }
+    }
+    None
+}
+
+/// Removes a used credential from the upstream request (`hide_credentials`). A changed body
+/// is returned so the caller can replace the buffered one.
+pub fn hide(found: &Found, parts: &mut http::request::Parts, body: Option<&Bytes>) -> Option<Bytes> {
+    match found {
+        Found::Headers(names) => {
+            for n in names {
+                parts.headers.remove(*n);
+            }
+            None
+        }
+        Found::NamedHeader(name) => {
+            parts.headers.remove(name.as_str());
+            parts.headers.remove(format!("x-{name}").as_str());
+            None
+        }
+        Found::Cookie(name) => {
+            remove_cookie(&mut parts.headers, name);
+            None
+        }
+        Found::Query(names) => {
+            let Some(q) = parts.uri.query() else { return None };
+            let kept: String = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form_urlencoded::parse(q.as_bytes()).filter(|(k, _)| !names.iter().any(|n| n == k)))
+                .finish();
+            let path = parts.uri.path();
+            let pq = if kept.is_empty() { path.to_string() } else { format!("{path}?{kept}") };
+            let mut uri = std::mem::take(&mut parts.uri).into_parts();
+            uri.path_and_query = pq.parse().ok();
+            parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
+            None
+        }
+        Found::Body(names) => {
+            let body = body?;
+            let new = match content_type(&parts.headers) {
+                Some(ct) if ct.starts_with("application/json") => {
+                    let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(body) else { return None };
+                    names.iter().for_each(|n| {
+                        m.remove(n);
+                    });
+                    Bytes::from(serde_json::to_vec(&m).ok()?)
+                }
+                _ => {
+                    let kept: String = form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(form_urlencoded::parse(body).filter(|(k, _)| !names.iter().any(|n| n == k)))
+                        .finish();
+                    Bytes::from(kept)
+                }
+            };
+            parts.headers.insert(CONTENT_LENGTH, new.len().into());
+            Some(new)
+        }
+    }
+}
+
+/// Removes the cookies named `name` (and `name_2`, ... when `chunks`) from the request, keeping
+/// every other cookie as sent.
+pub fn remove_cookie(headers: &mut HeaderMap, name: &str) {
+    let values: Vec<String> =
+        headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
+    if values.is_empty() {
+        return;
+    }
+    headers.remove(COOKIE);
+    for v in values {
+        let kept: Vec<&str> = v
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty() && p.split_once('=').map(|(k, _)| k) != Some(name))
+            .collect();
+        if !kept.is_empty()
+            && let Ok(hv) = http::HeaderValue::from_str(&kept.join("; "))
+        {
+            headers.append(COOKIE, hv);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut b = http::Request::get(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).expect("request").into_parts().0
+    }
+
+    const ALL: [Place; 3] = [Place::Header, Place::Query, Place::Body];
+
+    #[test]
+    fn bearer_from_each_place_in_order() {
+        let p = req("/?access_token=q", &[("authorization", "BEARER  h ")]);
+        let args = Args::parse(&p.uri, &p.headers, None);
+        assert_eq!(bearer(&p.headers, &args, &ALL, None, None).map(|x| x.0).as_deref(), Some("h"));
+        assert_eq!(
+            bearer(&p.headers, &args, &[Place::Query, Place::Header], None, None).map(|x| x.0).as_deref(),
+            Some("q")
+        );
+        let p = req("/", &[("x_access_token", "x")]);
+        let args = Args::parse(&p.uri, &p.headers, None);
+        assert_eq!(bearer(&p.headers, &args, &ALL, None, None).map(|x| x.0).as_deref(), Some("x"));
+        // A Basic header is not a bearer token.
+        let p = req("/", &[("authorization", "Basic am9objpkb2U=")]);
+        let args = Args::parse(&p.uri, &p.headers, None);
+        assert!(bearer(&p.headers, &args, &ALL, None, None).is_none());
+        // "Bearertoken" without the space is not a bearer header.
+        let p = req("/", &[("authorization", "Bearerabc")]);
+        let args = Args::parse(&p.uri, &p.headers, None);
+        assert!(bearer(&p.headers, &args, &ALL, None, None).is_none());
+    }
+
+    #[test]
+    fn bearer_from_body_and_cookie_and_named_header() {
+        let mut p = req("/", &[("content-type", "application/json"), ("cookie", "a=1; tok=c")]);
+        let body = Bytes::from_static(br#"{"access_token":"b"}"#);
+        let args = Args::parse(&p.uri, &p.headers, Some(&body));
+        assert_eq!(bearer(&p.headers, &args, &ALL, None, None).map(|x| x.0).as_deref(), Some("b"));
+        assert_eq!(bearer(&p.headers, &args, &[Place::Cookie], None, Some("tok")).map(|x| x.0).as_deref(), Some("c"));
+        p.headers.insert("x-my-token", "Bearer n".parse().expect("value"));
+        let (t, _) = bearer(&p.headers, &args, &ALL, Some("x-my-token"), None).expect("found");
+        assert_eq!(t, "n");
+    }
+
+    #[test]
+    fn basic_pair_respects_grant_type() {
+        let p = req("/", &[("authorization", "Basic am9objpkOm9l")]);
+        let args = Args::parse(&p.uri, &p.headers, None);
+        let got = pair(&p.headers, &args, &ALL, "password", "username", "password").expect("pair");
+        assert_eq!((got.user.as_str(), got.secret.as_str()), ("john", "d:oe"));
+        let p = req("/", &[("authorization", "Basic am9objpkb2U="), ("grant-type", "client_credentials")]);
+        let args = Args::parse(&p.uri, &p.headers, None);
+        assert!(pair(&p.headers, &args, &ALL, "password", "username", "password").is_none());
+        assert!(pair(&p.headers, &args, &ALL, "client_credentials", "client_id", "client_secret").is_some());
+        let p = req("/?username=u&password=p", &[]);
+        let args = Args::parse(&p.uri, &p.headers, None);
+        let got = pair(&p.headers, &args, &ALL, "password", "username", "password").expect("query pair");
+        assert_eq!(got.found, Found::Query(vec!["username".into(), "password".into(), "grant_type".into()]));
+        let p = req("/?username=u&password=p&grant_type=refresh_token", &[]);
+        let args = Args::parse(&p.uri, &p.headers, None);
+        assert!(pair(&p.headers, &args, &ALL, "password", "username", "password").is_none());
+    }
+
+    #[test]
+    fn hide_removes_only_the_used_credential() {
+        let mut p = req("/x?a=1&access_token=t&b=2", &[("cookie", "keep=1; tok=x; other=2")]);
+        hide(&Found::Query(vec!["access_token".into()]), &mut p, None);
+        assert_eq!(p.uri.to_string(), "/x?a=1&b=2");
+        hide(&Found::Cookie("tok".into()), &mut p, None);
+        assert_eq!(p.headers["cookie"], "keep=1; other=2");
+        let mut p = req("/", &[("content-type", "application/x-www-form-urlencoded")]);
+        let body = Bytes::from_static(b"username=u&password=p&x=1");
+        let new = hide(&Found::Body(vec!["username".into(), "password".into()]), &mut p, Some(&body)).expect("body");
+        assert_eq!(new, "x=1");
+        assert_eq!(p.headers["content-length"], "3");
+    }
+}

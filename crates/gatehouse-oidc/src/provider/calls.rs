@@ -1,0 +1,198 @@
+//! The identity provider's endpoints the plugin calls on a request's behalf: the token endpoint
+//! (password, client_credentials, refresh_token grants), introspection (RFC 7662) and userinfo.
+
+use super::client::{self, IdpError};
+use super::client_auth::{self, Client, ClientAuth};
+use serde_json::{Map, Value};
+
+/// A token endpoint answer (RFC 6749 §5.1).
+#[derive(Clone, Debug)]
+pub struct TokenSet {
+    /// `access_token`.
+    pub access_token: String,
+    /// `id_token`, when the IdP sent one.
+    pub id_token: Option<String>,
+    /// `refresh_token`, when the IdP sent one.
+    pub refresh_token: Option<String>,
+    /// When the access token expires (Unix seconds), from `expires_in`.
+    pub expires_at: Option<i64>,
+    /// The whole answer, for `login_tokens: tokens` and the token headers.
+    pub raw: Map<String, Value>,
+}
+
+/// Why a grant failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    /// The IdP refused the grant (wrong password, revoked refresh token): the client's fault, 401.
+    #[error("token endpoint refused the grant: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Refused {
+        /// HTTP status of the answer.
+        status: u16,
+        /// The OAuth `error` code.
+        error: String,
+        /// The OAuth `error_description`, if any.
+        description: Option<String>,
+    },
+    /// The IdP could not be asked or gave no usable answer: not the client's fault.
+    #[error(transparent)]
+    Idp(#[from] IdpError),
+    /// The plugin's client configuration cannot authenticate.
+    #[error(transparent)]
+    ClientAuth(#[from] client_auth::ClientAuthError),
+}
+
+/// Calls the token endpoint with `params` (which include `grant_type`).
+pub async fn token(
+    http: &reqwest::Client,
+    endpoint: &str,
+    client: &Client,
+    method: ClientAuth,
+    mut params: Vec<(String, String)>,
+    now: i64,
+) -> Result<TokenSet, GrantError> {
+    let req = http.post(endpoint).header("accept", "application/json");
+    let req = client_auth::apply(client, method, endpoint, now, req, &mut params)?;
+    let (status, body) = client::json("token endpoint", req.form(&params)).await.map_err(|e| match e {
+        // A non-JSON 4xx is still a refusal.
+        IdpError::Invalid { reason, .. } if reason.starts_with("status 4") => {
+            GrantError::Refused { status: 400, error: "invalid_grant".into(), description: None }
+        }
+        e => GrantError::Idp(e),
+    })?;
+    if (400..500).contains(&status) {
+        let error = body.get("error").and_then(Value::as_str).unwrap_or("invalid_grant").to_string();
+        let description = body.get("error_description").and_then(Value::as_str).map(str::to_string);
+        return Err(GrantError::Refused { status, error, description });
+    }
+    if !(200..300).contains(&status) {
+        return Err(IdpError::Status { what: "token endpoint", url: endpoint.into(), status }.into());
+    }
+    let Value::Object(raw) = body else {
+        return Err(invalid(endpoint, "not a JSON object").into());
+    };
+    let access_token = raw
+        .get("access_token")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid(endpoint, "no access_token"))?
+        .to_string();
+    let text = |k: &str| raw.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+    let expires_in = raw.get("expires_in").and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()));
+    Ok(TokenSet {
+        id_token: text("id_token"),
+        refresh_token: text("refresh_token"),
+        expires_at: expires_in.map(|s| now + s as i64),
+        access_token,
+        raw,
+    })
+}
+
+fn invalid(url: &str, reason: &str) -> IdpError {
+    IdpError::Invalid { what: "token endpoint", url: url.into(), reason: reason.into() }
+}
+
+/// An introspection or userinfo answer: the claims, and the JWT when the IdP answered in that form.
+#[derive(Clone, Debug)]
+pub struct ClaimsAnswer {
+    /// The claims (for introspection, the RFC 7662 members).
+    pub claims: Map<String, Value>,
+    /// The answer as a JWT (`application/jwt`, `application/token-introspection+jwt`).
+    pub jwt: Option<String>,
+}
+
+/// What to send with an introspection call, from the plugin config.
+pub struct IntrospectionRequest<'a> {
+    /// The endpoint.
+    pub endpoint: &'a str,
+    /// The client and its auth method for this endpoint.
+    pub client: &'a Client,
+    /// `introspection_endpoint_auth_method`, else the client's.
+    pub method: ClientAuth,
+    /// `introspection_token_param_name` (`token`).
+    pub param_name: &'a str,
+    /// `introspection_hint` (`access_token`), sent as `token_type_hint`.
+    pub hint: Option<&'a str>,
+    /// `introspection_accept`.
+    pub accept: &'a str,
+    /// `introspection_headers_names`/`_values`.
+    pub headers: &'a [(String, String)],
+    /// `introspection_post_args_names`/`_values`.
+    pub post_args: &'a [(String, String)],
+}
+
+/// Calls the introspection endpoint for `token`. The caller decides what `active` means.
+pub async fn introspect(
+    http: &reqwest::Client,
+    r: &IntrospectionRequest<'_>,
+    token: &str,
+    now: i64,
+) -> Result<ClaimsAnswer, GrantError> {
+    let mut form = vec![(r.param_name.to_string(), token.to_string())];
+    if let Some(h) = r.hint {
+        form.push(("token_type_hint".into(), h.into()));
+    }
+    form.extend(r.post_args.iter().cloned());
+    let mut req = http.post(r.endpoint).header("accept", r.accept);
+    for (n, v) in r.headers {
+        req = req.header(n.as_str(), v.as_str());
+    }
+    let req = client_auth::apply(r.client, r.method, r.endpoint, now, req, &mut form)?;
+    let resp = claims_answer("introspection", r.endpoint, req.form(&form)).await?;
+    Ok(resp)
+}
+
+/// What to send with a userinfo call.
+pub struct UserinfoRequest<'a> {
+    /// The endpoint.
+    pub endpoint: &'a str,
+    /// `userinfo_accept`.
+    pub accept: &'a str,
+    /// `userinfo_headers_names`/`_values`.
+    pub headers: &'a [(String, String)],
+    /// `userinfo_query_args_names`/`_values`.
+    pub query: &'a [(String, String)],
+}
+
+/// Calls the userinfo endpoint with `access_token`. A 401/403 answer means the token is not valid.
+pub async fn userinfo(
+    http: &reqwest::Client,
+    r: &UserinfoRequest<'_>,
+    access_token: &str,
+) -> Result<ClaimsAnswer, GrantError> {
+    let mut req = http.get(r.endpoint).bearer_auth(access_token).header("accept", r.accept);
+    for (n, v) in r.headers {
+        req = req.header(n.as_str(), v.as_str());
+    }
+    if !r.query.is_empty() {
+        req = req.query(r.query);
+    }
+    claims_answer("userinfo", r.endpoint, req).await
+}
+
+async fn claims_answer(
+    what: &'static str,
+    url: &str,
+    req: reqwest::RequestBuilder,
+) -> Result<ClaimsAnswer, GrantError> {
+    let (status, _, body) = client::send(what, req).await?;
+    if status == 400 || status == 401 || status == 403 {
+        return Err(GrantError::Refused { status, error: "invalid_token".into(), description: None });
+    }
+    if !(200..300).contains(&status) {
+        return Err(IdpError::Status { what, url: url.into(), status }.into());
+    }
+    let bad = |reason: &str| IdpError::Invalid { what, url: url.into(), reason: reason.into() };
+    if let Ok(Value::Object(claims)) = serde_json::from_slice::<Value>(&body) {
+        return Ok(ClaimsAnswer { claims, jwt: None });
+    }
+    // A JWT answer. Its claims are read without verifying the signature: it came straight from
+    // the IdP over the connection the plugin opened (the same trust as a JSON answer).
+    let text = std::str::from_utf8(&body).map_err(|_| bad("not JSON or a JWT"))?.trim();
+    let jwt = gatehouse_jose::UnverifiedJwt::parse(text).map_err(|_| bad("not JSON or a JWT"))?;
+    let mut claims = jwt.unverified_claims().map_err(|_| bad("JWT payload is not a JSON object"))?;
+    // RFC 9701 wraps the introspection members in `token_introspection`.
+    if let Some(Value::Object(inner)) = claims.remove("token_introspection") {
+        claims = inner;
+    }
+    Ok(ClaimsAnswer { claims, jwt: Some(text.to_string()) })
+}

@@ -1,0 +1,110 @@
+//! The HTTP client every plugin instance uses to talk to identity providers.
+//!
+//! One pooled `reqwest::Client` per (timeout, ssl_verify, keepalive), shared by every instance
+//! with the same settings, so connections to an IdP are reused across plugins and config changes.
+//! Clients are picked at build time; the request path only clones an `Arc`.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+/// Why a call to the identity provider did not give a usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum IdpError {
+    /// No answer: connect error, TLS failure, timeout.
+    #[error("{what} at {url} could not be reached: {reason}")]
+    Unreachable {
+        /// Which call (discovery, token endpoint, ...).
+        what: &'static str,
+        /// The URL called.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// An answer with an unexpected status.
+    #[error("{what} at {url} answered {status}")]
+    Status {
+        /// Which call.
+        what: &'static str,
+        /// The URL called.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// An answer that is not what the protocol says.
+    #[error("{what} at {url} gave an invalid answer: {reason}")]
+    Invalid {
+        /// Which call.
+        what: &'static str,
+        /// The URL called.
+        url: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The endpoint is neither configured nor discovered.
+    #[error("no {0} is configured or discovered")]
+    NoEndpoint(&'static str),
+}
+
+type Key = (u64, bool, bool);
+
+static CLIENTS: LazyLock<Mutex<HashMap<Key, reqwest::Client>>> = LazyLock::new(Default::default);
+
+/// The shared client for these settings. `timeout_ms` bounds connect and the whole exchange.
+pub fn shared_client(timeout_ms: u64, ssl_verify: bool, keepalive: bool) -> Result<reqwest::Client, String> {
+    let key = (timeout_ms, ssl_verify, keepalive);
+    let mut map = CLIENTS.lock().map_err(|_| "http client registry poisoned".to_string())?;
+    if let Some(c) = map.get(&key) {
+        return Ok(c.clone());
+    }
+    let timeout = Duration::from_millis(timeout_ms.max(1));
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        // An IdP redirect is never followed: a token endpoint that redirects is misconfigured,
+        // and following it could leak credentials to another host.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
+        .tls_danger_accept_invalid_certs(!ssl_verify);
+    if !keepalive {
+        b = b.pool_max_idle_per_host(0);
+    }
+    let client = b.build().map_err(|e| format!("http client: {e}"))?;
+    map.insert(key, client.clone());
+    Ok(client)
+}
+
+/// Sends `req` and reads a JSON object answer, mapping every failure to an [`IdpError`].
+pub async fn json(what: &'static str, req: reqwest::RequestBuilder) -> Result<(u16, serde_json::Value), IdpError> {
+    let (status, url, body) = send(what, req).await?;
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| IdpError::Invalid {
+        what,
+        url: url.clone(),
+        reason: if (200..300).contains(&status) { format!("not JSON: {e}") } else { format!("status {status}") },
+    })?;
+    Ok((status, v))
+}
+
+/// Sends `req` and returns status, URL and body bytes.
+pub async fn send(what: &'static str, req: reqwest::RequestBuilder) -> Result<(u16, String, bytes::Bytes), IdpError> {
+    let resp = req.send().await.map_err(|e| {
+        let url = e.url().map(|u| u.to_string()).unwrap_or_default();
+        IdpError::Unreachable { what, url, reason: error_chain(&e) }
+    })?;
+    let status = resp.status().as_u16();
+    let url = resp.url().to_string();
+    let body =
+        resp.bytes().await.map_err(|e| IdpError::Unreachable { what, url: url.clone(), reason: error_chain(&e) })?;
+    Ok((status, url, body))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}

@@ -1,0 +1,249 @@
+//! Discovery and keys: one [`Provider`] per issuer configuration, shared by every plugin instance
+//! that names it, so a config change or a second route does not refetch.
+//!
+//! The request path reads the current [`Discovered`] with one lock-free `ArcSwap` load. Only a
+//! missing, expired or key-rotated document takes the async mutex, which makes concurrent
+//! requests wait for one fetch instead of each calling the identity provider (no stampede). A
+//! failed refresh keeps serving the last good document (the IdP being down must not take
+//! verified bearer tokens down with it), and refreshes are rate-limited to one per
+//! `rediscovery_lifetime`, which also bounds what a stream of tokens with unknown `kid`s costs.
+
+use super::client::{self, IdpError};
+use arc_swap::ArcSwapOption;
+use gatehouse_jose::KeySet;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
+/// What identifies a provider: everything that changes what discovery fetches.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProviderKey {
+    /// `issuer` as configured.
+    pub issuer: String,
+    /// `using_pseudo_issuer`: no discovery document, keys only from `jwks_endpoint`/`extra_jwks_uris`.
+    pub pseudo: bool,
+    /// `jwks_endpoint`, replacing the discovered `jwks_uri`.
+    pub jwks_endpoint: Option<String>,
+    /// `extra_jwks_uris`.
+    pub extra_jwks_uris: Vec<String>,
+    /// `discovery_headers_names`/`_values`.
+    pub discovery_headers: Vec<(String, String)>,
+    /// `timeout` (ms), `ssl_verify`, `keepalive`.
+    pub timeout_ms: u64,
+    /// Whether TLS certificates are verified.
+    pub ssl_verify: bool,
+    /// Whether connections are kept alive.
+    pub keepalive: bool,
+    /// `cache_ttl` (s): how long a document is fresh.
+    pub cache_ttl: i64,
+    /// `rediscovery_lifetime` (s): the least time between two fetches.
+    pub rediscovery_lifetime: i64,
+}
+
+/// A fetched discovery document and key set.
+pub struct Discovered {
+    /// The discovery document (`{}` with a pseudo issuer).
+    pub doc: Value,
+    /// The issuer tokens must name: the document's `issuer`, else the configured one.
+    pub issuer: String,
+    /// Every key from `jwks_uri` (or `jwks_endpoint`) and `extra_jwks_uris`.
+    pub keys: KeySet,
+    /// When it was fetched (Unix seconds).
+    pub fetched_at: i64,
+}
+
+impl Discovered {
+    /// A string endpoint from the document (`token_endpoint`, ...).
+    pub fn endpoint(&self, name: &str) -> Option<&str> {
+        self.doc.get(name).and_then(Value::as_str)
+    }
+}
+
+/// One issuer's discovery state.
+pub struct Provider {
+    key: ProviderKey,
+    http: reqwest::Client,
+    current: ArcSwapOption<Discovered>,
+    refresh: tokio::sync::Mutex<()>,
+    last_attempt: AtomicI64,
+}
+
+static PROVIDERS: LazyLock<Mutex<HashMap<ProviderKey, Weak<Provider>>>> = LazyLock::new(Default::default);
+
+/// The shared provider for `key`, made on first use. Called at build time, never per request.
+pub fn provider(key: ProviderKey) -> Result<Arc<Provider>, String> {
+    let mut map = PROVIDERS.lock().map_err(|_| "provider registry poisoned".to_string())?;
+    map.retain(|_, w| w.strong_count() > 0);
+    if let Some(p) = map.get(&key).and_then(Weak::upgrade) {
+        return Ok(p);
+    }
+    let http = client::shared_client(key.timeout_ms, key.ssl_verify, key.keepalive)?;
+    let p = Arc::new(Provider {
+        key: key.clone(),
+        http,
+        current: ArcSwapOption::empty(),
+        refresh: tokio::sync::Mutex::new(()),
+        last_attempt: AtomicI64::new(i64::MIN / 2),
+    });
+    map.insert(key, Arc::downgrade(&p));
+    Ok(p)
+}
+
+impl Provider {
+    /// The shared HTTP client for this provider's settings.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.key.issuer
+    }
+
+    /// The current document if it is still fresh, without waiting. The request path's fast path.
+    pub fn fresh(&self, now: i64) -> Option<Arc<Discovered>> {
+        let cur = self.current.load_full()?;
+        (now - cur.fetched_at < self.key.cache_ttl).then_some(cur)
+    }
+
+    /// The current document: fresh from cache, or fetched (one fetch for all waiting requests).
+    /// When a refresh fails, the last good document is served.
+    pub async fn get(&self, now: i64) -> Result<Arc<Discovered>, IdpError> {
+        if let Some(d) = self.fresh(now) {
+            return Ok(d);
+        }
+        self.refresh(now).await
+    }
+
+    /// Refetches because a token names a key we do not have (key rotation). Rate-limited: within
+    /// `rediscovery_lifetime` of the last fetch, the current keys are returned as they are.
+    pub async fn rediscover(&self, now: i64) -> Result<Arc<Discovered>, IdpError> {
+        self.refresh(now).await
+    }
+
+    async fn refresh(&self, now: i64) -> Result<Arc<Discovered>, IdpError> {
+        let before = self.current.load_full();
+        if let Some(cur) = &before
+            && now - self.last_attempt.load(Ordering::Relaxed) < self.key.rediscovery_lifetime
+        {
+            return Ok(cur.clone());
+        }
+        let _guard = self.refresh.lock().await;
+        let cur = self.current.load_full();
+        // Someone else fetched while we waited: use theirs.
+        if let Some(c) = &cur
+            && before.as_ref().is_none_or(|b| !Arc::ptr_eq(b, c))
+        {
+            return Ok(c.clone());
+        }
+        if let Some(c) = &cur
+            && now - self.last_attempt.load(Ordering::Relaxed) < self.key.rediscovery_lifetime
+        {
+            return Ok(c.clone());
+        }
+        self.last_attempt.store(now, Ordering::Relaxed);
+        match self.fetch(now).await {
+            Ok(d) => {
+                let d = Arc::new(d);
+                tracing::debug!(issuer = %self.key.issuer, keys = d.keys.len(), "discovery refreshed");
+                self.current.store(Some(d.clone()));
+                Ok(d)
+            }
+            Err(e) => match cur {
+                Some(c) => {
+                    tracing::warn!(issuer = %self.key.issuer, error = %e, "discovery refresh failed; serving the cached document");
+                    Ok(c)
+                }
+                None => {
+                    tracing::error!(issuer = %self.key.issuer, error = %e, "discovery failed and nothing is cached");
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    /// Forgets the cached document (the Admin API's `DELETE /openid-connect/issuers`).
+    pub fn forget(&self) {
+        self.current.store(None);
+        self.last_attempt.store(i64::MIN / 2, Ordering::Relaxed);
+    }
+
+    async fn fetch(&self, now: i64) -> Result<Discovered, IdpError> {
+        let k = &self.key;
+        let doc = if k.pseudo {
+            Value::Object(Default::default())
+        } else {
+            let url = discovery_url(&k.issuer);
+            let mut req = self.http.get(&url).header("accept", "application/json");
+            for (n, v) in &k.discovery_headers {
+                req = req.header(n.as_str(), v.as_str());
+            }
+            let (status, doc) = client::json("discovery", req).await?;
+            if !(200..300).contains(&status) {
+                return Err(IdpError::Status { what: "discovery", url, status });
+            }
+            if !doc.is_object() {
+                return Err(IdpError::Invalid { what: "discovery", url, reason: "not a JSON object".into() });
+            }
+            doc
+        };
+        let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or(&k.issuer).to_string();
+        let jwks_uri = k.jwks_endpoint.as_deref().or_else(|| doc.get("jwks_uri").and_then(Value::as_str));
+        let mut keys = KeySet::default();
+        if let Some(uri) = jwks_uri {
+            for key in self.fetch_jwks(uri).await?.keys() {
+                keys.push(key.clone());
+            }
+        }
+        for uri in &k.extra_jwks_uris {
+            // An extra key source that fails is logged and skipped: the issuer's own keys still work.
+            match self.fetch_jwks(uri).await {
+                Ok(set) => set.keys().iter().for_each(|key| keys.push(key.clone())),
+                Err(e) => tracing::warn!(issuer = %k.issuer, error = %e, "extra JWKS fetch failed"),
+            }
+        }
+        Ok(Discovered { doc, issuer, keys, fetched_at: now })
+    }
+
+    async fn fetch_jwks(&self, uri: &str) -> Result<KeySet, IdpError> {
+        let (status, url, body) = client::send("jwks", self.http.get(uri).header("accept", "application/json")).await?;
+        if !(200..300).contains(&status) {
+            return Err(IdpError::Status { what: "jwks", url, status });
+        }
+        let set = KeySet::from_jwks_slice(&body).map_err(|e| IdpError::Invalid {
+            what: "jwks",
+            url,
+            reason: e.to_string(),
+        })?;
+        for skipped in set.skipped() {
+            tracing::warn!(issuer = %self.key.issuer, key = ?skipped, "JWKS key skipped");
+        }
+        Ok(set)
+    }
+}
+
+/// `{issuer}/.well-known/openid-configuration`, unless the issuer already is that URL.
+pub fn discovery_url(issuer: &str) -> String {
+    const WELL_KNOWN: &str = "/.well-known/openid-configuration";
+    if issuer.ends_with(WELL_KNOWN) {
+        issuer.to_string()
+    } else {
+        format!("{}{WELL_KNOWN}", issuer.trim_end_matches('/'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_url_appends_well_known_once() {
+        assert_eq!(discovery_url("https://a/realms/x"), "https://a/realms/x/.well-known/openid-configuration");
+        assert_eq!(discovery_url("https://a/realms/x/"), "https://a/realms/x/.well-known/openid-configuration");
+        assert_eq!(
+            discovery_url("https://a/.well-known/openid-configuration"),
+            "https://a/.well-known/openid-configuration"
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! The typed view of a validated `config`: the fields the plugin honours, read once at build time.
+//!
+//! [`crate::config::schema`] has already filled every default, so every field is present here;
+//! `Option` means Kong's `null`. Fields the plugin accepts but does not act on are not read (see
+//! `docs/compatibility.md`).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// One plugin instance's settings, as Kong names them.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)] // Each field is the Kong field of the same name; docs/compatibility.md describes them.
+pub struct Settings {
+    pub issuer: String,
+    pub using_pseudo_issuer: bool,
+    pub discovery_headers_names: Option<Vec<String>>,
+    pub discovery_headers_values: Option<Vec<String>>,
+    pub extra_jwks_uris: Option<Vec<String>>,
+    pub rediscovery_lifetime: f64,
+    pub jwks_endpoint: Option<String>,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub introspection_endpoint: Option<String>,
+    pub revocation_endpoint: Option<String>,
+    pub end_session_endpoint: Option<String>,
+    pub userinfo_endpoint: Option<String>,
+
+    pub auth_methods: Vec<String>,
+    pub bearer_token_param_type: Vec<String>,
+    pub bearer_token_cookie_name: Option<String>,
+    pub bearer_token_header_name: Option<String>,
+    pub client_credentials_param_type: Vec<String>,
+    pub password_param_type: Vec<String>,
+    pub refresh_token_param_type: Vec<String>,
+    pub refresh_token_param_name: Option<String>,
+    pub id_token_param_type: Vec<String>,
+    pub id_token_param_name: Option<String>,
+
+    pub client_id: Option<Vec<String>>,
+    pub client_secret: Option<Vec<String>>,
+    pub client_auth: Option<Vec<String>>,
+    pub client_jwk: Option<Vec<Value>>,
+    pub client_alg: Option<Vec<String>>,
+    pub client_arg: String,
+    pub token_endpoint_auth_method: Option<String>,
+    pub introspection_endpoint_auth_method: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub audience: Option<Vec<String>>,
+    pub token_post_args_names: Option<Vec<String>>,
+    pub token_post_args_values: Option<Vec<String>>,
+
+    pub verify_signature: bool,
+    pub verify_claims: bool,
+    pub leeway: f64,
+    pub enable_hs_signatures: bool,
+    pub issuers_allowed: Option<Vec<String>>,
+    pub ignore_signature: Vec<String>,
+    pub claims_forbidden: Option<Vec<String>>,
+    pub scopes_claim: Option<Vec<String>>,
+    pub scopes_required: Option<Vec<String>>,
+    pub audience_claim: Option<Vec<String>>,
+    pub audience_required: Option<Vec<String>>,
+    pub groups_claim: Option<Vec<String>>,
+    pub groups_required: Option<Vec<String>>,
+    pub roles_claim: Option<Vec<String>>,
+    pub roles_required: Option<Vec<String>>,
+
+    pub introspection_hint: Option<String>,
+    pub introspection_token_param_name: Option<String>,
+    pub introspection_check_active: bool,
+    pub introspection_accept: Option<String>,
+    pub introspection_headers_names: Option<Vec<String>>,
+    pub introspection_headers_values: Option<Vec<String>>,
+    pub introspection_post_args_names: Option<Vec<String>>,
+    pub introspection_post_args_values: Option<Vec<String>>,
+    pub introspect_jwt_tokens: bool,
+    pub userinfo_accept: Option<String>,
+    pub userinfo_headers_names: Option<Vec<String>>,
+    pub userinfo_headers_values: Option<Vec<String>>,
+    pub userinfo_query_args_names: Option<Vec<String>>,
+    pub userinfo_query_args_values: Option<Vec<String>>,
+
+    pub cache_tokens: bool,
+    pub cache_tokens_salt: Option<String>,
+    pub token_cache_key_include_scope: bool,
+    pub cache_introspection: bool,
+    pub cache_user_info: bool,
+    pub cache_ttl: f64,
+    pub cache_ttl_max: Option<f64>,
+    pub cache_ttl_min: Option<f64>,
+
+    pub session_secret: Option<String>,
+    pub session_audience: String,
+    pub session_cookie_name: String,
+    pub session_cookie_path: String,
+    pub session_cookie_domain: Option<String>,
+    pub session_cookie_same_site: String,
+    pub session_cookie_http_only: bool,
+    pub session_cookie_secure: Option<bool>,
+    pub session_idling_timeout: f64,
+    pub session_rolling_timeout: f64,
+    pub session_absolute_timeout: f64,
+    pub disable_session: Option<Vec<String>>,
+    pub refresh_tokens: bool,
+    pub unauthorized_destroy_session: bool,
+    pub forbidden_destroy_session: bool,
+
+    pub consumer_claim: Option<Vec<String>>,
+    pub consumer_claims: Option<Vec<Vec<String>>>,
+    pub consumer_by: Option<Vec<String>>,
+    pub by_username_ignore_case: bool,
+    pub consumer_optional: bool,
+    pub anonymous: Option<String>,
+    pub credential_claim: Option<Vec<String>>,
+    pub authenticated_groups_claim: Option<Vec<String>>,
+
+    pub hide_credentials: bool,
+    pub unauthorized_error_message: String,
+    pub forbidden_error_message: String,
+    pub display_errors: bool,
+    pub expose_error_code: bool,
+    pub run_on_preflight: bool,
+
+    pub ssl_verify: bool,
+    pub timeout: f64,
+    pub keepalive: bool,
+
+    pub upstream_access_token_header: Option<String>,
+}
+
+impl Settings {
+    /// Reads a config that [`crate::config::schema`] has validated.
+    pub fn from_config(config: &Value) -> Result<Settings, String> {
+        Settings::deserialize(config).map_err(|e| format!("config: {e}"))
+    }
+
+    /// Whether `method` is in `auth_methods`.
+    pub fn allows(&self, method: &str) -> bool {
+        self.auth_methods.iter().any(|m| m == method)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_core::schema::Mode;
+    use serde_json::json;
+
+    #[test]
+    fn every_default_config_reads() {
+        let cfg = crate::config::schema().validate(&json!({"issuer": "https://idp.example/"}), Mode::default());
+        let s = Settings::from_config(&cfg.expect("valid")).expect("typed");
+        assert_eq!(s.session_cookie_name, "session");
+        assert_eq!(s.bearer_token_param_type, ["header", "query", "body"]);
+        assert!(s.allows("password") && s.allows("session"));
+        assert_eq!(s.upstream_access_token_header.as_deref(), Some("authorization:bearer"));
+        assert_eq!(s.timeout, 10000.0);
+    }
+}
