@@ -38,6 +38,8 @@ mod userinfo;
 mod util;
 mod web;
 
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::io;
