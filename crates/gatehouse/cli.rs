@@ -23,8 +23,10 @@ pub enum Command {
     Start(StartArgs),
     /// Run an echo upstream for trying things and for tests (answers like httpbin's /anything).
     Echo(EchoArgs),
-    /// Run the development OpenID Provider, for development and tests only (never production): built-in
-    /// users and clients, in-memory keys and tokens, and /_dev/ knobs that let anyone mint tokens.
+    /// Run the development OpenID Provider, for development and tests only (never in production).
+    ///
+    /// Built-in users and clients, in-memory keys and tokens, and /_dev/ knobs that let anyone mint tokens.
+    /// See docs/dev-idp.md.
     Idp(IdpArgs),
     /// Work with declarative configuration files.
     #[command(subcommand)]
