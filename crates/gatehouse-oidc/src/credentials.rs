@@ -302,7 +302,7 @@ pub fn hide(found: &Found, parts: &mut http::request::Parts, body: Option<&Bytes
             None
         }
         Found::Query(names) => {
-            let Some(q) = parts.uri.query() else { return None };
+            let q = parts.uri.query()?;
             let kept: String = form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(form_urlencoded::parse(q.as_bytes()).filter(|(k, _)| !names.iter().any(|n| n == k)))
                 .finish();

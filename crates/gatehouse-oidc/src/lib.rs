@@ -7,7 +7,18 @@
 //! Architecture invariant: this crate knows nothing of hyper's server or axum.
 #![warn(missing_docs)]
 
+pub mod access;
+pub mod authz;
+pub mod cache;
 pub mod config;
+pub mod consumer;
 pub mod credentials;
+pub mod headers;
+pub mod plugin;
 pub mod provider;
+pub mod respond;
+pub mod session;
 pub mod settings;
+pub mod tokens;
+
+pub use plugin::{Oidc, OidcFactory};

@@ -74,6 +74,7 @@ pub struct Settings {
     pub introspection_post_args_names: Option<Vec<String>>,
     pub introspection_post_args_values: Option<Vec<String>>,
     pub introspect_jwt_tokens: bool,
+    pub search_user_info: bool,
     pub userinfo_accept: Option<String>,
     pub userinfo_headers_names: Option<Vec<String>>,
     pub userinfo_headers_values: Option<Vec<String>>,

@@ -1,0 +1,782 @@
+//! The access phase: find a credential in Kong's fixed precedence (session → bearer →
+//! introspection → userinfo → refresh_token → password → client_credentials), authenticate it,
+//! authorize, map the consumer, and prepare the upstream request.
+
+use crate::authz;
+use crate::cache::{Timed, token_key};
+use crate::consumer::{self, CONSUMER_HEADERS};
+use crate::credentials::{self, Args, Found, Pair};
+use crate::plugin::Oidc;
+use crate::provider::calls::{self, ClaimsAnswer, GrantError, IntrospectionRequest, TokenSet, UserinfoRequest};
+use crate::provider::client_auth::{Client, ClientAuth};
+use crate::provider::discovery::Discovered;
+use crate::respond::Failure;
+use crate::session::SessionData;
+use crate::tokens::{TokenError, VerifiedJwt};
+use gatehouse_core::plugin::{Ctx, Flow};
+use gatehouse_jose::UnverifiedJwt;
+use gatehouse_session::{OpenError, Session};
+use http::{HeaderValue, request::Parts};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Headers an upstream may take as identity: removed from every request before the plugin sets
+/// its own, so a client can never send them.
+pub const IDENTITY_HEADERS: [&str; 6] = [
+    CONSUMER_HEADERS[0],
+    CONSUMER_HEADERS[1],
+    CONSUMER_HEADERS[2],
+    CONSUMER_HEADERS[3],
+    "x-authenticated-groups",
+    "x-credential-identifier",
+];
+
+/// What authentication established.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    pub method: &'static str,
+    pub client: usize,
+    pub access_token: Option<String>,
+    pub id_token: Option<String>,
+    pub refresh_token: Option<String>,
+    /// Verified (or, from our own session, trusted) access token claims, with the verifying key.
+    pub access: Option<Arc<VerifiedJwt>>,
+    /// Claims of the access token read from the session without re-verification.
+    pub access_claims: Option<Map<String, Value>>,
+    pub id_claims: Option<Map<String, Value>>,
+    pub id_jwk: Option<Arc<gatehouse_jose::Jwk>>,
+    pub introspection: Option<Arc<Timed<ClaimsAnswer>>>,
+    pub userinfo: Option<Arc<Timed<ClaimsAnswer>>>,
+    pub hide: Vec<Found>,
+    /// The session to save (new or refreshed), or to touch.
+    pub session: Option<SessionWrite>,
+    /// The access token's expiry, for a new session.
+    pub expires: i64,
+}
+
+pub(crate) struct SessionWrite {
+    pub session: Session,
+    pub previous_chunks: usize,
+}
+
+/// Per-request state for the response phase.
+#[derive(Clone, Default)]
+pub(crate) struct Pending {
+    pub set_cookies: Vec<HeaderValue>,
+}
+
+fn unauthorized_desc(description: &'static str, reason: impl Into<String>) -> Failure {
+    Failure::Unauthorized { description: Some(Cow::Borrowed(description)), reason: reason.into() }
+}
+
+fn expired(reason: impl Into<String>) -> Failure {
+    unauthorized_desc("The access token expired", reason)
+}
+
+fn grant_failure(what: &str, e: GrantError) -> Failure {
+    match e {
+        GrantError::Refused { status, error, description } => Failure::unauthorized(format!(
+            "{what}: identity provider refused ({status} {error}{})",
+            description.map(|d| format!(": {d}")).unwrap_or_default()
+        )),
+        GrantError::Idp(e) => Failure::Idp { reason: e.to_string() },
+        GrantError::ClientAuth(e) => Failure::Unexpected { reason: e.to_string() },
+    }
+}
+
+fn token_failure(e: TokenError) -> Failure {
+    match e {
+        TokenError::Idp(e) => Failure::Idp { reason: e.to_string() },
+        e if e.is_expired() => expired("access token expired"),
+        e => Failure::Unauthorized { description: Some(Cow::Owned(e.to_string())), reason: e.to_string() },
+    }
+}
+
+impl Oidc {
+    /// The whole access phase for one request.
+    pub(crate) async fn access_async(&self, ctx: &mut Ctx, parts: &mut Parts) -> Flow {
+        if !self.s.run_on_preflight && parts.method == http::Method::OPTIONS {
+            return Flow::Continue;
+        }
+        if self.s.anonymous.is_some() && ctx.authenticated {
+            tracing::debug!("skipping because user is already authenticated");
+            return Flow::Continue;
+        }
+        // Identity headers are never taken from the client.
+        for h in IDENTITY_HEADERS {
+            parts.headers.remove(h);
+        }
+        let now = unix_now();
+        let mut pending = Pending::default();
+        let result = self.authenticate(ctx, parts, now, &mut pending).await;
+        let flow = match result {
+            Ok(outcome) => match self.authorize(ctx, parts, outcome, now, &mut pending) {
+                Ok(()) => Flow::Continue,
+                Err(f) => self.fail(ctx, parts, f, &mut pending),
+            },
+            Err(f) => self.fail(ctx, parts, f, &mut pending),
+        };
+        if !pending.set_cookies.is_empty() {
+            ctx.extensions.insert(pending.clone());
+        }
+        match flow {
+            Flow::Respond(mut resp) => {
+                for c in pending.set_cookies {
+                    resp.headers_mut().append(http::header::SET_COOKIE, c);
+                }
+                Flow::Respond(resp)
+            }
+            f => f,
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        ctx: &mut Ctx,
+        parts: &mut Parts,
+        now: i64,
+        pending: &mut Pending,
+    ) -> Result<Outcome, Failure> {
+        let m = self.methods;
+        if m.session {
+            match self.sessions.open(&parts.headers, now) {
+                Ok(opened) => {
+                    self.sessions.strip(&mut parts.headers);
+                    match SessionData::decode(&opened.session.data) {
+                        Some(data) => {
+                            return self.outcome_of_session(opened.session, opened.chunks, data, now, pending).await;
+                        }
+                        None => pending.set_cookies.extend(self.sessions.clear(&parts.headers, ctx.https)),
+                    }
+                }
+                Err(OpenError::Missing) => {}
+                Err(e) => {
+                    tracing::debug!(error = ?e, "session cookie not usable");
+                    self.sessions.strip(&mut parts.headers);
+                }
+            }
+        }
+
+        let body = ctx.body.clone();
+        let args = Args::parse(&parts.uri, &parts.headers, body.as_ref());
+        if m.bearer || m.introspection || m.userinfo {
+            let found = credentials::bearer(
+                &parts.headers,
+                &args,
+                &self.bearer_places,
+                self.s.bearer_token_header_name.as_deref(),
+                self.s.bearer_token_cookie_name.as_deref(),
+            );
+            if let Some((token, found)) = found {
+                let mut o = self.bearer(token, now).await?;
+                o.hide.push(found);
+                return Ok(o);
+            }
+        }
+        if m.refresh_token
+            && let Some(name) = &self.s.refresh_token_param_name
+            && let Some((rt, found)) = credentials::named(&parts.headers, &args, &self.refresh_places, name)
+        {
+            let client = self.client_index(parts, &args);
+            let params = vec![
+                ("grant_type".to_string(), "refresh_token".to_string()),
+                ("refresh_token".to_string(), rt.clone()),
+            ];
+            let key = token_key(&[self.provider.issuer(), "refresh_token", &rt, &self.salt]);
+            let ts = self.grant("refresh_token", &self.clients[client], None, key, params, now).await?;
+            let mut o = self.outcome_of_grant("refresh_token", client, ts, now).await?;
+            o.hide.push(found);
+            return Ok(o);
+        }
+        let password = m.password.then(|| {
+            credentials::pair(&parts.headers, &args, &self.password_places, "password", "username", "password")
+        });
+        let client_credentials = m.client_credentials.then(|| {
+            credentials::pair(
+                &parts.headers,
+                &args,
+                &self.client_credentials_places,
+                "client_credentials",
+                "client_id",
+                "client_secret",
+            )
+        });
+        let client = self.client_index(parts, &args);
+        drop(args);
+        let mut last = None;
+        if let Some(Some(p)) = password {
+            match self.password(client, &p, now).await {
+                Ok(mut o) => {
+                    o.hide.push(p.found);
+                    return Ok(o);
+                }
+                // With the same Basic pair, Kong tries client_credentials next.
+                Err(e @ Failure::Unauthorized { .. }) if client_credentials.as_ref().is_some_and(Option::is_some) => {
+                    last = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(Some(p)) = client_credentials {
+            let mut o = self.client_credentials(client, &p, now).await?;
+            o.hide.push(p.found);
+            return Ok(o);
+        }
+        Err(last.unwrap_or_else(|| Failure::unauthorized("no suitable authorization credentials were provided")))
+    }
+
+    /// Kong's `client_arg`: a 1-based index or a client id from a header, the query or the body.
+    fn client_index(&self, parts: &Parts, args: &Args<'_>) -> usize {
+        if self.clients.len() < 2 {
+            return 0;
+        }
+        let name = &self.s.client_arg;
+        let x = format!("x-{name}");
+        let v = parts
+            .headers
+            .get(name.as_str())
+            .or_else(|| parts.headers.get(x.as_str()))
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| args.query(name))
+            .or_else(|| args.body(name));
+        match v {
+            Some(v) => match v.parse::<usize>() {
+                Ok(i) if (1..=self.clients.len()).contains(&i) => i - 1,
+                _ => self.clients.iter().position(|c| c.id == v).unwrap_or(0),
+            },
+            None => 0,
+        }
+    }
+
+    async fn discovered(&self, now: i64) -> Result<Arc<Discovered>, Failure> {
+        self.provider.get(now).await.map_err(|e| Failure::Idp { reason: e.to_string() })
+    }
+
+    async fn endpoint(
+        &self,
+        configured: &Option<String>,
+        name: &'static str,
+        now: i64,
+    ) -> Result<Option<String>, Failure> {
+        if let Some(e) = configured {
+            return Ok(Some(e.clone()));
+        }
+        Ok(self.discovered(now).await?.endpoint(name).map(str::to_string))
+    }
+
+    /// A bearer token: a JWT verified locally, else introspection, else userinfo.
+    async fn bearer(&self, token: String, now: i64) -> Result<Outcome, Failure> {
+        let m = self.methods;
+        let mut first: Option<Failure> = None;
+        if m.bearer {
+            match self.verifier.access_token(&token, now).await {
+                Ok(v) => {
+                    let mut o = Outcome {
+                        method: "bearer",
+                        expires: v.exp.unwrap_or(0),
+                        access: Some(v),
+                        ..Outcome::default()
+                    };
+                    if self.s.introspect_jwt_tokens {
+                        match self.introspect(&token, now).await? {
+                            Some(ans) => o.introspection = Some(ans),
+                            None => {
+                                return Err(Failure::unauthorized(
+                                    "jwt bearer token is not active anymore or has been revoked",
+                                ));
+                            }
+                        }
+                    }
+                    o.access_token = Some(token);
+                    return Ok(o);
+                }
+                Err(TokenError::NotJwt) => {}
+                Err(TokenError::Idp(e)) => return Err(Failure::Idp { reason: e.to_string() }),
+                Err(e) => first = Some(token_failure(e)),
+            }
+        }
+        if m.introspection {
+            match self.introspect(&token, now).await {
+                Ok(Some(ans)) => {
+                    let exp = ans.value.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+                    let access = self.verifier.cached(&token, now).ok().flatten();
+                    return Ok(Outcome {
+                        method: "introspection",
+                        access_token: Some(token),
+                        introspection: Some(ans),
+                        access,
+                        expires: exp,
+                        ..Outcome::default()
+                    });
+                }
+                Ok(None) => {
+                    first.get_or_insert_with(|| Failure::unauthorized("inactive token"));
+                }
+                Err(f @ Failure::Idp { .. }) if first.is_none() => return Err(f),
+                Err(f) => {
+                    first.get_or_insert(f);
+                }
+            }
+        }
+        if m.userinfo {
+            match self.userinfo(&token, now).await {
+                Ok(Some(ans)) => {
+                    return Ok(Outcome {
+                        method: "userinfo",
+                        access_token: Some(token),
+                        userinfo: Some(ans),
+                        ..Outcome::default()
+                    });
+                }
+                Ok(None) => {
+                    first.get_or_insert_with(|| Failure::unauthorized("userinfo refused the token"));
+                }
+                Err(f @ Failure::Idp { .. }) if first.is_none() => return Err(f),
+                Err(f) => {
+                    first.get_or_insert(f);
+                }
+            }
+        }
+        Err(first.unwrap_or_else(|| Failure::unauthorized("invalid bearer token")))
+    }
+
+    /// Introspects `token`. `Ok(None)`: the IdP says it is not active (or there is no endpoint).
+    pub(crate) async fn introspect(&self, token: &str, now: i64) -> Result<Option<Arc<Timed<ClaimsAnswer>>>, Failure> {
+        let Some(endpoint) = self.endpoint(&self.s.introspection_endpoint, "introspection_endpoint", now).await? else {
+            return Ok(None);
+        };
+        let client = &self.clients.first().cloned().unwrap_or_else(|| Client {
+            id: String::new(),
+            secret: None,
+            auth: ClientAuth::None,
+            key: None,
+            alg: None,
+        });
+        let req = IntrospectionRequest {
+            endpoint: &endpoint,
+            client,
+            method: self.introspection_auth.unwrap_or(client.auth),
+            param_name: self.s.introspection_token_param_name.as_deref().unwrap_or("token"),
+            hint: self.s.introspection_hint.as_deref(),
+            accept: self.s.introspection_accept.as_deref().unwrap_or("application/json"),
+            headers: &self.introspection_headers,
+            post_args: &self.introspection_post_args,
+        };
+        let check_active = self.s.introspection_check_active;
+        let fetch = async {
+            let ans = calls::introspect(self.provider.http(), &req, token, now).await?;
+            if check_active && ans.claims.get("active") != Some(&Value::Bool(true)) {
+                return Err(GrantError::Refused { status: 200, error: "inactive".into(), description: None });
+            }
+            let exp = ans.claims.get("exp").and_then(Value::as_i64).map(|e| e - now);
+            let until = std::time::Instant::now() + self.ttl.ttl(exp);
+            Ok(Arc::new(Timed { value: ans, until }))
+        };
+        let result = match &self.introspections {
+            Some(c) => c
+                .try_get_with(Arc::from(token), fetch)
+                .await
+                .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| clone_err(&e))),
+            None => fetch.await,
+        };
+        match result {
+            Ok(a) => Ok(Some(a)),
+            Err(GrantError::Refused { .. }) => Ok(None),
+            Err(e) => Err(grant_failure("introspection", e)),
+        }
+    }
+
+    /// Asks userinfo with `token`. `Ok(None)`: refused (or there is no endpoint).
+    pub(crate) async fn userinfo(&self, token: &str, now: i64) -> Result<Option<Arc<Timed<ClaimsAnswer>>>, Failure> {
+        let Some(endpoint) = self.endpoint(&self.s.userinfo_endpoint, "userinfo_endpoint", now).await? else {
+            return Ok(None);
+        };
+        let req = UserinfoRequest {
+            endpoint: &endpoint,
+            accept: self.s.userinfo_accept.as_deref().unwrap_or("application/json"),
+            headers: &self.userinfo_headers,
+            query: &self.userinfo_query,
+        };
+        let fetch = async {
+            let ans = calls::userinfo(self.provider.http(), &req, token).await?;
+            let until = std::time::Instant::now() + self.ttl.ttl(None);
+            Ok(Arc::new(Timed { value: ans, until }))
+        };
+        let result = match &self.userinfos {
+            Some(c) => c
+                .try_get_with(Arc::from(token), fetch)
+                .await
+                .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| clone_err(&e))),
+            None => fetch.await,
+        };
+        match result {
+            Ok(a) => Ok(Some(a)),
+            Err(GrantError::Refused { .. }) => Ok(None),
+            Err(e) => Err(grant_failure("userinfo", e)),
+        }
+    }
+
+    async fn password(&self, client: usize, p: &Pair, now: i64) -> Result<Outcome, Failure> {
+        let mut params = vec![
+            ("grant_type".to_string(), "password".to_string()),
+            ("username".to_string(), p.user.clone()),
+            ("password".to_string(), p.secret.clone()),
+        ];
+        let scope = self.push_scope_audience(&mut params);
+        let key = token_key(&[self.provider.issuer(), "password", &p.user, &p.secret, &self.salt, &scope]);
+        let ts = self.grant("password", &self.clients[client], None, key, params, now).await?;
+        self.outcome_of_grant("password", client, ts, now).await
+    }
+
+    async fn client_credentials(&self, client: usize, p: &Pair, now: i64) -> Result<Outcome, Failure> {
+        // The request's client id and secret authenticate to the token endpoint, with the
+        // configured client's secret-based method.
+        let auth = match self.clients.get(client).map(|c| c.auth) {
+            Some(a @ (ClientAuth::SecretBasic | ClientAuth::SecretPost | ClientAuth::SecretJwt)) => a,
+            _ => ClientAuth::SecretBasic,
+        };
+        let as_client = Client { id: p.user.clone(), secret: Some(p.secret.clone()), auth, key: None, alg: None };
+        let mut params = vec![("grant_type".to_string(), "client_credentials".to_string())];
+        let scope = self.push_scope_audience(&mut params);
+        let key = token_key(&[self.provider.issuer(), "client_credentials", &p.user, &p.secret, &self.salt, &scope]);
+        let ts = self.grant("client_credentials", &as_client, Some(auth), key, params, now).await?;
+        self.outcome_of_grant("client_credentials", client, ts, now).await
+    }
+
+    /// Adds `scope` and `audience` (and `token_post_args`) to a grant; returns the scope for the
+    /// cache key when `token_cache_key_include_scope` is on.
+    fn push_scope_audience(&self, params: &mut Vec<(String, String)>) -> String {
+        let scope = self.s.scopes.as_ref().map(|s| s.join(" ")).unwrap_or_default();
+        if !scope.is_empty() {
+            params.push(("scope".into(), scope.clone()));
+        }
+        if let Some(aud) = &self.s.audience
+            && !aud.is_empty()
+        {
+            params.push(("audience".into(), aud.join(" ")));
+        }
+        params.extend(self.token_post_args.iter().cloned());
+        if self.s.token_cache_key_include_scope { scope } else { String::new() }
+    }
+
+    /// One token-endpoint call, through the token cache (single flight per key) when it is on.
+    async fn grant(
+        &self,
+        what: &'static str,
+        client: &Client,
+        method: Option<ClientAuth>,
+        key: [u8; 32],
+        params: Vec<(String, String)>,
+        now: i64,
+    ) -> Result<TokenSet, Failure> {
+        let endpoint = self
+            .endpoint(&self.s.token_endpoint, "token_endpoint", now)
+            .await?
+            .ok_or_else(|| Failure::unauthorized("token endpoint was not specified"))?;
+        let method = method.or(self.token_auth).unwrap_or(client.auth);
+        let fetch = async {
+            let ts = calls::token(self.provider.http(), &endpoint, client, method, params, now).await?;
+            let lifetime = ts.expires_at.map(|e| e - now);
+            let until = std::time::Instant::now() + self.ttl.ttl(lifetime);
+            Ok(Arc::new(Timed { value: ts, until }))
+        };
+        let result = match &self.tokens {
+            // A refresh token is single-use at many IdPs: never serve its answer twice.
+            Some(c) if what != "refresh_token" => {
+                c.try_get_with(key, fetch).await.map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| clone_err(&e)))
+            }
+            _ => fetch.await,
+        };
+        match result {
+            Ok(t) => {
+                if t.value.expires_at.is_some_and(|e| e <= now) {
+                    if let Some(c) = &self.tokens {
+                        c.invalidate(&key).await;
+                    }
+                    return Err(expired("cached token expired"));
+                }
+                Ok(t.value.clone())
+            }
+            Err(e) => Err(grant_failure(what, e)),
+        }
+    }
+
+    /// Verifies what a grant returned and makes the outcome.
+    async fn outcome_of_grant(
+        &self,
+        method: &'static str,
+        client: usize,
+        ts: TokenSet,
+        now: i64,
+    ) -> Result<Outcome, Failure> {
+        let check_sig = !self.s.ignore_signature.iter().any(|g| g == method);
+        let mut o = Outcome { method, client, ..Outcome::default() };
+        match self.verifier.access_token(&ts.access_token, now).await {
+            Ok(v) => {
+                o.expires = v.exp.unwrap_or(0);
+                o.access = Some(v);
+            }
+            // An opaque access token is fine: the IdP just issued it to us.
+            Err(TokenError::NotJwt) => {}
+            Err(e) if !check_sig && !matches!(e, TokenError::Idp(_)) => {
+                o.access_claims = UnverifiedJwt::parse(&ts.access_token).ok().and_then(|j| j.unverified_claims().ok());
+            }
+            Err(e) => return Err(token_failure(e)),
+        }
+        if let Some(id) = &ts.id_token {
+            let aud = self.clients.get(client).map(|c| c.id.as_str());
+            match self.verifier.verify(id, check_sig, aud, now).await {
+                Ok(v) => {
+                    o.id_jwk = v.jwk.clone();
+                    o.id_claims = Some(v.claims);
+                }
+                Err(e) => return Err(token_failure(e)),
+            }
+        }
+        if o.expires == 0 {
+            o.expires = ts.expires_at.unwrap_or(0);
+        }
+        o.access_token = Some(ts.access_token);
+        o.id_token = ts.id_token;
+        o.refresh_token = ts.refresh_token;
+        Ok(o)
+    }
+
+    /// A request carrying our session cookie: the tokens come from the session; an expired
+    /// access token is refreshed when possible.
+    async fn outcome_of_session(
+        &self,
+        mut session: Session,
+        chunks: usize,
+        mut data: SessionData,
+        now: i64,
+        pending: &mut Pending,
+    ) -> Result<Outcome, Failure> {
+        let leeway = self.verifier.leeway;
+        let refreshable = self.s.refresh_tokens && data.refresh_token.is_some();
+        let deadline = if refreshable { data.expires - leeway } else { data.expires + leeway };
+        let mut changed = false;
+        if data.expires != 0 && now > deadline {
+            if !refreshable {
+                return Err(expired(if self.s.refresh_tokens {
+                    "access token cannot be refreshed in absence of refresh token"
+                } else {
+                    "access token has expired and refreshing of tokens was disabled"
+                }));
+            }
+            let client = data.client.min(self.clients.len().saturating_sub(1));
+            let rt = data.refresh_token.clone().unwrap_or_default();
+            let params =
+                vec![("grant_type".to_string(), "refresh_token".to_string()), ("refresh_token".to_string(), rt)];
+            let key = token_key(&[self.provider.issuer(), "refresh_token", &self.salt]);
+            match self.grant("refresh_token", &self.clients[client], None, key, params, now).await {
+                Ok(ts) => {
+                    let o = self.outcome_of_grant("refresh_token", client, ts, now).await?;
+                    data.access_token = o.access_token.clone().unwrap_or_default();
+                    data.id_token = o.id_token.clone().or(data.id_token.take());
+                    data.refresh_token = o.refresh_token.clone().or(data.refresh_token.take());
+                    data.expires = o.expires;
+                    session.regenerate_id();
+                    changed = true;
+                }
+                Err(e) if now <= data.expires => {
+                    tracing::warn!(
+                        reason = e.reason(),
+                        "continuing with the non-expired access token despite the refresh failure"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let access = self.verifier.cached(&data.access_token, now).ok().flatten();
+        let access_claims = match &access {
+            Some(_) => None,
+            None => UnverifiedJwt::parse(&data.access_token).ok().and_then(|j| j.unverified_claims().ok()),
+        };
+        let id_claims = data
+            .id_token
+            .as_deref()
+            .and_then(|t| UnverifiedJwt::parse(t).ok())
+            .and_then(|j| j.unverified_claims().ok());
+        if changed {
+            session.data = data.encode();
+        }
+        let session = (changed || self.sessions.needs_save(&session, now))
+            .then_some(SessionWrite { session, previous_chunks: chunks });
+        let _ = pending;
+        Ok(Outcome {
+            method: "session",
+            client: data.client,
+            access_token: Some(data.access_token),
+            id_token: data.id_token,
+            refresh_token: data.refresh_token,
+            access,
+            access_claims,
+            id_claims,
+            session,
+            expires: data.expires,
+            ..Outcome::default()
+        })
+    }
+
+    /// Authorization checks, consumer mapping, and the upstream request changes.
+    fn authorize(
+        &self,
+        ctx: &mut Ctx,
+        parts: &mut Parts,
+        mut o: Outcome,
+        now: i64,
+        pending: &mut Pending,
+    ) -> Result<(), Failure> {
+        let intro = o.introspection.as_ref().map(|a| &a.value.claims);
+        let access = o.access.as_ref().map(|a| &a.claims).or(o.access_claims.as_ref());
+        let id = o.id_claims.as_ref();
+        let user = if self.s.search_user_info { o.userinfo.as_ref().map(|a| &a.value.claims) } else { None };
+
+        let checks: Vec<&Map<String, Value>> = [intro, access].into_iter().flatten().collect();
+        authz::check(&self.requirements, &checks).map_err(|reason| Failure::Forbidden { reason })?;
+
+        let sources: Vec<&Map<String, Value>> = [intro, id, access, user].into_iter().flatten().collect();
+        let mut subject = None;
+        if let Some(mapping) = &self.mapping {
+            match mapping.find(&ctx.consumers, &sources) {
+                Ok(c) => {
+                    consumer::set_headers(&mut parts.headers, Some(&c), false);
+                    subject = c.username.clone().or_else(|| c.custom_id.clone()).or_else(|| Some(c.id.clone()));
+                    ctx.consumer = Some(c);
+                }
+                Err(e) if self.s.consumer_optional => tracing::debug!(reason = %e, "kong consumer is optional"),
+                Err(e) => return Err(Failure::Forbidden { reason: format!("kong consumer was not found ({e})") }),
+            }
+        }
+        if subject.is_none()
+            && let Some(path) = &self.s.credential_claim
+        {
+            subject = sources.iter().find_map(|s| authz::find(s, path)).and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+        }
+        if let Some(path) = &self.s.authenticated_groups_claim {
+            let groups = sources.iter().find_map(|s| authz::find(s, path));
+            let mut list: Vec<&str> = Vec::new();
+            match groups {
+                Some(Value::String(s)) => list.extend(s.split_whitespace()),
+                Some(Value::Array(a)) => list.extend(a.iter().filter_map(Value::as_str)),
+                _ => {}
+            }
+            list.dedup();
+            if !list.is_empty()
+                && let Ok(v) = HeaderValue::from_str(&list.join(", "))
+            {
+                parts.headers.insert("x-authenticated-groups", v);
+            }
+        }
+
+        if self.s.hide_credentials {
+            for found in &o.hide {
+                if let Some(b) = credentials::hide(found, parts, ctx.body.as_ref()) {
+                    ctx.body = Some(b);
+                }
+            }
+        }
+        if let (Some(spec), Some(token)) = (&self.s.upstream_access_token_header, &o.access_token) {
+            crate::headers::set_token(&mut parts.headers, spec, token);
+        }
+
+        // Sessions: a new one after any other method (unless disabled for it), or the refreshed
+        // or touched one.
+        let disabled = self.s.disable_session.as_ref().is_some_and(|d| d.iter().any(|m| m == o.method));
+        if o.method != "session" && self.methods.session && !disabled {
+            let expires = if o.expires != 0 { o.expires } else { now + self.ttl.ttl(None).as_secs() as i64 };
+            let data = SessionData {
+                client: o.client,
+                access_token: o.access_token.clone().unwrap_or_default(),
+                id_token: o.id_token.clone(),
+                refresh_token: o.refresh_token.clone(),
+                expires,
+                auth_method: o.method.to_string(),
+            };
+            let previous_chunks = self.sessions.present_chunks(&parts.headers);
+            let session = self.sessions.new_session(now, subject.clone(), data.encode());
+            o.session = Some(SessionWrite { session, previous_chunks });
+        }
+        if let Some(mut w) = o.session.take() {
+            match self.sessions.save(&mut w.session, now, ctx.https, w.previous_chunks) {
+                Ok(cookies) => pending.set_cookies.extend(cookies),
+                Err(e) => tracing::warn!(error = %e, "session not saved"),
+            }
+        }
+        ctx.authenticated = true;
+        ctx.extensions.insert(Arc::new(Authenticated::from(o)));
+        Ok(())
+    }
+
+    fn fail(&self, ctx: &mut Ctx, parts: &mut Parts, f: Failure, pending: &mut Pending) -> Flow {
+        match &f {
+            Failure::Idp { reason } | Failure::Unexpected { reason } => {
+                tracing::error!(reason = %reason, "openid-connect: request refused")
+            }
+            _ => tracing::info!(reason = f.reason(), "openid-connect: request refused"),
+        }
+        if self.s.unauthorized_destroy_session
+            && f.allows_anonymous()
+            && self.sessions.present_chunks(&parts.headers) > 0
+        {
+            pending.set_cookies.extend(self.sessions.clear(&parts.headers, ctx.https));
+            self.sessions.strip(&mut parts.headers);
+        }
+        if let Some(anon) = &self.s.anonymous
+            && f.allows_anonymous()
+        {
+            let Some(c) = ctx.consumers.find_anonymous(anon).cloned() else {
+                let f = Failure::Unexpected { reason: format!("anonymous consumer {anon} was not found") };
+                tracing::error!(reason = f.reason(), "openid-connect: request refused");
+                return Flow::Respond(self.responder.respond(&f));
+            };
+            consumer::set_headers(&mut parts.headers, Some(&c), true);
+            ctx.consumer = Some(c);
+            return Flow::Continue;
+        }
+        Flow::Respond(self.responder.respond(&f))
+    }
+}
+
+/// What the access phase established, for the response phase and for header mapping.
+pub struct Authenticated {
+    /// The auth method that succeeded.
+    pub method: &'static str,
+    /// The access token.
+    pub access_token: Option<String>,
+}
+
+impl From<Outcome> for Authenticated {
+    fn from(o: Outcome) -> Self {
+        Authenticated { method: o.method, access_token: o.access_token }
+    }
+}
+
+fn clone_err(e: &GrantError) -> GrantError {
+    match e {
+        GrantError::Refused { status, error, description } => {
+            GrantError::Refused { status: *status, error: error.clone(), description: description.clone() }
+        }
+        GrantError::Idp(e) => GrantError::Idp(crate::provider::IdpError::Invalid {
+            what: "identity provider",
+            url: String::new(),
+            reason: e.to_string(),
+        }),
+        GrantError::ClientAuth(e) => GrantError::Idp(crate::provider::IdpError::Invalid {
+            what: "client authentication",
+            url: String::new(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

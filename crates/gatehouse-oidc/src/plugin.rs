@@ -1,0 +1,346 @@
+//! The plugin kind and one built instance: everything that can be decided from the config is
+//! decided here, once, so the request path only reads.
+
+use crate::authz::Requirement;
+use crate::cache::{self, TimedCache, TtlRule};
+use crate::consumer::Mapping;
+use crate::credentials::Place;
+use crate::provider::calls::{ClaimsAnswer, TokenSet};
+use crate::provider::client_auth::{Client, ClientAuth};
+use crate::provider::discovery::{self, Provider, ProviderKey};
+use crate::respond::{Responder, realm_of};
+use crate::settings::Settings;
+use crate::tokens::Verifier;
+use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
+use gatehouse_core::consumers::ConsumerBy;
+use gatehouse_core::entity::PluginEntity;
+use gatehouse_core::plugin::{BuildEnv, Plugin, PluginFactory};
+use gatehouse_core::schema::Record;
+use gatehouse_jose::sign::SigningKey;
+use gatehouse_jose::{Algorithm, Jwk, KeySet, Policy};
+use gatehouse_session::{SameSite, SessionCodec, SessionConfig, SessionStore};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Kong's priority for `openid-connect`.
+pub const PRIORITY: i32 = 1050;
+
+/// The `openid-connect` plugin kind.
+pub struct OidcFactory {
+    node_secret: Arc<[u8]>,
+}
+
+impl OidcFactory {
+    /// `node_secret` seals session cookies when a plugin sets no `session_secret`. Every node of
+    /// a cluster must get the same one (the binary keeps it in the store).
+    pub fn new(node_secret: &[u8]) -> OidcFactory {
+        OidcFactory { node_secret: node_secret.into() }
+    }
+}
+
+impl PluginFactory for OidcFactory {
+    fn name(&self) -> &'static str {
+        "openid-connect"
+    }
+
+    fn priority(&self) -> i32 {
+        PRIORITY
+    }
+
+    fn config_schema(&self) -> &Record {
+        crate::config::schema()
+    }
+
+    fn protocols(&self) -> &'static [&'static str] {
+        &["grpc", "grpcs", "http", "https", "ws", "wss"]
+    }
+
+    fn build(&self, entity: &PluginEntity, _env: &BuildEnv) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(Oidc::build(&entity.config, &self.node_secret)?))
+    }
+}
+
+/// Which auth methods are on, as flags.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Methods {
+    /// `session`.
+    pub session: bool,
+    /// `bearer`.
+    pub bearer: bool,
+    /// `introspection`.
+    pub introspection: bool,
+    /// `userinfo`.
+    pub userinfo: bool,
+    /// `refresh_token`.
+    pub refresh_token: bool,
+    /// `password`.
+    pub password: bool,
+    /// `client_credentials`.
+    pub client_credentials: bool,
+}
+
+/// A built `openid-connect` instance.
+pub struct Oidc {
+    pub(crate) s: Settings,
+    pub(crate) methods: Methods,
+    pub(crate) provider: Arc<Provider>,
+    pub(crate) verifier: Verifier,
+    pub(crate) clients: Vec<Client>,
+    pub(crate) token_auth: Option<ClientAuth>,
+    pub(crate) introspection_auth: Option<ClientAuth>,
+    pub(crate) bearer_places: Vec<Place>,
+    pub(crate) password_places: Vec<Place>,
+    pub(crate) client_credentials_places: Vec<Place>,
+    pub(crate) refresh_places: Vec<Place>,
+    pub(crate) needs_body: bool,
+    pub(crate) requirements: Vec<Requirement>,
+    pub(crate) mapping: Option<Mapping>,
+    pub(crate) sessions: SessionStore,
+    pub(crate) responder: Responder,
+    pub(crate) salt: String,
+    pub(crate) ttl: TtlRule,
+    pub(crate) tokens: Option<TimedCache<[u8; 32], TokenSet>>,
+    pub(crate) introspections: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
+    pub(crate) userinfos: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
+    pub(crate) introspection_headers: Vec<(String, String)>,
+    pub(crate) introspection_post_args: Vec<(String, String)>,
+    pub(crate) userinfo_headers: Vec<(String, String)>,
+    pub(crate) userinfo_query: Vec<(String, String)>,
+    pub(crate) token_post_args: Vec<(String, String)>,
+}
+
+fn pairs(names: &Option<Vec<String>>, values: &Option<Vec<String>>) -> Vec<(String, String)> {
+    match (names, values) {
+        (Some(n), Some(v)) => n.iter().cloned().zip(v.iter().cloned()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn secs(f: f64) -> i64 {
+    if f.is_finite() { f as i64 } else { 0 }
+}
+
+/// How many answers each IdP cache keeps per instance.
+const CACHE_ENTRIES: u64 = 16_384;
+
+impl Oidc {
+    /// Builds an instance from a validated config.
+    pub fn build(config: &serde_json::Value, node_secret: &[u8]) -> Result<Oidc, String> {
+        let s = Settings::from_config(config)?;
+        let methods = Methods {
+            session: s.allows("session"),
+            bearer: s.allows("bearer"),
+            introspection: s.allows("introspection"),
+            userinfo: s.allows("userinfo"),
+            refresh_token: s.allows("refresh_token"),
+            password: s.allows("password"),
+            client_credentials: s.allows("client_credentials"),
+        };
+        let timeout_ms = if s.timeout.is_finite() && s.timeout > 0.0 { s.timeout as u64 } else { 10_000 };
+        let key = ProviderKey {
+            issuer: s.issuer.clone(),
+            pseudo: s.using_pseudo_issuer,
+            jwks_endpoint: s.jwks_endpoint.clone(),
+            extra_jwks_uris: s.extra_jwks_uris.clone().unwrap_or_default(),
+            discovery_headers: pairs(&s.discovery_headers_names, &s.discovery_headers_values),
+            timeout_ms,
+            ssl_verify: s.ssl_verify,
+            keepalive: s.keepalive,
+            cache_ttl: secs(s.cache_ttl).max(1),
+            rediscovery_lifetime: secs(s.rediscovery_lifetime).max(0),
+        };
+        let provider = discovery::provider(key)?;
+
+        let clients = clients(&s)?;
+        let mut hs_keys = KeySet::default();
+        if s.enable_hs_signatures {
+            for c in &clients {
+                if let Some(secret) = c.secret.as_deref().filter(|x| !x.is_empty()) {
+                    hs_keys.push(Jwk::from_hmac_secret(secret.as_bytes(), None, None).map_err(|e| e.to_string())?);
+                }
+            }
+        }
+        let policy = Policy { enable_hs_signatures: s.enable_hs_signatures, ..Policy::default() };
+        let cache_ttl = Duration::from_secs(secs(s.cache_ttl).max(0) as u64);
+        let verifier = Verifier::new(
+            provider.clone(),
+            policy,
+            hs_keys,
+            secs(s.leeway),
+            s.issuers_allowed.clone().unwrap_or_default(),
+            s.verify_claims,
+            s.claims_forbidden.clone().unwrap_or_default(),
+            cache_ttl,
+        );
+
+        let auth = |name: &Option<String>| name.as_deref().and_then(ClientAuth::from_name);
+        let bearer_places = Place::list(&s.bearer_token_param_type);
+        let password_places = Place::list(&s.password_param_type);
+        let client_credentials_places = Place::list(&s.client_credentials_param_type);
+        let refresh_places = Place::list(&s.refresh_token_param_type);
+        let body_used = |p: &[Place]| p.contains(&Place::Body);
+        let needs_body = ((methods.bearer || methods.introspection || methods.userinfo) && body_used(&bearer_places))
+            || (methods.password && body_used(&password_places))
+            || (methods.client_credentials && body_used(&client_credentials_places))
+            || (methods.refresh_token && s.refresh_token_param_name.is_some() && body_used(&refresh_places));
+
+        let mut requirements = Vec::new();
+        for (name, claim, required) in [
+            ("scopes", &s.scopes_claim, &s.scopes_required),
+            ("audience", &s.audience_claim, &s.audience_required),
+            ("groups", &s.groups_claim, &s.groups_required),
+            ("roles", &s.roles_claim, &s.roles_required),
+        ] {
+            if let (Some(claim), Some(required)) = (claim, required)
+                && !required.is_empty()
+            {
+                requirements.push(Requirement { name, claim: claim.clone(), required: required.clone() });
+            }
+        }
+
+        let claims = match (&s.consumer_claims, &s.consumer_claim) {
+            (Some(c), _) if !c.is_empty() => Some(c.clone()),
+            (_, Some(c)) if !c.is_empty() => Some(vec![c.clone()]),
+            _ => None,
+        };
+        let mapping = claims.map(|claims| Mapping {
+            claims,
+            by: s
+                .consumer_by
+                .as_deref()
+                .unwrap_or(&["username".to_string(), "custom_id".to_string()])
+                .iter()
+                .filter_map(|b| ConsumerBy::from_name(b))
+                .collect(),
+            ignore_case: s.by_username_ignore_case,
+        });
+
+        let secret: Vec<u8> = match &s.session_secret {
+            Some(secret) if !secret.is_empty() => secret.as_bytes().to_vec(),
+            _ => node_secret.to_vec(),
+        };
+        let session_config = SessionConfig {
+            cookie_name: s.session_cookie_name.clone(),
+            cookie_path: s.session_cookie_path.clone(),
+            cookie_domain: s.session_cookie_domain.clone(),
+            same_site: s.session_cookie_same_site.parse::<SameSite>().map_err(|e| e.to_string())?,
+            http_only: s.session_cookie_http_only,
+            secure: s.session_cookie_secure,
+            rolling_timeout: secs(s.session_rolling_timeout).max(0) as u64,
+            idling_timeout: secs(s.session_idling_timeout).max(0) as u64,
+            absolute_timeout: secs(s.session_absolute_timeout).max(0) as u64,
+            audience: s.session_audience.clone(),
+            ..SessionConfig::default()
+        };
+        let sessions = SessionStore::new(SessionCodec::new(&secret), session_config).map_err(|e| e.to_string())?;
+
+        let responder = Responder {
+            unauthorized_message: s.unauthorized_error_message.clone(),
+            forbidden_message: s.forbidden_error_message.clone(),
+            display_errors: s.display_errors,
+            expose_error_code: s.expose_error_code,
+            realm: realm_of(&s.issuer),
+        };
+        let salt = match &s.cache_tokens_salt {
+            Some(salt) if !salt.is_empty() => salt.clone(),
+            _ => random_salt()?,
+        };
+        let ttl = TtlRule {
+            ttl: secs(s.cache_ttl),
+            max: s.cache_ttl_max.map(secs).unwrap_or(0),
+            min: s.cache_ttl_min.map(secs).unwrap_or(0),
+        };
+        Ok(Oidc {
+            methods,
+            provider,
+            verifier,
+            token_auth: auth(&s.token_endpoint_auth_method),
+            introspection_auth: auth(&s.introspection_endpoint_auth_method),
+            clients,
+            bearer_places,
+            password_places,
+            client_credentials_places,
+            refresh_places,
+            needs_body,
+            requirements,
+            mapping,
+            sessions,
+            responder,
+            salt,
+            ttl,
+            tokens: s.cache_tokens.then(|| cache::timed(CACHE_ENTRIES)),
+            introspections: s.cache_introspection.then(|| cache::timed(CACHE_ENTRIES)),
+            userinfos: s.cache_user_info.then(|| cache::timed(CACHE_ENTRIES)),
+            introspection_headers: pairs(&s.introspection_headers_names, &s.introspection_headers_values),
+            introspection_post_args: pairs(&s.introspection_post_args_names, &s.introspection_post_args_values),
+            userinfo_headers: pairs(&s.userinfo_headers_names, &s.userinfo_headers_values),
+            userinfo_query: pairs(&s.userinfo_query_args_names, &s.userinfo_query_args_values),
+            token_post_args: pairs(&s.token_post_args_names, &s.token_post_args_values),
+            s,
+        })
+    }
+
+    /// The shared discovery state (the Admin API's issuer endpoints use it).
+    pub fn provider(&self) -> &Arc<Provider> {
+        &self.provider
+    }
+}
+
+fn random_salt() -> Result<String, String> {
+    let mut b = [0u8; 16];
+    SystemRandom::new().fill(&mut b).map_err(|_| "no randomness".to_string())?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// The configured clients: `client_id[i]` with `client_secret[i]`, `client_auth[i]`,
+/// `client_jwk[i]`, `client_alg[i]` (a shorter list repeats its last entry, as Kong does).
+fn clients(s: &Settings) -> Result<Vec<Client>, String> {
+    let ids = s.client_id.clone().unwrap_or_default();
+    let pick = |list: &Option<Vec<String>>, i: usize| -> Option<String> {
+        list.as_ref().and_then(|l| l.get(i).or(l.last())).cloned()
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, id) in ids.into_iter().enumerate() {
+        let secret = pick(&s.client_secret, i);
+        let alg = pick(&s.client_alg, i).and_then(|a| Algorithm::from_name(&a));
+        let jwk = s.client_jwk.as_ref().and_then(|l| l.get(i).or(l.last()));
+        let key = match jwk {
+            Some(j) => Some(
+                SigningKey::from_private_jwk(j, alg.filter(|a| !a.is_hmac()))
+                    .map_err(|e| format!("client_jwk for client {}: {e}", i + 1))?,
+            ),
+            None => None,
+        };
+        let auth = match pick(&s.client_auth, i) {
+            Some(name) => ClientAuth::from_name(&name)
+                .ok_or_else(|| format!("client_auth {name} is not supported (no TLS client certificates yet)"))?,
+            None if secret.is_none() && key.is_some() => ClientAuth::PrivateKeyJwt,
+            None if secret.is_none() => ClientAuth::None,
+            None => ClientAuth::SecretBasic,
+        };
+        out.push(Client { id, secret, auth, key, alg });
+    }
+    Ok(out)
+}
+
+impl Plugin for Oidc {
+    fn needs_body(&self) -> bool {
+        self.needs_body
+    }
+
+    fn access<'a>(
+        &'a self,
+        ctx: &'a mut gatehouse_core::plugin::Ctx,
+        req: &'a mut http::request::Parts,
+    ) -> gatehouse_core::plugin::Step<'a> {
+        gatehouse_core::plugin::Step::Wait(Box::pin(self.access_async(ctx, req)))
+    }
+
+    fn header_filter(&self, ctx: &mut gatehouse_core::plugin::Ctx, resp: &mut http::response::Parts) {
+        if let Some(p) = ctx.extensions.remove::<crate::access::Pending>() {
+            for c in p.set_cookies {
+                resp.headers.append(http::header::SET_COOKIE, c);
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Verifying JWTs (bearer access tokens, and the tokens a grant returns) against the provider's
+//! keys, with a bounded cache of verified tokens.
+//!
+//! The cache is keyed by the whole token and keeps the verified claims and the key that
+//! verified them, so a repeated token costs a hash lookup instead of a signature check. A hit
+//! still re-checks `exp` and `nbf` against the clock: the cache never extends a token's life.
+//! Entries live no longer than the token (nor `cache_ttl`), and the cache belongs to one plugin
+//! instance, so a config change starts empty.
+
+use crate::provider::IdpError;
+use crate::provider::discovery::{Discovered, Provider};
+use gatehouse_jose::{ClaimsError, ClaimsPolicy, Jwk, KeySet, Policy, UnverifiedJwt, VerifyError};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A token whose signature and claims were checked.
+#[derive(Debug)]
+pub struct VerifiedJwt {
+    /// The payload.
+    pub claims: Map<String, Value>,
+    /// The key that verified it (`None` when signature checks are off for this grant).
+    pub jwk: Option<Arc<Jwk>>,
+    /// `exp`, if present.
+    pub exp: Option<i64>,
+    /// `nbf`, if present.
+    pub nbf: Option<i64>,
+    /// Until when the cache may keep it.
+    cache_until: Instant,
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Not a compact JWS at all: an opaque token (introspection or userinfo may still accept it).
+    #[error("token is not a jwt")]
+    NotJwt,
+    /// The signature stage failed.
+    #[error(transparent)]
+    Signature(#[from] VerifyError),
+    /// The claims stage failed.
+    #[error(transparent)]
+    Claims(#[from] ClaimsError),
+    /// A claim listed in `claims_forbidden` is present.
+    #[error("forbidden claim present")]
+    ForbiddenClaim,
+    /// Keys could not be loaded.
+    #[error(transparent)]
+    Idp(#[from] IdpError),
+}
+
+impl TokenError {
+    /// Whether the token is expired (Kong's "The access token expired" description).
+    pub fn is_expired(&self) -> bool {
+        matches!(self, TokenError::Claims(ClaimsError::Expired))
+    }
+}
+
+/// How tokens are verified for one plugin instance.
+pub struct Verifier {
+    /// The issuer's shared discovery state.
+    pub provider: Arc<Provider>,
+    /// Algorithm policy (`enable_hs_signatures`).
+    pub policy: Policy,
+    /// HMAC keys made of the client secrets, for `HS*` tokens when `enable_hs_signatures` is on.
+    pub hs_keys: KeySet,
+    /// `leeway` in seconds.
+    pub leeway: i64,
+    /// `issuers_allowed`; empty means the discovered issuer.
+    pub issuers_allowed: Vec<String>,
+    /// `verify_claims`.
+    pub verify_claims: bool,
+    /// `claims_forbidden`.
+    pub claims_forbidden: Vec<String>,
+    /// `cache_ttl`, the longest a verified token is cached.
+    pub cache_ttl: Duration,
+    cache: moka::sync::Cache<Arc<str>, Arc<VerifiedJwt>>,
+}
+
+struct UntilExpiry;
+
+impl moka::Expiry<Arc<str>, Arc<VerifiedJwt>> for UntilExpiry {
+    fn expire_after_create(&self, _: &Arc<str>, v: &Arc<VerifiedJwt>, now: Instant) -> Option<Duration> {
+        Some(v.cache_until.saturating_duration_since(now))
+    }
+}
+
+/// How many verified tokens one plugin instance keeps.
+const CACHE_ENTRIES: u64 = 16_384;
+
+impl Verifier {
+    /// A verifier with an empty cache.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        provider: Arc<Provider>,
+        policy: Policy,
+        hs_keys: KeySet,
+        leeway: i64,
+        issuers_allowed: Vec<String>,
+        verify_claims: bool,
+        claims_forbidden: Vec<String>,
+        cache_ttl: Duration,
+    ) -> Verifier {
+        let cache = moka::sync::Cache::builder().max_capacity(CACHE_ENTRIES).expire_after(UntilExpiry).build();
+        Verifier {
+            provider,
+            policy,
+            hs_keys,
+            leeway,
+            issuers_allowed,
+            verify_claims,
+            claims_forbidden,
+            cache_ttl,
+            cache,
+        }
+    }
+
+    /// Verifies a bearer access token, from the cache when it was verified before.
+    pub async fn access_token(&self, token: &str, now: i64) -> Result<Arc<VerifiedJwt>, TokenError> {
+        if let Some(hit) = self.cached(token, now)? {
+            return Ok(hit);
+        }
+        let v = Arc::new(self.verify(token, true, None, now).await?);
+        self.cache.insert(token.into(), v.clone());
+        Ok(v)
+    }
+
+    /// The cached verification of `token`, with its time window re-checked. `Ok(None)` on a miss.
+    pub fn cached(&self, token: &str, now: i64) -> Result<Option<Arc<VerifiedJwt>>, TokenError> {
+        let Some(hit) = self.cache.get(token) else { return Ok(None) };
+        if self.verify_claims {
+            if hit.exp.is_some_and(|exp| now >= exp.saturating_add(self.leeway)) {
+                self.cache.invalidate(token);
+                return Err(ClaimsError::Expired.into());
+            }
+            if hit.nbf.is_some_and(|nbf| now.saturating_add(self.leeway) < nbf) {
+                return Err(ClaimsError::NotYetValid.into());
+            }
+        }
+        Ok(Some(hit))
+    }
+
+    /// Verifies `token` without the cache. `check_signature` is off for grants listed in
+    /// `ignore_signature`; `audience` (an ID token's client id) must then be in `aud`.
+    pub async fn verify(
+        &self,
+        token: &str,
+        check_signature: bool,
+        audience: Option<&str>,
+        now: i64,
+    ) -> Result<VerifiedJwt, TokenError> {
+        let jwt = UnverifiedJwt::parse(token).map_err(|_| TokenError::NotJwt)?;
+        let discovered = self.provider.get(now).await?;
+        let (claims, jwk) = if check_signature {
+            let v = match self.check(jwt.clone(), &discovered) {
+                Err(VerifyError::UnknownKid(_) | VerifyError::NoMatchingKey(_)) => {
+                    // Maybe the IdP rotated its keys: refetch once (rate-limited) and retry.
+                    let fresh = self.provider.rediscover(now).await?;
+                    if Arc::ptr_eq(&fresh, &discovered) {
+                        self.check(jwt, &discovered)?
+                    } else {
+                        self.check(jwt, &fresh)?
+                    }
+                }
+                other => other?,
+            };
+            (v.claims, Some(v.key))
+        } else {
+            (jwt.unverified_claims()?, None)
+        };
+        if self.verify_claims {
+            let issuers = if self.issuers_allowed.is_empty() {
+                vec![discovered.issuer.clone()]
+            } else {
+                self.issuers_allowed.clone()
+            };
+            let policy = ClaimsPolicy {
+                leeway: self.leeway,
+                require_exp: false,
+                issuers,
+                audiences: audience.map(|a| vec![a.to_string()]).unwrap_or_default(),
+            };
+            gatehouse_jose::check_claims(&claims, &policy, now)?;
+        }
+        if self.claims_forbidden.iter().any(|c| claims.contains_key(c)) {
+            return Err(TokenError::ForbiddenClaim);
+        }
+        let exp = claims.get("exp").and_then(Value::as_f64).map(|f| f as i64);
+        let nbf = claims.get("nbf").and_then(Value::as_f64).map(|f| f as i64);
+        let mut ttl = self.cache_ttl;
+        if let Some(exp) = exp {
+            let left = exp.saturating_add(self.leeway).saturating_sub(now).max(0) as u64;
+            ttl = ttl.min(Duration::from_secs(left));
+        }
+        Ok(VerifiedJwt { claims, jwk, exp, nbf, cache_until: Instant::now() + ttl })
+    }
+
+    fn check(&self, jwt: UnverifiedJwt<'_>, d: &Discovered) -> Result<gatehouse_jose::Verified, VerifyError> {
+        let keys = if jwt.unverified_header().alg.starts_with("HS") && !self.hs_keys.is_empty() {
+            &self.hs_keys
+        } else {
+            &d.keys
+        };
+        jwt.verify(keys, &self.policy)
+    }
+
+    /// Empties the cache (used by tests and when keys are forgotten).
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
+    }
+}
