@@ -55,11 +55,20 @@ fn init_logging(level: &str, json: bool) {
     }
 }
 
-/// Every plugin kind this build knows.
-fn registry() -> Registry {
+/// Every plugin kind this build knows. `session_secret` seals OIDC session cookies when a plugin
+/// sets none of its own.
+fn registry(session_secret: &[u8]) -> Registry {
     let mut reg = Registry::default();
     gatehouse_plugins::register_bundled(&mut reg);
+    reg.register(Arc::new(gatehouse_oidc::OidcFactory::new(session_secret)));
     reg
+}
+
+/// 32 random bytes as hex: a node-wide secret made once.
+fn random_secret() -> String {
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("{a}{b}")
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
@@ -87,16 +96,21 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-async fn open_store(s: &Settings, reg: &Registry) -> anyhow::Result<(Arc<dyn Store>, String)> {
+/// Opens the store and builds the registry with the store's session secret. Without a database
+/// the secret is random per process: db-less clusters set `session_secret` in the plugin.
+async fn open_store(s: &Settings) -> anyhow::Result<(Arc<dyn Store>, String, Registry)> {
     match s.database {
         Database::Sqlite => {
             let store = gatehouse_store::sqlite::SqliteStore::open(&s.data_dir)
                 .await
                 .with_context(|| format!("cannot open the SQLite store in {}", s.data_dir.display()))?;
             let node_id = store.setting_or_insert("node_id", &uuid_v4()).await?;
-            Ok((Arc::new(store), node_id))
+            let secret = store.setting_or_insert("session_secret", &random_secret()).await?;
+            Ok((Arc::new(store), node_id, registry(secret.as_bytes())))
         }
         Database::Off => {
+            let reg = registry(random_secret().as_bytes());
+            let reg = &reg;
             let set = match &s.declarative_config {
                 Some(path) => {
                     let text =
@@ -110,7 +124,7 @@ async fn open_store(s: &Settings, reg: &Registry) -> anyhow::Result<(Arc<dyn Sto
                 }
                 None => Default::default(),
             };
-            Ok((Arc::new(gatehouse_store::memory::MemoryStore::new(set)), uuid_v4()))
+            Ok((Arc::new(gatehouse_store::memory::MemoryStore::new(set)), uuid_v4(), reg.clone()))
         }
     }
 }
@@ -121,8 +135,7 @@ fn uuid_v4() -> String {
 
 async fn start(s: Settings) -> anyhow::Result<ExitCode> {
     init_logging(&s.log_level, s.log_json);
-    let reg = registry();
-    let (store, node_id) = open_store(&s, &reg).await?;
+    let (store, node_id, reg) = open_store(&s).await?;
     let handle: SnapshotHandle = Default::default();
     let reloader = Arc::new(Reloader::new(store.clone(), reg.clone(), BuildEnv::default(), handle.clone()));
     reloader.reload().await.context("cannot compile the stored configuration")?;
@@ -202,7 +215,7 @@ fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    match gatehouse_store::declarative::load(&doc, &registry(), now()) {
+    match gatehouse_store::declarative::load(&doc, &registry(random_secret().as_bytes()), now()) {
         Ok(set) => {
             println!(
                 "{}: ok ({} services, {} routes, {} consumers, {} plugins)",

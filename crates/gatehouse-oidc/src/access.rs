@@ -64,6 +64,8 @@ pub(crate) struct SessionWrite {
 #[derive(Clone, Default)]
 pub(crate) struct Pending {
     pub set_cookies: Vec<HeaderValue>,
+    /// The request's `Cookie` headers when it carried a session, so a failure can expire it.
+    pub session_cookies: Option<http::HeaderMap>,
 }
 
 fn unauthorized_desc(description: &'static str, reason: impl Into<String>) -> Failure {
@@ -140,6 +142,13 @@ impl Oidc {
     ) -> Result<Outcome, Failure> {
         let m = self.methods;
         if m.session {
+            if self.sessions.present_chunks(&parts.headers) > 0 {
+                let mut cookies = http::HeaderMap::new();
+                for v in parts.headers.get_all(http::header::COOKIE) {
+                    cookies.append(http::header::COOKIE, v.clone());
+                }
+                pending.session_cookies = Some(cookies);
+            }
             match self.sessions.open(&parts.headers, now) {
                 Ok(opened) => {
                     self.sessions.strip(&mut parts.headers);
@@ -510,6 +519,8 @@ impl Oidc {
         ts: TokenSet,
         now: i64,
     ) -> Result<Outcome, Failure> {
+        // The token endpoint call took time: its tokens are checked against the clock as it is now.
+        let now = now.max(unix_now());
         let check_sig = !self.s.ignore_signature.iter().any(|g| g == method);
         let mut o = Outcome { method, client, ..Outcome::default() };
         match self.verifier.access_token(&ts.access_token, now).await {
@@ -723,10 +734,9 @@ impl Oidc {
         }
         if self.s.unauthorized_destroy_session
             && f.allows_anonymous()
-            && self.sessions.present_chunks(&parts.headers) > 0
+            && let Some(cookies) = pending.session_cookies.take()
         {
-            pending.set_cookies.extend(self.sessions.clear(&parts.headers, ctx.https));
-            self.sessions.strip(&mut parts.headers);
+            pending.set_cookies.extend(self.sessions.clear(&cookies, ctx.https));
         }
         if let Some(anon) = &self.s.anonymous
             && f.allows_anonymous()

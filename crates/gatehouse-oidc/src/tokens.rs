@@ -151,6 +151,8 @@ impl Verifier {
     ) -> Result<VerifiedJwt, TokenError> {
         let jwt = UnverifiedJwt::parse(token).map_err(|_| TokenError::NotJwt)?;
         let discovered = self.provider.get(now).await?;
+        // Fetching keys may have taken a while; check times against the clock as it is now.
+        let now = now.max(crate::access::unix_now());
         let (claims, jwk) = if check_signature {
             let v = match self.check(jwt.clone(), &discovered) {
                 Err(VerifyError::UnknownKid(_) | VerifyError::NoMatchingKey(_)) => {
