@@ -617,3 +617,32 @@ async fn invalid_configs_are_refused_by_the_admin_api() {
     assert_eq!(body["fields"]["config"]["issuer"], "required field missing");
     let _ = &env.dir;
 }
+
+#[tokio::test]
+async fn an_id_token_sent_along_is_verified_for_our_client() {
+    let env = Env::new(json!({"auth_methods": ["bearer"], "id_token_param_name": "id_token"})).await;
+    let t = env.idp_token(&[("grant_type", "password"), ("username", "john"), ("password", "doe")]).await;
+    let (at, id) = (t["access_token"].as_str().unwrap(), t["id_token"].as_str().unwrap());
+    let (st, body, _) = env.call(&[("authorization", &bearer(at)), ("x-id-token", id)]).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body["headers"].get("X-Id-Token").is_none(), "hidden like the access token");
+    // An ID token for another client is refused.
+    let foreign = env.mint(json!({"claims": {"aud": "someone-else"}})).await;
+    assert_eq!(env.call(&[("authorization", &bearer(at)), ("id_token", &foreign)]).await.0, 401);
+}
+
+#[tokio::test]
+async fn failures_redirect_when_redirect_uris_are_set() {
+    let env =
+        Env::new(json!({"auth_methods": ["bearer"], "unauthorized_redirect_uri": ["https://app.example/login"]})).await;
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/api/x", env.gw.proxy))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], "https://app.example/login");
+}

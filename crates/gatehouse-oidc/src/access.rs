@@ -66,6 +66,8 @@ pub(crate) struct Pending {
     pub set_cookies: Vec<HeaderValue>,
     /// The request's `Cookie` headers when it carried a session, so a failure can expire it.
     pub session_cookies: Option<http::HeaderMap>,
+    /// The client the request chose (`client_arg`), for the per-client redirect URIs.
+    pub client: usize,
 }
 
 fn unauthorized_desc(description: &'static str, reason: impl Into<String>) -> Failure {
@@ -169,6 +171,8 @@ impl Oidc {
 
         let body = ctx.body.clone();
         let args = Args::parse(&parts.uri, &parts.headers, body.as_ref());
+        let client = self.client_index(parts, &args);
+        pending.client = client;
         if m.bearer || m.introspection || m.userinfo {
             let found = credentials::bearer(
                 &parts.headers,
@@ -178,8 +182,22 @@ impl Oidc {
                 self.s.bearer_token_cookie_name.as_deref(),
             );
             if let Some((token, found)) = found {
+                let id_token = self
+                    .s
+                    .id_token_param_name
+                    .as_deref()
+                    .and_then(|name| credentials::named(&parts.headers, &args, &self.id_token_places, name));
                 let mut o = self.bearer(token, now).await?;
                 o.hide.push(found);
+                if let Some((id, found)) = id_token {
+                    // An ID token sent along must be ours, for our client.
+                    let aud = self.clients.first().map(|c| c.id.as_str());
+                    let v = self.verifier.verify(&id, true, aud, now).await.map_err(token_failure)?;
+                    o.id_jwk = v.jwk.clone();
+                    o.id_claims = Some(v.claims);
+                    o.id_token = Some(id);
+                    o.hide.push(found);
+                }
                 return Ok(o);
             }
         }
@@ -187,7 +205,6 @@ impl Oidc {
             && let Some(name) = &self.s.refresh_token_param_name
             && let Some((rt, found)) = credentials::named(&parts.headers, &args, &self.refresh_places, name)
         {
-            let client = self.client_index(parts, &args);
             let params = vec![
                 ("grant_type".to_string(), "refresh_token".to_string()),
                 ("refresh_token".to_string(), rt.clone()),
@@ -211,7 +228,6 @@ impl Oidc {
                 "client_secret",
             )
         });
-        let client = self.client_index(parts, &args);
         drop(args);
         let mut last = None;
         if let Some(Some(p)) = password {
@@ -485,7 +501,8 @@ impl Oidc {
             .ok_or_else(|| Failure::unauthorized("token endpoint was not specified"))?;
         let method = method.or(self.token_auth).unwrap_or(client.auth);
         let fetch = async {
-            let ts = calls::token(self.provider.http(), &endpoint, client, method, params, now).await?;
+            let ts =
+                calls::token(self.provider.http(), &endpoint, client, method, params, &self.token_headers, now).await?;
             let lifetime = ts.expires_at.map(|e| e - now);
             let until = std::time::Instant::now() + self.ttl.ttl(lifetime);
             Ok(Arc::new(Timed { value: ts, until }))
@@ -726,16 +743,19 @@ impl Oidc {
     }
 
     fn fail(&self, ctx: &mut Ctx, parts: &mut Parts, f: Failure, pending: &mut Pending) -> Flow {
+        let client = pending.client;
         match &f {
             Failure::Idp { reason } | Failure::Unexpected { reason } => {
                 tracing::error!(reason = %reason, "openid-connect: request refused")
             }
             _ => tracing::info!(reason = f.reason(), "openid-connect: request refused"),
         }
-        if self.s.unauthorized_destroy_session
-            && f.allows_anonymous()
-            && let Some(cookies) = pending.session_cookies.take()
-        {
+        let destroy = match f {
+            Failure::Unauthorized { .. } => self.s.unauthorized_destroy_session,
+            Failure::Forbidden { .. } => self.s.forbidden_destroy_session,
+            _ => false,
+        };
+        if destroy && let Some(cookies) = pending.session_cookies.take() {
             pending.set_cookies.extend(self.sessions.clear(&cookies, ctx.https));
         }
         if let Some(anon) = &self.s.anonymous
@@ -749,6 +769,14 @@ impl Oidc {
             consumer::set_headers(&mut parts.headers, Some(&c), true);
             ctx.consumer = Some(c);
             return Flow::Continue;
+        }
+        let redirect = match f {
+            Failure::Unauthorized { .. } => &self.s.unauthorized_redirect_uri,
+            Failure::Forbidden { .. } => &self.s.forbidden_redirect_uri,
+            _ => &self.s.unexpected_redirect_uri,
+        };
+        if let Some(uri) = redirect.as_ref().and_then(|l| l.get(client).or(l.first())) {
+            return Flow::Respond(crate::respond::redirect(uri));
         }
         Flow::Respond(self.responder.respond(&f))
     }

@@ -266,9 +266,11 @@ pub fn named(headers: &HeaderMap, args: &Args<'_>, places: &[Place], name: &str)
     for place in places {
         match place {
             Place::Header => {
-                let x = format!("x-{name}");
-                if let Some(v) = header(headers, name).or_else(|| header(headers, &x)) {
-                    return Some((strip_bearer(v).to_string(), Found::NamedHeader(name.to_string())));
+                // As OpenResty's header lookup, `_` and `-` are the same in the name.
+                for n in header_spellings(name) {
+                    if let Some(v) = header(headers, &n) {
+                        return Some((strip_bearer(v).to_string(), Found::NamedHeader(name.to_string())));
+                    }
                 }
             }
             Place::Query | Place::Body => {
@@ -282,6 +284,13 @@ pub fn named(headers: &HeaderMap, args: &Args<'_>, places: &[Place], name: &str)
     None
 }
 
+/// `name`, its `X-` form, and both with `_` and `-` swapped.
+fn header_spellings(name: &str) -> [String; 4] {
+    let dashed = name.replace('_', "-");
+    let under = name.replace('-', "_");
+    [dashed.clone(), format!("x-{dashed}"), under.clone(), format!("x-{under}")]
+}
+
 /// Removes a used credential from the upstream request (`hide_credentials`). A changed body
 /// is returned so the caller can replace the buffered one.
 pub fn hide(found: &Found, parts: &mut http::request::Parts, body: Option<&Bytes>) -> Option<Bytes> {
@@ -293,8 +302,9 @@ pub fn hide(found: &Found, parts: &mut http::request::Parts, body: Option<&Bytes
             None
         }
         Found::NamedHeader(name) => {
-            parts.headers.remove(name.as_str());
-            parts.headers.remove(format!("x-{name}").as_str());
+            for n in header_spellings(name) {
+                parts.headers.remove(n.as_str());
+            }
             None
         }
         Found::Cookie(name) => {

@@ -107,6 +107,8 @@ pub struct Oidc {
     pub(crate) userinfo_headers: Vec<(String, String)>,
     pub(crate) userinfo_query: Vec<(String, String)>,
     pub(crate) token_post_args: Vec<(String, String)>,
+    pub(crate) token_headers: Vec<(String, String)>,
+    pub(crate) id_token_places: Vec<Place>,
 }
 
 fn pairs(names: &Option<Vec<String>>, values: &Option<Vec<String>>) -> Vec<(String, String)> {
@@ -276,6 +278,8 @@ impl Oidc {
             userinfo_headers: pairs(&s.userinfo_headers_names, &s.userinfo_headers_values),
             userinfo_query: pairs(&s.userinfo_query_args_names, &s.userinfo_query_args_values),
             token_post_args: pairs(&s.token_post_args_names, &s.token_post_args_values),
+            token_headers: pairs(&s.token_headers_names, &s.token_headers_values),
+            id_token_places: Place::list(&s.id_token_param_type),
             s,
         })
     }

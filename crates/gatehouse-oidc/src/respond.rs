@@ -111,6 +111,17 @@ impl Responder {
     }
 }
 
+/// A `302` to `uri` (the `*_redirect_uri` settings), instead of an error body.
+pub fn redirect(uri: &str) -> Response<Bytes> {
+    let mut resp = Response::new(Bytes::new());
+    *resp.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(uri) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
 /// The realm for an issuer URL: its host (Kong's rule), or `gatehouse`.
 pub fn realm_of(issuer: &str) -> String {
     issuer

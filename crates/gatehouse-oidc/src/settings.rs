@@ -48,6 +48,8 @@ pub struct Settings {
     pub audience: Option<Vec<String>>,
     pub token_post_args_names: Option<Vec<String>>,
     pub token_post_args_values: Option<Vec<String>>,
+    pub token_headers_names: Option<Vec<String>>,
+    pub token_headers_values: Option<Vec<String>>,
 
     pub verify_signature: bool,
     pub verify_claims: bool,
@@ -105,6 +107,9 @@ pub struct Settings {
     pub refresh_tokens: bool,
     pub unauthorized_destroy_session: bool,
     pub forbidden_destroy_session: bool,
+    pub unauthorized_redirect_uri: Option<Vec<String>>,
+    pub forbidden_redirect_uri: Option<Vec<String>>,
+    pub unexpected_redirect_uri: Option<Vec<String>>,
 
     pub consumer_claim: Option<Vec<String>>,
     pub consumer_claims: Option<Vec<Vec<String>>>,

@@ -48,9 +48,13 @@ pub async fn token(
     client: &Client,
     method: ClientAuth,
     mut params: Vec<(String, String)>,
+    headers: &[(String, String)],
     now: i64,
 ) -> Result<TokenSet, GrantError> {
-    let req = http.post(endpoint).header("accept", "application/json");
+    let mut req = http.post(endpoint).header("accept", "application/json");
+    for (n, v) in headers {
+        req = req.header(n.as_str(), v.as_str());
+    }
     let req = client_auth::apply(client, method, endpoint, now, req, &mut params)?;
     let (status, body) = client::json("token endpoint", req.form(&params)).await.map_err(|e| match e {
         // A non-JSON 4xx is still a refusal.
