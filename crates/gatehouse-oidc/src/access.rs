@@ -14,7 +14,6 @@ use crate::respond::Failure;
 use crate::session::SessionData;
 use crate::tokens::{TokenError, VerifiedJwt};
 use gatehouse_core::plugin::{Ctx, Flow};
-use gatehouse_jose::UnverifiedJwt;
 use gatehouse_session::{OpenError, Session};
 use http::{HeaderValue, request::Parts};
 use serde_json::{Map, Value};
@@ -40,12 +39,11 @@ pub(crate) struct Outcome {
     pub access_token: Option<String>,
     pub id_token: Option<String>,
     pub refresh_token: Option<String>,
-    /// Verified (or, from our own session, trusted) access token claims, with the verifying key.
+    /// The access token's claims (verified, or read from our own sealed session), with the
+    /// verifying key when there was one.
     pub access: Option<Arc<VerifiedJwt>>,
-    /// Claims of the access token read from the session without re-verification.
-    pub access_claims: Option<Map<String, Value>>,
-    pub id_claims: Option<Map<String, Value>>,
-    pub id_jwk: Option<Arc<gatehouse_jose::Jwk>>,
+    /// The ID token's claims, likewise.
+    pub id: Option<Arc<VerifiedJwt>>,
     pub introspection: Option<Arc<Timed<ClaimsAnswer>>>,
     pub userinfo: Option<Arc<Timed<ClaimsAnswer>>>,
     pub hide: Vec<Found>,
@@ -58,6 +56,31 @@ pub(crate) struct Outcome {
 pub(crate) struct SessionWrite {
     pub session: Session,
     pub previous_chunks: usize,
+}
+
+/// A verified token-endpoint answer, as the token cache keeps it.
+pub(crate) struct Granted {
+    pub ts: TokenSet,
+    pub access: Option<Arc<VerifiedJwt>>,
+    pub id: Option<Arc<VerifiedJwt>>,
+    /// When the access token expires (0: unknown).
+    pub expires: i64,
+}
+
+impl Granted {
+    fn outcome(&self, method: &'static str, client: usize) -> Outcome {
+        Outcome {
+            method,
+            client,
+            access_token: Some(self.ts.access_token.clone()),
+            id_token: self.ts.id_token.clone(),
+            refresh_token: self.ts.refresh_token.clone(),
+            access: self.access.clone(),
+            id: self.id.clone(),
+            expires: self.expires,
+            ..Outcome::default()
+        }
+    }
 }
 
 /// Per-request state for the response phase.
@@ -193,8 +216,7 @@ impl Oidc {
                     // An ID token sent along must be ours, for our client.
                     let aud = self.clients.first().map(|c| c.id.as_str());
                     let v = self.verifier.verify(&id, true, aud, now).await.map_err(token_failure)?;
-                    o.id_jwk = v.jwk.clone();
-                    o.id_claims = Some(v.claims);
+                    o.id = Some(Arc::new(v));
                     o.id_token = Some(id);
                     o.hide.push(found);
                 }
@@ -210,8 +232,8 @@ impl Oidc {
                 ("refresh_token".to_string(), rt.clone()),
             ];
             let key = token_key(&[self.provider.issuer(), "refresh_token", &rt, &self.salt]);
-            let ts = self.grant("refresh_token", &self.clients[client], None, key, params, now).await?;
-            let mut o = self.outcome_of_grant("refresh_token", client, ts, now).await?;
+            let g = self.grant("refresh_token", client, &self.clients[client], None, key, params, now).await?;
+            let mut o = g.value.outcome("refresh_token", client);
             o.hide.push(found);
             return Ok(o);
         }
@@ -450,8 +472,8 @@ impl Oidc {
         ];
         let scope = self.push_scope_audience(&mut params);
         let key = token_key(&[self.provider.issuer(), "password", &p.user, &p.secret, &self.salt, &scope]);
-        let ts = self.grant("password", &self.clients[client], None, key, params, now).await?;
-        self.outcome_of_grant("password", client, ts, now).await
+        let g = self.grant("password", client, &self.clients[client], None, key, params, now).await?;
+        Ok(g.value.outcome("password", client))
     }
 
     async fn client_credentials(&self, client: usize, p: &Pair, now: i64) -> Result<Outcome, Failure> {
@@ -465,8 +487,8 @@ impl Oidc {
         let mut params = vec![("grant_type".to_string(), "client_credentials".to_string())];
         let scope = self.push_scope_audience(&mut params);
         let key = token_key(&[self.provider.issuer(), "client_credentials", &p.user, &p.secret, &self.salt, &scope]);
-        let ts = self.grant("client_credentials", &as_client, Some(auth), key, params, now).await?;
-        self.outcome_of_grant("client_credentials", client, ts, now).await
+        let g = self.grant("client_credentials", client, &as_client, Some(auth), key, params, now).await?;
+        Ok(g.value.outcome("client_credentials", client))
     }
 
     /// Adds `scope` and `audience` (and `token_post_args`) to a grant; returns the scope for the
@@ -485,90 +507,79 @@ impl Oidc {
         if self.s.token_cache_key_include_scope { scope } else { String::new() }
     }
 
-    /// One token-endpoint call, through the token cache (single flight per key) when it is on.
+    /// One token-endpoint call and the verification of what it returned, through the token cache
+    /// (single flight per key) when it is on: a cached grant costs a hash lookup, not a signature check.
+    #[allow(clippy::too_many_arguments)]
     async fn grant(
         &self,
         what: &'static str,
+        client_index: usize,
         client: &Client,
         method: Option<ClientAuth>,
         key: [u8; 32],
         params: Vec<(String, String)>,
         now: i64,
-    ) -> Result<TokenSet, Failure> {
+    ) -> Result<Arc<Timed<Granted>>, Failure> {
         let endpoint = self
             .endpoint(&self.s.token_endpoint, "token_endpoint", now)
             .await?
             .ok_or_else(|| Failure::unauthorized("token endpoint was not specified"))?;
         let method = method.or(self.token_auth).unwrap_or(client.auth);
         let fetch = async {
-            let ts =
-                calls::token(self.provider.http(), &endpoint, client, method, params, &self.token_headers, now).await?;
-            let lifetime = ts.expires_at.map(|e| e - now);
+            let ts = calls::token(self.provider.http(), &endpoint, client, method, params, &self.token_headers, now)
+                .await
+                .map_err(|e| grant_failure(what, e))?;
+            let g = self.verify_grant(what, client_index, ts, now).await?;
+            let lifetime = (g.expires != 0).then(|| g.expires - now);
             let until = std::time::Instant::now() + self.ttl.ttl(lifetime);
-            Ok(Arc::new(Timed { value: ts, until }))
+            Ok(Arc::new(Timed { value: g, until }))
         };
-        let result = match &self.tokens {
+        let g = match &self.tokens {
             // A refresh token is single-use at many IdPs: never serve its answer twice.
-            Some(c) if what != "refresh_token" => {
-                c.try_get_with(key, fetch).await.map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| clone_err(&e)))
-            }
-            _ => fetch.await,
+            Some(c) if what != "refresh_token" => c
+                .try_get_with(key, fetch)
+                .await
+                .map_err(|e: Arc<Failure>| Arc::try_unwrap(e).unwrap_or_else(|e| (*e).clone()))?,
+            _ => fetch.await?,
         };
-        match result {
-            Ok(t) => {
-                if t.value.expires_at.is_some_and(|e| e <= now) {
-                    if let Some(c) = &self.tokens {
-                        c.invalidate(&key).await;
-                    }
-                    return Err(expired("cached token expired"));
-                }
-                Ok(t.value.clone())
+        if g.value.expires != 0 && g.value.expires + self.verifier.leeway <= now {
+            if let Some(c) = &self.tokens {
+                c.invalidate(&key).await;
             }
-            Err(e) => Err(grant_failure(what, e)),
+            return Err(expired("cached token expired"));
         }
+        Ok(g)
     }
 
-    /// Verifies what a grant returned and makes the outcome.
-    async fn outcome_of_grant(
+    /// Verifies what a grant returned.
+    async fn verify_grant(
         &self,
         method: &'static str,
         client: usize,
         ts: TokenSet,
         now: i64,
-    ) -> Result<Outcome, Failure> {
+    ) -> Result<Granted, Failure> {
         // The token endpoint call took time: its tokens are checked against the clock as it is now.
         let now = now.max(unix_now());
         let check_sig = !self.s.ignore_signature.iter().any(|g| g == method);
-        let mut o = Outcome { method, client, ..Outcome::default() };
-        match self.verifier.access_token(&ts.access_token, now).await {
-            Ok(v) => {
-                o.expires = v.exp.unwrap_or(0);
-                o.access = Some(v);
-            }
+        let access = match self.verifier.access_token(&ts.access_token, now).await {
+            Ok(v) => Some(v),
             // An opaque access token is fine: the IdP just issued it to us.
-            Err(TokenError::NotJwt) => {}
+            Err(TokenError::NotJwt) => None,
             Err(e) if !check_sig && !matches!(e, TokenError::Idp(_)) => {
-                o.access_claims = UnverifiedJwt::parse(&ts.access_token).ok().and_then(|j| j.unverified_claims().ok());
+                VerifiedJwt::read_unverified(&ts.access_token).map(Arc::new)
             }
             Err(e) => return Err(token_failure(e)),
-        }
-        if let Some(id) = &ts.id_token {
-            let aud = self.clients.get(client).map(|c| c.id.as_str());
-            match self.verifier.verify(id, check_sig, aud, now).await {
-                Ok(v) => {
-                    o.id_jwk = v.jwk.clone();
-                    o.id_claims = Some(v.claims);
-                }
-                Err(e) => return Err(token_failure(e)),
+        };
+        let id = match &ts.id_token {
+            Some(id) => {
+                let aud = self.clients.get(client).map(|c| c.id.as_str());
+                Some(Arc::new(self.verifier.verify(id, check_sig, aud, now).await.map_err(token_failure)?))
             }
-        }
-        if o.expires == 0 {
-            o.expires = ts.expires_at.unwrap_or(0);
-        }
-        o.access_token = Some(ts.access_token);
-        o.id_token = ts.id_token;
-        o.refresh_token = ts.refresh_token;
-        Ok(o)
+            None => None,
+        };
+        let expires = access.as_ref().and_then(|a| a.exp).or(ts.expires_at).unwrap_or(0);
+        Ok(Granted { ts, access, id, expires })
     }
 
     /// A request carrying our session cookie: the tokens come from the session; an expired
@@ -598,9 +609,9 @@ impl Oidc {
             let params =
                 vec![("grant_type".to_string(), "refresh_token".to_string()), ("refresh_token".to_string(), rt)];
             let key = token_key(&[self.provider.issuer(), "refresh_token", &self.salt]);
-            match self.grant("refresh_token", &self.clients[client], None, key, params, now).await {
-                Ok(ts) => {
-                    let o = self.outcome_of_grant("refresh_token", client, ts, now).await?;
+            match self.grant("refresh_token", client, &self.clients[client], None, key, params, now).await {
+                Ok(g) => {
+                    let o = g.value.outcome("refresh_token", client);
                     data.access_token = o.access_token.clone().unwrap_or_default();
                     data.id_token = o.id_token.clone().or(data.id_token.take());
                     data.refresh_token = o.refresh_token.clone().or(data.refresh_token.take());
@@ -617,16 +628,11 @@ impl Oidc {
                 Err(e) => return Err(e),
             }
         }
-        let access = self.verifier.cached(&data.access_token, now).ok().flatten();
-        let access_claims = match &access {
-            Some(_) => None,
-            None => UnverifiedJwt::parse(&data.access_token).ok().and_then(|j| j.unverified_claims().ok()),
+        let access = match self.verifier.cached(&data.access_token, now).ok().flatten() {
+            Some(v) => Some(v),
+            None => VerifiedJwt::read_unverified(&data.access_token).map(Arc::new),
         };
-        let id_claims = data
-            .id_token
-            .as_deref()
-            .and_then(|t| UnverifiedJwt::parse(t).ok())
-            .and_then(|j| j.unverified_claims().ok());
+        let id = data.id_token.as_deref().and_then(VerifiedJwt::read_unverified).map(Arc::new);
         if changed {
             session.data = data.encode();
         }
@@ -640,8 +646,7 @@ impl Oidc {
             id_token: data.id_token,
             refresh_token: data.refresh_token,
             access,
-            access_claims,
-            id_claims,
+            id,
             session,
             expires: data.expires,
             ..Outcome::default()
@@ -658,8 +663,8 @@ impl Oidc {
         pending: &mut Pending,
     ) -> Result<(), Failure> {
         let intro = o.introspection.as_ref().map(|a| &a.value.claims);
-        let access = o.access.as_ref().map(|a| &a.claims).or(o.access_claims.as_ref());
-        let id = o.id_claims.as_ref();
+        let access = o.access.as_ref().map(|a| &a.claims);
+        let id = o.id.as_ref().map(|a| &a.claims);
         let user = if self.s.search_user_info { o.userinfo.as_ref().map(|a| &a.value.claims) } else { None };
 
         let checks: Vec<&Map<String, Value>> = [intro, access].into_iter().flatten().collect();

@@ -5,7 +5,7 @@ use crate::authz::Requirement;
 use crate::cache::{self, TimedCache, TtlRule};
 use crate::consumer::Mapping;
 use crate::credentials::Place;
-use crate::provider::calls::{ClaimsAnswer, TokenSet};
+use crate::provider::calls::ClaimsAnswer;
 use crate::provider::client_auth::{Client, ClientAuth};
 use crate::provider::discovery::{self, Provider, ProviderKey};
 use crate::respond::{Responder, realm_of};
@@ -99,7 +99,7 @@ pub struct Oidc {
     pub(crate) responder: Responder,
     pub(crate) salt: String,
     pub(crate) ttl: TtlRule,
-    pub(crate) tokens: Option<TimedCache<[u8; 32], TokenSet>>,
+    pub(crate) tokens: Option<TimedCache<[u8; 32], crate::access::Granted>>,
     pub(crate) introspections: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
     pub(crate) userinfos: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
     pub(crate) introspection_headers: Vec<(String, String)>,

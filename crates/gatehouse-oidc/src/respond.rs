@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 /// Why the plugin refuses a request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Failure {
     /// 401: no valid credentials. `description` goes into `error_description` (fixed texts only,
     /// never a client-supplied value); `reason` is for the log and `display_errors`.
