@@ -4,8 +4,9 @@
 
 use crate::authz;
 use crate::cache::{Timed, token_key};
-use crate::consumer::{self, CONSUMER_HEADERS};
+use crate::consumer;
 use crate::credentials::{self, Args, Found, Pair};
+use crate::headers::{self, IDENTITY_HEADERS};
 use crate::plugin::Oidc;
 use crate::provider::calls::{self, ClaimsAnswer, GrantError, IntrospectionRequest, TokenSet, UserinfoRequest};
 use crate::provider::client_auth::{Client, ClientAuth};
@@ -19,17 +20,6 @@ use http::{HeaderValue, request::Parts};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::sync::Arc;
-
-/// Headers an upstream may take as identity: removed from every request before the plugin sets
-/// its own, so a client can never send them.
-pub const IDENTITY_HEADERS: [&str; 6] = [
-    CONSUMER_HEADERS[0],
-    CONSUMER_HEADERS[1],
-    CONSUMER_HEADERS[2],
-    CONSUMER_HEADERS[3],
-    "x-authenticated-groups",
-    "x-credential-identifier",
-];
 
 /// What authentication established.
 #[derive(Default)]
@@ -51,6 +41,8 @@ pub(crate) struct Outcome {
     pub session: Option<SessionWrite>,
     /// The access token's expiry, for a new session.
     pub expires: i64,
+    /// The session's id, when the request has or gets a session.
+    pub session_id: Option<String>,
 }
 
 pub(crate) struct SessionWrite {
@@ -91,6 +83,8 @@ pub(crate) struct Pending {
     pub session_cookies: Option<http::HeaderMap>,
     /// The client the request chose (`client_arg`), for the per-client redirect URIs.
     pub client: usize,
+    /// Headers for the response (appended in `header_filter`).
+    pub downstream: Vec<(http::HeaderName, HeaderValue)>,
 }
 
 fn unauthorized_desc(description: &'static str, reason: impl Into<String>) -> Failure {
@@ -138,13 +132,13 @@ impl Oidc {
         let mut pending = Pending::default();
         let result = self.authenticate(ctx, parts, now, &mut pending).await;
         let flow = match result {
-            Ok(outcome) => match self.authorize(ctx, parts, outcome, now, &mut pending) {
+            Ok(outcome) => match self.authorize(ctx, parts, outcome, now, &mut pending).await {
                 Ok(()) => Flow::Continue,
                 Err(f) => self.fail(ctx, parts, f, &mut pending),
             },
             Err(f) => self.fail(ctx, parts, f, &mut pending),
         };
-        if !pending.set_cookies.is_empty() {
+        if !pending.set_cookies.is_empty() || !pending.downstream.is_empty() {
             ctx.extensions.insert(pending.clone());
         }
         match flow {
@@ -636,10 +630,12 @@ impl Oidc {
         if changed {
             session.data = data.encode();
         }
+        let session_id = Some(session.id_string());
         let session = (changed || self.sessions.needs_save(&session, now))
             .then_some(SessionWrite { session, previous_chunks: chunks });
         let _ = pending;
         Ok(Outcome {
+            session_id,
             method: "session",
             client: data.client,
             access_token: Some(data.access_token),
@@ -654,7 +650,7 @@ impl Oidc {
     }
 
     /// Authorization checks, consumer mapping, and the upstream request changes.
-    fn authorize(
+    async fn authorize(
         &self,
         ctx: &mut Ctx,
         parts: &mut Parts,
@@ -662,14 +658,38 @@ impl Oidc {
         now: i64,
         pending: &mut Pending,
     ) -> Result<(), Failure> {
+        {
+            let intro = o.introspection.as_ref().map(|a| &a.value.claims);
+            let access = o.access.as_ref().map(|a| &a.claims);
+            let checks: Vec<&Map<String, Value>> = [intro, access].into_iter().flatten().collect();
+            authz::check(&self.requirements, &checks).map_err(|reason| Failure::Forbidden { reason })?;
+        }
+
+        // From here on the request is authenticated: credentials go, spoofable headers go, and
+        // only what this plugin verified is set.
+        if self.s.hide_credentials {
+            for found in &o.hide {
+                if let Some(b) = credentials::hide(found, parts, ctx.body.as_ref()) {
+                    ctx.body = Some(b);
+                }
+            }
+        }
+        self.headers.strip_spoofed(&mut parts.headers);
+
+        // Userinfo and introspection are fetched for headers only when a header needs them.
+        if let Some(token) = o.access_token.clone() {
+            if o.introspection.is_none() && self.headers.needs_introspection() {
+                o.introspection = self.introspect(&token, now).await?;
+            }
+            if o.userinfo.is_none() && (self.headers.needs_userinfo() || self.userinfo_needed_for_claims(&o)) {
+                o.userinfo = self.userinfo(&token, now).await?;
+            }
+        }
+
         let intro = o.introspection.as_ref().map(|a| &a.value.claims);
         let access = o.access.as_ref().map(|a| &a.claims);
         let id = o.id.as_ref().map(|a| &a.claims);
         let user = if self.s.search_user_info { o.userinfo.as_ref().map(|a| &a.value.claims) } else { None };
-
-        let checks: Vec<&Map<String, Value>> = [intro, access].into_iter().flatten().collect();
-        authz::check(&self.requirements, &checks).map_err(|reason| Failure::Forbidden { reason })?;
-
         let sources: Vec<&Map<String, Value>> = [intro, id, access, user].into_iter().flatten().collect();
         let mut subject = None;
         if let Some(mapping) = &self.mapping {
@@ -700,23 +720,13 @@ impl Oidc {
                 Some(Value::Array(a)) => list.extend(a.iter().filter_map(Value::as_str)),
                 _ => {}
             }
-            list.dedup();
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|g| seen.insert(*g));
             if !list.is_empty()
-                && let Ok(v) = HeaderValue::from_str(&list.join(", "))
+                && let Some(v) = headers::header_value(&list.join(", "))
             {
                 parts.headers.insert("x-authenticated-groups", v);
             }
-        }
-
-        if self.s.hide_credentials {
-            for found in &o.hide {
-                if let Some(b) = credentials::hide(found, parts, ctx.body.as_ref()) {
-                    ctx.body = Some(b);
-                }
-            }
-        }
-        if let (Some(spec), Some(token)) = (&self.s.upstream_access_token_header, &o.access_token) {
-            crate::headers::set_token(&mut parts.headers, spec, token);
         }
 
         // Sessions: a new one after any other method (unless disabled for it), or the refreshed
@@ -732,8 +742,9 @@ impl Oidc {
                 expires,
                 auth_method: o.method.to_string(),
             };
-            let previous_chunks = self.sessions.present_chunks(&parts.headers);
+            let previous_chunks = pending.session_cookies.as_ref().map_or(0, |c| self.sessions.present_chunks(c));
             let session = self.sessions.new_session(now, subject.clone(), data.encode());
+            o.session_id = Some(session.id_string());
             o.session = Some(SessionWrite { session, previous_chunks });
         }
         if let Some(mut w) = o.session.take() {
@@ -742,9 +753,48 @@ impl Oidc {
                 Err(e) => tracing::warn!(error = %e, "session not saved"),
             }
         }
+
+        let src = headers::Sources {
+            introspection: o.introspection.as_ref().map(|a| &a.value.claims),
+            introspection_jwt: o.introspection.as_ref().and_then(|a| a.value.jwt.as_deref()),
+            access: o.access.as_ref().map(|a| &a.claims),
+            id: o.id.as_ref().map(|a| &a.claims),
+            userinfo: o.userinfo.as_ref().map(|a| &a.value.claims),
+            userinfo_jwt: o.userinfo.as_ref().and_then(|a| a.value.jwt.as_deref()),
+            access_token: o.access_token.as_deref(),
+            id_token: o.id_token.as_deref(),
+            refresh_token: o.refresh_token.as_deref(),
+            access_jwk: o.access.as_ref().and_then(|a| a.jwk.as_ref()).map(|k| k.json()),
+            id_jwk: o.id.as_ref().and_then(|a| a.jwk.as_ref()).map(|k| k.json()),
+            session_id: o.session_id.as_deref(),
+        };
+        for (name, value) in headers::build(&self.headers, &self.headers.upstream, &src) {
+            parts.headers.insert(name, value);
+        }
+        if !self.headers.downstream_is_empty() {
+            pending.downstream = headers::build(&self.headers, &self.headers.downstream, &src);
+        }
         ctx.authenticated = true;
         ctx.extensions.insert(Arc::new(Authenticated::from(o)));
         Ok(())
+    }
+
+    /// Whether a claim header's claim is in none of the other sources, so userinfo must be asked
+    /// (only with `search_user_info`).
+    fn userinfo_needed_for_claims(&self, o: &Outcome) -> bool {
+        if !self.s.search_user_info || !self.headers.has_claims() {
+            return false;
+        }
+        let src = headers::Sources {
+            introspection: o.introspection.as_ref().map(|a| &a.value.claims),
+            access: o.access.as_ref().map(|a| &a.claims),
+            id: o.id.as_ref().map(|a| &a.claims),
+            ..headers::Sources::default()
+        };
+        [&self.headers.upstream, &self.headers.downstream]
+            .iter()
+            .flat_map(|d| d.claims.iter())
+            .any(|c| headers::search(&src, &c.path, false).is_none())
     }
 
     fn fail(&self, ctx: &mut Ctx, parts: &mut Parts, f: Failure, pending: &mut Pending) -> Flow {
@@ -771,6 +821,7 @@ impl Oidc {
                 tracing::error!(reason = f.reason(), "openid-connect: request refused");
                 return Flow::Respond(self.responder.respond(&f));
             };
+            self.headers.strip_spoofed(&mut parts.headers);
             consumer::set_headers(&mut parts.headers, Some(&c), true);
             ctx.consumer = Some(c);
             return Flow::Continue;

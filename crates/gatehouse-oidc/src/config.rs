@@ -405,6 +405,11 @@ static SCHEMA: LazyLock<Record> = LazyLock::new(|| {
         strs("downstream_headers_claims"),
         header_names("downstream_headers_names"),
         Field::array("downstream_headers", Field::record("element", claim_header())),
+        // Our extension: the size guard. One added header (name and value) and all the headers the
+        // plugin adds to one message stay under these byte counts; over them a header is left out
+        // with a warning, rather than the upstream answering 431.
+        Field::integer("max_added_header_size").required().default(json!(8192)).between(1, 65536),
+        Field::integer("max_added_headers_size").required().default(json!(16384)).between(1, 262144),
     ]);
     f.extend([
         one_of_strs("session_request_headers", SESSION_HEADERS),
@@ -1243,7 +1248,11 @@ mod tests {
         }
         let mut extra: Vec<&str> = fields.iter().copied().filter(|f| !kong.contains(f)).collect();
         extra.sort_unstable();
-        assert_eq!(extra, ["consumer_claim"], "fields Kong 3.15 does not list");
+        assert_eq!(
+            extra,
+            ["consumer_claim", "max_added_header_size", "max_added_headers_size"],
+            "fields Kong 3.15 does not list"
+        );
         let mut sorted = fields.clone();
         sorted.sort_unstable();
         sorted.dedup();

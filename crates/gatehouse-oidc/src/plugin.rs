@@ -109,6 +109,7 @@ pub struct Oidc {
     pub(crate) token_post_args: Vec<(String, String)>,
     pub(crate) token_headers: Vec<(String, String)>,
     pub(crate) id_token_places: Vec<Place>,
+    pub(crate) headers: crate::headers::HeaderPlan,
 }
 
 fn pairs(names: &Option<Vec<String>>, values: &Option<Vec<String>>) -> Vec<(String, String)> {
@@ -280,6 +281,7 @@ impl Oidc {
             token_post_args: pairs(&s.token_post_args_names, &s.token_post_args_values),
             token_headers: pairs(&s.token_headers_names, &s.token_headers_values),
             id_token_places: Place::list(&s.id_token_param_type),
+            headers: crate::headers::HeaderPlan::build(&s)?,
             s,
         })
     }
@@ -344,6 +346,10 @@ impl Plugin for Oidc {
         if let Some(p) = ctx.extensions.remove::<crate::access::Pending>() {
             for c in p.set_cookies {
                 resp.headers.append(http::header::SET_COOKIE, c);
+            }
+            // Downstream headers append, as Kong's do.
+            for (name, value) in p.downstream {
+                resp.headers.append(name, value);
             }
         }
     }

@@ -131,13 +131,39 @@ pub struct Settings {
     pub timeout: f64,
     pub keepalive: bool,
 
-    pub upstream_access_token_header: Option<String>,
+    pub upstream_headers_claims: Option<Vec<String>>,
+    pub upstream_headers_names: Option<Vec<String>>,
+    pub upstream_headers: Option<Vec<HeaderItem>>,
+    pub downstream_headers_claims: Option<Vec<String>>,
+    pub downstream_headers_names: Option<Vec<String>>,
+    pub downstream_headers: Option<Vec<HeaderItem>>,
+    pub max_added_header_size: usize,
+    pub max_added_headers_size: usize,
+
+    /// Every other field, e.g. the twenty `upstream_*_header`/`downstream_*_header` fields, which
+    /// [`Settings::token_headers`] reads by name.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+/// One `upstream_headers`/`downstream_headers` item.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)]
+pub struct HeaderItem {
+    pub header: String,
+    pub path: Vec<String>,
+    pub encoding: Option<String>,
 }
 
 impl Settings {
     /// Reads a config that [`crate::config::schema`] has validated.
     pub fn from_config(config: &Value) -> Result<Settings, String> {
         Settings::deserialize(config).map_err(|e| format!("config: {e}"))
+    }
+
+    /// The `{prefix}{field}` token header fields that are set (`upstream_` or `downstream_`).
+    pub fn token_header(&self, prefix: &str, field: &str) -> Option<&str> {
+        self.other.get(&format!("{prefix}{field}")).and_then(Value::as_str)
     }
 
     /// Whether `method` is in `auth_methods`.
@@ -159,7 +185,9 @@ mod tests {
         assert_eq!(s.session_cookie_name, "session");
         assert_eq!(s.bearer_token_param_type, ["header", "query", "body"]);
         assert!(s.allows("password") && s.allows("session"));
-        assert_eq!(s.upstream_access_token_header.as_deref(), Some("authorization:bearer"));
+        assert_eq!(s.token_header("upstream_", "access_token_header"), Some("authorization:bearer"));
+        assert_eq!(s.token_header("downstream_", "access_token_header"), None);
+        assert_eq!(s.max_added_header_size, 8192);
         assert_eq!(s.timeout, 10000.0);
     }
 }
