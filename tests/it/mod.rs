@@ -1,5 +1,6 @@
 mod admin;
 mod declarative;
+mod headers;
 mod oidc;
 mod proxy;
 mod tls;

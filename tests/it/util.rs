@@ -126,3 +126,14 @@ pub async fn post(url: &str, body: Value) -> (u16, Value) {
 pub async fn get(url: &str) -> (u16, Value) {
     json(client().get(url).send().await.expect("request")).await
 }
+
+/// `x-user-info` → `X-User-Info`: how the echo upstream shows a header name.
+pub fn title(name: &str) -> String {
+    name.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}

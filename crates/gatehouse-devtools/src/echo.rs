@@ -103,6 +103,17 @@ async fn echo(req: Request<Incoming>, origin: Arc<str>) -> Result<Response<Full<
     };
     let mut resp = Response::new(Full::new(Bytes::from(render(&parts, &body, &origin))));
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // httpbin's `/response-headers?Name=value`: the query becomes response headers, so tests can
+    // see how a gateway treats headers the upstream already set.
+    if parts.uri.path().ends_with("/response-headers")
+        && let Some(q) = parts.uri.query()
+    {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+                resp.headers_mut().append(name, value);
+            }
+        }
+    }
     Ok(resp)
 }
 
