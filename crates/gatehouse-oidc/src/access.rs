@@ -665,6 +665,11 @@ impl Oidc {
             authz::check(&self.requirements, &checks).map_err(|reason| Failure::Forbidden { reason })?;
         }
 
+        // The client's `Authorization: Bearer <token>`, to send on unchanged when it is the token.
+        let authorization = match (&o.access_token, parts.headers.get(http::header::AUTHORIZATION)) {
+            (Some(t), Some(v)) if v.as_bytes().strip_prefix(b"Bearer ") == Some(t.as_bytes()) => Some(v.clone()),
+            _ => None,
+        };
         // From here on the request is authenticated: credentials go, spoofable headers go, and
         // only what this plugin verified is set.
         if self.s.hide_credentials {
@@ -677,11 +682,15 @@ impl Oidc {
         self.headers.strip_spoofed(&mut parts.headers);
 
         // Userinfo and introspection are fetched for headers only when a header needs them.
-        if let Some(token) = o.access_token.clone() {
+        if let Some(token) = &o.access_token {
             if o.introspection.is_none() && self.headers.needs_introspection() {
+                let token = token.clone();
                 o.introspection = self.introspect(&token, now).await?;
             }
-            if o.userinfo.is_none() && (self.headers.needs_userinfo() || self.userinfo_needed_for_claims(&o)) {
+            if o.userinfo.is_none()
+                && (self.headers.needs_userinfo() || self.userinfo_needed_for_claims(&o))
+                && let Some(token) = o.access_token.clone()
+            {
                 o.userinfo = self.userinfo(&token, now).await?;
             }
         }
@@ -767,9 +776,24 @@ impl Oidc {
             access_jwk: o.access.as_ref().and_then(|a| a.jwk.as_ref()).map(|k| k.json()),
             id_jwk: o.id.as_ref().and_then(|a| a.jwk.as_ref()).map(|k| k.json()),
             session_id: o.session_id.as_deref(),
+            authorization: authorization.as_ref(),
         };
-        for (name, value) in headers::build(&self.headers, &self.headers.upstream, &src) {
-            parts.headers.insert(name, value);
+        // With the access token as the only source, the headers are a function of the token:
+        // made once per verified token and reused.
+        let token_only = o.introspection.is_none() && o.id.is_none() && o.userinfo.is_none() && o.session_id.is_none();
+        match o.access.as_ref().filter(|a| token_only && a.jwk.is_some()) {
+            Some(a) => {
+                let made =
+                    a.upstream_headers.get_or_init(|| headers::build(&self.headers, &self.headers.upstream, &src));
+                for (name, value) in made {
+                    parts.headers.insert(name.clone(), value.clone());
+                }
+            }
+            None => {
+                for (name, value) in headers::build(&self.headers, &self.headers.upstream, &src) {
+                    parts.headers.insert(name, value);
+                }
+            }
         }
         if !self.headers.downstream_is_empty() {
             pending.downstream = headers::build(&self.headers, &self.headers.downstream, &src);

@@ -27,6 +27,9 @@ pub struct VerifiedJwt {
     pub nbf: Option<i64>,
     /// Until when the cache may keep it.
     cache_until: Instant,
+    /// The upstream headers made from this token alone (when nothing else feeds them), built on
+    /// first use: a repeated bearer token then costs no claim lookups and no value copies.
+    pub upstream_headers: std::sync::OnceLock<Vec<(http::HeaderName, http::HeaderValue)>>,
 }
 
 /// Why a token was refused.
@@ -55,7 +58,7 @@ impl VerifiedJwt {
     pub fn unverified(claims: Map<String, Value>) -> VerifiedJwt {
         let exp = claims.get("exp").and_then(Value::as_f64).map(|f| f as i64);
         let nbf = claims.get("nbf").and_then(Value::as_f64).map(|f| f as i64);
-        VerifiedJwt { claims, jwk: None, exp, nbf, cache_until: Instant::now() }
+        VerifiedJwt { claims, jwk: None, exp, nbf, cache_until: Instant::now(), upstream_headers: Default::default() }
     }
 
     /// Reads a JWT's claims without verifying it (see [`VerifiedJwt::unverified`]).
@@ -210,7 +213,14 @@ impl Verifier {
             let left = exp.saturating_add(self.leeway).saturating_sub(now).max(0) as u64;
             ttl = ttl.min(Duration::from_secs(left));
         }
-        Ok(VerifiedJwt { claims, jwk, exp, nbf, cache_until: Instant::now() + ttl })
+        Ok(VerifiedJwt {
+            claims,
+            jwk,
+            exp,
+            nbf,
+            cache_until: Instant::now() + ttl,
+            upstream_headers: Default::default(),
+        })
     }
 
     fn check(&self, jwt: UnverifiedJwt<'_>, d: &Discovered) -> Result<gatehouse_jose::Verified, VerifyError> {

@@ -329,6 +329,9 @@ pub struct Sources<'a> {
     pub id_jwk: Option<&'a Value>,
     /// The session id.
     pub session_id: Option<&'a str>,
+    /// The request's own `Authorization` value when it is exactly `Bearer <access token>`: reused
+    /// as it is for `authorization:bearer`, saving a copy of the token per request.
+    pub authorization: Option<&'a HeaderValue>,
 }
 
 fn is_absent(v: &Value) -> bool {
@@ -408,10 +411,9 @@ pub enum Skipped {
 /// Checks a value for the wire: no control characters (CR, LF, NUL, any byte below 0x20, DEL);
 /// UTF-8 above ASCII passes as it is.
 pub fn header_value(v: &str) -> Option<HeaderValue> {
-    if v.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return None;
-    }
-    HeaderValue::from_bytes(v.as_bytes()).ok()
+    // `from_bytes` already refuses every control byte but TAB.
+    let hv = HeaderValue::from_bytes(v.as_bytes()).ok()?;
+    (!v.as_bytes().contains(&b'\t')).then_some(hv)
 }
 
 /// Collects the headers of one direction with the guards applied. `label` names what a skipped
@@ -428,6 +430,17 @@ impl Collector {
     /// An empty collector with the plan's caps.
     pub fn new(plan: &HeaderPlan) -> Collector {
         Collector { max_one: plan.max_one, max_total: plan.max_total, total: 0, out: Vec::new() }
+    }
+
+    /// Adds a value already checked for the wire (the client's own `Authorization`), under the caps.
+    fn reuse(&mut self, name: HeaderName, hv: HeaderValue, label: &str) {
+        let size = name.as_str().len() + hv.len();
+        if size > self.max_one || self.total + size > self.max_total {
+            tracing::warn!(header = %name, source = label, bytes = size, "header not sent: too large");
+            return;
+        }
+        self.total += size;
+        self.out.push((name, hv));
     }
 
     /// Adds `name: prefix value` unless a guard refuses it (then logs a warning and skips it).
@@ -474,6 +487,12 @@ pub fn build(plan: &HeaderPlan, dir: &Direction, src: &Sources<'_>) -> Vec<(Head
             Target::Authorization(scheme) => scheme,
             Target::Named(_) => "",
         };
+        if let (Source::AccessToken, Target::Authorization("Bearer"), Some(original)) =
+            (t.source, &t.target, src.authorization)
+        {
+            c.reuse(http::header::AUTHORIZATION, original.clone(), &t.field);
+            continue;
+        }
         let _ = c.add(t.target.name(), prefix, &value, &t.field);
     }
     for h in &dir.claims {
