@@ -1,6 +1,7 @@
 mod admin;
 mod declarative;
 mod headers;
+mod interop;
 mod oidc;
 mod proxy;
 mod tls;

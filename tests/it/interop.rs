@@ -1,0 +1,474 @@
+//! The openid-connect plugin against an OpenID Provider nobody here wrote: panva's oidc-provider
+//! (a certified OP, `tests/interop/provider.mjs`), through the real proxy and a `gatehouse echo`
+//! upstream, configured as a Kong user would configure it.
+//!
+//! Needs Node.js and npm: the first test to start runs `npm ci` in `tests/interop` when its
+//! `node_modules` is missing or holds another oidc-provider than the pinned one. Each test gets
+//! its own provider process.
+//!
+//! What the provider issues (see the header of `provider.mjs`): client `gatehouse` gets JWT access
+//! tokens (audience `api`, RS256; ES256 with `resource=urn:gatehouse:api:es256`); client `opaque`
+//! gets opaque tokens, the only kind oidc-provider introspects or serves userinfo for.
+
+use super::oidc::base_config;
+use super::util::{Gateway, Proc, client, echo, json, post, tempdir};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{OnceLock, mpsc};
+use std::time::Duration;
+
+const ES256_RESOURCE: &str = "urn:gatehouse:api:es256";
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("interop")
+}
+
+/// The oidc-provider version `package.json` pins.
+fn pinned_version(dir: &Path) -> String {
+    let pkg: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("package.json")).unwrap()).unwrap();
+    pkg["dependencies"]["oidc-provider"].as_str().unwrap().to_string()
+}
+
+/// The oidc-provider version in `node_modules`, if any.
+fn installed_version(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("node_modules/oidc-provider/package.json")).ok()?;
+    let pkg: Value = serde_json::from_str(&text).ok()?;
+    pkg["version"].as_str().map(str::to_string)
+}
+
+/// Runs `npm ci` once per test run when `node_modules` is missing or stale. Concurrent callers
+/// wait for the first one.
+fn node_modules() {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    let done = DONE.get_or_init(|| {
+        let dir = interop_dir();
+        if installed_version(&dir).as_deref() == Some(pinned_version(&dir).as_str()) {
+            return Ok(());
+        }
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("could not run npm (the interop tests need Node.js and npm): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "npm ci failed in {}:\n{}{}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    });
+    if let Err(e) = done {
+        panic!("{e}");
+    }
+}
+
+/// A running `node provider.mjs`, killed on drop.
+struct Op {
+    child: Child,
+    issuer: String,
+    log: PathBuf,
+}
+
+impl Op {
+    fn start(dir: &Path) -> Op {
+        node_modules();
+        let log = dir.join("provider.log");
+        let mut child = Command::new("node")
+            .args(["provider.mjs", "0"])
+            .current_dir(interop_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not run node (the interop tests need Node.js): {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("interop provider ready: ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(issuer) => Op { child, issuer, log },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("oidc-provider did not become ready:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// oidc-provider, an echo upstream and a gateway with service `echo`, route `/api` and an
+/// `openid-connect` plugin on the service whose issuer is the provider.
+struct Interop {
+    _dir: tempfile::TempDir,
+    op: Option<Op>,
+    issuer: String,
+    _up: Proc,
+    gw: Gateway,
+    plugin: String,
+}
+
+impl Drop for Interop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- gateway log ---\n{}", self.gw.proc.logs());
+            if let Some(op) = &self.op {
+                eprintln!("--- oidc-provider log ---\n{}", op.logs());
+            }
+        }
+    }
+}
+
+impl Interop {
+    async fn new(config: Value) -> Interop {
+        let dir = tempdir();
+        let op = Op::start(dir.path());
+        let issuer = op.issuer.clone();
+        let up = echo(dir.path());
+        let gw = Gateway::start(dir.path());
+        let (st, body) = post(&format!("{}/services", gw.admin), json!({"name": "echo", "url": up.urls[0]})).await;
+        assert_eq!(st, 201, "{body}");
+        let (st, body) = post(&format!("{}/services/echo/routes", gw.admin), json!({"paths": ["/api"]})).await;
+        assert_eq!(st, 201, "{body}");
+        let mut cfg = base_config(&issuer);
+        if let (Value::Object(cfg), Value::Object(extra)) = (&mut cfg, config) {
+            cfg.extend(extra);
+        }
+        let (st, body) =
+            post(&format!("{}/services/echo/plugins", gw.admin), json!({"name": "openid-connect", "config": cfg}))
+                .await;
+        assert_eq!(st, 201, "{body}");
+        let plugin = body["id"].as_str().unwrap().to_string();
+        Interop { _dir: dir, op: Some(op), issuer, _up: up, gw, plugin }
+    }
+
+    /// A grant at the provider's token endpoint, as client `id` (client_secret_basic).
+    async fn token(&self, id: &str, secret: &str, form: &[(&str, &str)]) -> Value {
+        let resp = client()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(id, Some(secret))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let (st, v) = json(resp).await;
+        assert_eq!(st, 200, "{v}");
+        v
+    }
+
+    /// john's JWT access token (and the rest of the answer) for client `gatehouse`.
+    async fn john(&self) -> Value {
+        self.token(
+            "gatehouse",
+            "gatehouse-secret",
+            &[("grant_type", "password"), ("username", "john"), ("password", "doe")],
+        )
+        .await
+    }
+
+    /// An opaque access token for john, from client `opaque`.
+    async fn opaque(&self) -> String {
+        let t = self
+            .token(
+                "opaque",
+                "opaque-secret",
+                &[
+                    ("grant_type", "password"),
+                    ("username", "john"),
+                    ("password", "doe"),
+                    ("scope", "openid profile email"),
+                ],
+            )
+            .await;
+        let at = t["access_token"].as_str().unwrap().to_string();
+        assert_eq!(at.matches('.').count(), 0, "an opaque token: {at}");
+        at
+    }
+
+    /// `PATCH` the plugin's config.
+    async fn patch(&self, config: Value) {
+        let resp = client()
+            .patch(format!("{}/plugins/{}", self.gw.admin, self.plugin))
+            .json(&json!({"config": config}))
+            .send()
+            .await
+            .unwrap();
+        let (st, v) = json(resp).await;
+        assert_eq!(st, 200, "{v}");
+    }
+
+    /// `GET /api/anything` through the proxy; status, echo body, response headers.
+    async fn call(&self, headers: &[(&str, &str)]) -> (u16, Value, HeaderMap) {
+        let mut req = client().get(format!("{}/api/anything", self.gw.proxy));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let h = resp.headers().clone();
+        let (st, v) = json(resp).await;
+        (st, v, h)
+    }
+}
+
+fn at(v: &Value) -> String {
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{user}:{pass}")))
+}
+
+fn b64url_json(part: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+fn jwt_header(t: &str) -> Value {
+    b64url_json(t.split('.').next().unwrap())
+}
+
+fn jwt_claims(t: &str) -> Value {
+    b64url_json(t.split('.').nth(1).unwrap())
+}
+
+/// The bearer token the upstream received.
+fn upstream_token(body: &Value) -> String {
+    let auth = body["headers"]["Authorization"].as_str().unwrap_or_else(|| panic!("no Authorization: {body}"));
+    auth.strip_prefix("Bearer ").unwrap_or_else(|| panic!("not a bearer token: {auth}")).to_string()
+}
+
+fn user_header() -> Value {
+    json!({"upstream_headers_claims": ["preferred_username"], "upstream_headers_names": ["authenticated_user"]})
+}
+
+fn with(mut a: Value, b: Value) -> Value {
+    if let (Value::Object(a), Value::Object(b)) = (&mut a, b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// The `session=...` cookies of a response, as a `Cookie` header value.
+fn session_cookie(h: &HeaderMap) -> String {
+    h.get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .filter(|c| c.starts_with("session"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[tokio::test]
+async fn interop_bearer_jwt_access_tokens() {
+    let env = Interop::new(json!({"auth_methods": ["bearer"]})).await;
+    let token = at(&env.john().await);
+    let h = jwt_header(&token);
+    assert_eq!((h["alg"].as_str(), h["typ"].as_str()), (Some("RS256"), Some("at+jwt")), "{h}");
+    let (st, body, _) = env.call(&[("authorization", &bearer(&token))]).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(upstream_token(&body), token);
+    // The provider's EC key: an ES256 access token (client_credentials, the ES256 resource).
+    let es = at(&env
+        .token("gatehouse", "gatehouse-secret", &[("grant_type", "client_credentials"), ("resource", ES256_RESOURCE)])
+        .await);
+    assert_eq!(jwt_header(&es)["alg"], "ES256");
+    let (st, body, _) = env.call(&[("authorization", &bearer(&es))]).await;
+    assert_eq!(st, 200, "{body}");
+    // Tampered: jane's claims under john's signature.
+    let mut claims = jwt_claims(&token);
+    claims["sub"] = json!("u-1002");
+    claims["preferred_username"] = json!("jane");
+    let parts: Vec<&str> = token.split('.').collect();
+    let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2]);
+    let (st, body, _) = env.call(&[("authorization", &bearer(&forged))]).await;
+    assert_eq!(st, 401, "{body}");
+    // oidc-provider's `aud` is a string: audience_required reads it.
+    env.patch(json!({"audience_required": ["api"]})).await;
+    assert_eq!(env.call(&[("authorization", &bearer(&token))]).await.0, 200);
+    env.patch(json!({"audience_required": ["another-api"]})).await;
+    assert_eq!(env.call(&[("authorization", &bearer(&token))]).await.0, 403);
+}
+
+#[tokio::test]
+async fn interop_opaque_tokens_are_introspected() {
+    let env = Interop::new(with(json!({"auth_methods": ["introspection"]}), user_header())).await;
+    let token = env.opaque().await;
+    let (st, body, _) = env.call(&[("authorization", &bearer(&token))]).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(upstream_token(&body), token);
+    // The claim comes from oidc-provider's introspection answer.
+    assert_eq!(body["headers"]["Authenticated-User"], "john", "{body}");
+    // Revoked at the provider (by the client it was issued to): inactive, so 401.
+    let revoked = env.opaque().await;
+    let resp = client()
+        .post(format!("{}/token/revocation", env.issuer))
+        .basic_auth("opaque", Some("opaque-secret"))
+        .form(&[("token", revoked.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (st, body, _) = env.call(&[("authorization", &bearer(&revoked))]).await;
+    assert_eq!(st, 401, "{body}");
+    // oidc-provider refuses to introspect JWTs (400 unsupported_token_type): a 401, not a 502.
+    let jwt = at(&env.john().await);
+    let (st, body, _) = env.call(&[("authorization", &bearer(&jwt))]).await;
+    assert_eq!(st, 401, "{body}");
+}
+
+#[tokio::test]
+async fn interop_opaque_tokens_are_checked_at_userinfo() {
+    let config = with(json!({"auth_methods": ["userinfo"], "search_user_info": true}), user_header());
+    let env = Interop::new(config).await;
+    let token = env.opaque().await;
+    let (st, body, _) = env.call(&[("authorization", &bearer(&token))]).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(upstream_token(&body), token);
+    // The claim comes from oidc-provider's userinfo answer.
+    assert_eq!(body["headers"]["Authenticated-User"], "john", "{body}");
+    // A token for the API (with an audience) is "not for userinfo" at oidc-provider.
+    let jwt = at(&env.john().await);
+    let (st, body, _) = env.call(&[("authorization", &bearer(&jwt))]).await;
+    assert_eq!(st, 401, "{body}");
+    let (st, _, _) = env.call(&[("authorization", "Bearer not-a-token")]).await;
+    assert_eq!(st, 401);
+}
+
+#[tokio::test]
+async fn interop_client_credentials_through_the_gateway() {
+    let env = Interop::new(json!({"auth_methods": ["client_credentials"]})).await;
+    let (st, body, _) = env.call(&[("authorization", &basic("gatehouse", "gatehouse-secret"))]).await;
+    assert_eq!(st, 200, "{body}");
+    let token = upstream_token(&body);
+    let claims = jwt_claims(&token);
+    assert_eq!(claims["iss"], env.issuer.as_str(), "{claims}");
+    assert_eq!((claims["client_id"].as_str(), claims["aud"].as_str()), (Some("gatehouse"), Some("api")), "{claims}");
+    let (st, body, _) = env.call(&[("authorization", &basic("gatehouse", "wrong-secret"))]).await;
+    assert_eq!(st, 401, "{body}");
+    // Another client of the provider, whose tokens are opaque: still a successful grant.
+    let (st, body, _) = env.call(&[("authorization", &basic("opaque", "opaque-secret"))]).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(upstream_token(&body).matches('.').count(), 0, "{body}");
+    // Extra token-endpoint arguments reach the provider: the ES256 resource.
+    env.patch(json!({"token_post_args_names": ["resource"], "token_post_args_values": [ES256_RESOURCE]})).await;
+    let (st, body, _) = env.call(&[("authorization", &basic("gatehouse", "gatehouse-secret"))]).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(jwt_header(&upstream_token(&body))["alg"], "ES256", "{body}");
+}
+
+#[tokio::test]
+async fn interop_password_grant_through_the_gateway() {
+    let config = with(json!({"auth_methods": ["password"], "upstream_id_token_header": "x-id-token"}), user_header());
+    let env = Interop::new(config).await;
+    let (st, body, h) = env.call(&[("authorization", &basic("john", "doe"))]).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["headers"]["Authenticated-User"], "john", "{body}");
+    let token = upstream_token(&body);
+    let claims = jwt_claims(&token);
+    assert_eq!((claims["sub"].as_str(), claims["aud"].as_str()), (Some("u-1001"), Some("api")), "{claims}");
+    // The ID token oidc-provider issued with it, verified for our client.
+    let id = body["headers"]["X-Id-Token"].as_str().unwrap_or_else(|| panic!("no ID token: {body}"));
+    assert_eq!(jwt_claims(id)["aud"], "gatehouse");
+    assert!(h.get("set-cookie").is_none(), "no session without the session method");
+    let (st, body, _) = env.call(&[("authorization", &basic("jane", "roe"))]).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["headers"]["Authenticated-User"], "jane", "{body}");
+    let (st, body, _) = env.call(&[("authorization", &basic("john", "wrong"))]).await;
+    assert_eq!(st, 401, "{body}");
+}
+
+#[tokio::test]
+async fn interop_refresh_token_through_the_gateway() {
+    let config =
+        with(json!({"auth_methods": ["refresh_token"], "refresh_token_param_name": "refresh_token"}), user_header());
+    let env = Interop::new(config).await;
+    let t = env.john().await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let (st, body, _) = env.call(&[("refresh_token", rt)]).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body["headers"].get("Refresh-Token").is_none(), "hide_credentials removes it: {body}");
+    // A new access token from oidc-provider's refresh_token grant, for the same user.
+    let token = upstream_token(&body);
+    assert_ne!(token, at(&t));
+    assert_eq!(jwt_claims(&token)["sub"], "u-1001");
+    assert_eq!(body["headers"]["Authenticated-User"], "john", "{body}");
+    // The provider rotates refresh tokens: the used one is refused now.
+    let (st, body, _) = env.call(&[("refresh_token", rt)]).await;
+    assert_eq!(st, 401, "{body}");
+}
+
+#[tokio::test]
+async fn interop_session_after_a_password_grant() {
+    let mut env = Interop::new(with(json!({"auth_methods": ["password", "session"]}), user_header())).await;
+    let (st, body, h) = env.call(&[("authorization", &basic("john", "doe"))]).await;
+    assert_eq!(st, 200, "{body}");
+    let token = upstream_token(&body);
+    let cookie = session_cookie(&h);
+    assert!(cookie.starts_with("session="), "{h:?}");
+    // The provider is gone: the cookie alone authenticates, with the tokens it holds.
+    drop(env.op.take());
+    let (st, body, _) = env.call(&[("cookie", &cookie)]).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(upstream_token(&body), token);
+    assert_eq!(body["headers"]["Authenticated-User"], "john", "{body}");
+    assert!(body["headers"].get("Cookie").is_none(), "the session cookie stays at the gateway: {body}");
+    // No cookie, no credentials.
+    let (st, _, _) = env.call(&[]).await;
+    assert_eq!(st, 401);
+}
+
+#[tokio::test]
+async fn interop_keys_rotated_at_the_provider() {
+    let env = Interop::new(json!({"auth_methods": ["bearer"], "rediscovery_lifetime": 0})).await;
+    let before = at(&env.john().await);
+    assert_eq!(env.call(&[("authorization", &bearer(&before))]).await.0, 200);
+    // Signed with the old key, not shown to the gateway until after the rotation.
+    let unseen = at(&env.john().await);
+    let (st, rotated) = json(client().post(format!("{}/_test/rotate", env.issuer)).send().await.unwrap()).await;
+    assert_eq!(st, 200, "{rotated}");
+    // Signed with the new RSA key, which the gateway has never seen.
+    let after = at(&env.john().await);
+    assert_eq!(jwt_header(&after)["kid"], rotated["kids"][0], "{rotated}");
+    assert_ne!(jwt_header(&after)["kid"], jwt_header(&before)["kid"]);
+    let (st, body, _) = env.call(&[("authorization", &bearer(&after))]).await;
+    assert_eq!(st, 200, "{body}");
+    // And the new EC key.
+    let es = at(&env
+        .token("gatehouse", "gatehouse-secret", &[("grant_type", "client_credentials"), ("resource", ES256_RESOURCE)])
+        .await);
+    assert_eq!(jwt_header(&es)["kid"], rotated["kids"][1]);
+    let (st, body, _) = env.call(&[("authorization", &bearer(&es))]).await;
+    assert_eq!(st, 200, "{body}");
+    // The provider still publishes the old key, and the refreshed key set keeps it.
+    assert_eq!(jwt_header(&unseen)["kid"], jwt_header(&before)["kid"]);
+    let (st, body, _) = env.call(&[("authorization", &bearer(&unseen))]).await;
+    assert_eq!(st, 200, "{body}");
+}
