@@ -1,6 +1,6 @@
 // A real third-party OpenID Provider for Gatehouse's interop tests: panva's oidc-provider,
-// configured the way a Kong user might run it, plus the two things it does not ship that the
-// tests need (a password grant and a key-rotation knob).
+// configured the way a Kong user might run it, plus what it does not ship and the tests need (a
+// resource owner password grant and a key-rotation knob).
 //
 //   node provider.mjs [PORT]     (PORT 0 or absent: a free port; PORT env works too)
 //
@@ -8,17 +8,23 @@
 //   interop provider ready: http://127.0.0.1:PORT
 // Everything else (oidc-provider's notices included) goes to stderr.
 //
-// Tokens, as oidc-provider 9 issues them here:
-// - Client `gatehouse` defaults to the resource `urn:gatehouse:api` (audience `api`), so every
-//   grant it makes (password, client_credentials, refresh_token) returns a JWT access token signed
-//   RS256. Asking for `resource=urn:gatehouse:api:es256` gives the same audience signed ES256.
-// - Client `opaque` has no default resource. In oidc-provider an access token without a resource
-//   is opaque and is the only kind its userinfo endpoint accepts (a token with an audience is
-//   "not for userinfo"); introspection and revocation refuse JWTs outright ("structured tokens"),
-//   so opaque tokens are also what introspection tests need. Only the client a token was issued
-//   to may revoke it.
-// - Access tokens for a user carry the profile claims (`extraTokenClaims`), so claim headers can
-//   come from the access token alone; introspection answers carry them too.
+// Users: john/doe, jane/roe, and short/lived, whose access tokens live 2 s.
+//
+// Clients (all may use the password, client_credentials and refresh_token grants):
+// - `gatehouse`/`gatehouse-secret` (client_secret_basic or _post) and `assertion` (client_secret_jwt)
+//   default to the resource `urn:gatehouse:api` (audience `api`), so every grant they make returns
+//   a JWT access token signed RS256. `resource=urn:gatehouse:api:es256` gives the same audience
+//   signed ES256.
+// - `opaque`/`opaque-secret` has no default resource. In oidc-provider an access token without a
+//   resource is opaque and is the only kind its userinfo endpoint accepts (a token with an
+//   audience is "not for userinfo"); introspection and revocation refuse JWTs outright
+//   ("structured tokens"), so opaque tokens are also what introspection needs. Only the client a
+//   token was issued to may revoke it.
+// - Open dynamic registration at `/reg`, for clients with their own keys (private_key_jwt).
+//
+// Access tokens for a user carry the profile claims (`extraTokenClaims`), so claim headers can
+// come from the access token alone; introspection answers carry them too. ID tokens carry the
+// claims of the scopes asked (`profile`, `email`); with Kong's default `openid` alone, only `sub`.
 //
 // Test-only endpoint: `POST /_test/rotate` makes new RSA and EC keys current (new kids sign from
 // then on) and keeps the old ones published.
@@ -53,6 +59,13 @@ const USERS = {
     profile: {
       preferred_username: 'jane', given_name: 'Jane', family_name: 'Roe', email: 'jane@example.com', email_verified: true,
     },
+  },
+  // Access tokens that live 2 s, so a test can watch a session refresh them.
+  short: {
+    password: 'lived',
+    sub: 'u-1003',
+    accessTokenTTL: 2,
+    profile: { preferred_username: 'short' },
   },
 };
 const bySub = (sub) => Object.values(USERS).find((u) => u.sub === sub);
@@ -92,7 +105,6 @@ async function getResourceServerInfo(ctx, resource) {
     scope: 'api:read api:write',
     audience: 'api',
     accessTokenFormat: 'jwt',
-    accessTokenTTL: 300,
     jwt: { sign: { alg: resource === API_ES256 ? 'ES256' : 'RS256' } },
   };
 }
@@ -172,7 +184,7 @@ async function passwordGrant(ctx) {
 
 function defaultResource(ctx, client, oneOf) {
   if (oneOf) return oneOf;
-  return client.clientId === 'gatehouse' ? API : undefined;
+  return client.clientId === 'opaque' ? undefined : API;
 }
 
 const adapter = createMemoryAdapter();
@@ -191,6 +203,15 @@ function configuration() {
         grant_types: ['authorization_code', 'refresh_token', 'client_credentials', 'password'],
         response_types: ['code'],
         redirect_uris: ['http://127.0.0.1/callback'],
+      },
+      {
+        // The client secret is the HMAC key of its client assertions (HS256).
+        client_id: 'assertion',
+        client_secret: 'assertion-secret-at-least-32-bytes-long',
+        token_endpoint_auth_method: 'client_secret_jwt',
+        grant_types: ['refresh_token', 'client_credentials', 'password'],
+        response_types: [],
+        redirect_uris: [],
       },
       {
         client_id: 'opaque',
@@ -224,6 +245,9 @@ function configuration() {
       revocation: { enabled: true },
       userinfo: { enabled: true },
       clientCredentials: { enabled: true },
+      // Open dynamic client registration (RFC 7591), so a test can register a client with its own
+      // keys (private_key_jwt).
+      registration: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource,
@@ -234,7 +258,7 @@ function configuration() {
       },
     },
     ttl: {
-      AccessToken: 300,
+      AccessToken: (ctx, token) => bySub(token.accountId)?.accessTokenTTL ?? 300,
       ClientCredentials: 300,
       IdToken: 300,
       RefreshToken: 3600,

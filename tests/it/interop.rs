@@ -6,9 +6,10 @@
 //! `node_modules` is missing or holds another oidc-provider than the pinned one. Each test gets
 //! its own provider process.
 //!
-//! What the provider issues (see the header of `provider.mjs`): client `gatehouse` gets JWT access
-//! tokens (audience `api`, RS256; ES256 with `resource=urn:gatehouse:api:es256`); client `opaque`
-//! gets opaque tokens, the only kind oidc-provider introspects or serves userinfo for.
+//! What the provider issues (see the header of `provider.mjs`): clients `gatehouse` and `assertion`
+//! get JWT access tokens (audience `api`, RS256; ES256 with `resource=urn:gatehouse:api:es256`);
+//! client `opaque` gets opaque tokens, the only kind oidc-provider introspects or serves userinfo
+//! for. User `short` gets access tokens that live 2 s.
 
 use super::oidc::base_config;
 use super::util::{Gateway, Proc, client, echo, json, post, tempdir};
@@ -446,6 +447,33 @@ async fn interop_session_after_a_password_grant() {
 }
 
 #[tokio::test]
+async fn interop_sessions_refresh_expired_tokens_with_rotating_refresh_tokens() {
+    // User `short` gets access tokens that live 2 s; every refresh consumes the refresh token.
+    let env = Interop::new(with(json!({"auth_methods": ["password", "session"]}), user_header())).await;
+    let (st, body, h) = env.call(&[("authorization", &basic("short", "lived"))]).await;
+    assert_eq!(st, 200, "{body}");
+    let first = session_cookie(&h);
+    let mut token = upstream_token(&body);
+    let mut cookie = first.clone();
+    // Twice: the second refresh works only if the session kept the refresh token of the first.
+    for round in 1..=2 {
+        // `exp` is whole seconds (issue second + 2): 3 s on, the token has expired for sure.
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+        let (st, body, h) = env.call(&[("cookie", &cookie)]).await;
+        assert_eq!(st, 200, "round {round}: {body}");
+        let refreshed = upstream_token(&body);
+        assert_ne!(refreshed, token, "round {round}: a new access token");
+        assert_eq!(body["headers"]["Authenticated-User"], "short", "{body}");
+        cookie = session_cookie(&h);
+        assert!(cookie.starts_with("session="), "round {round}: the refreshed session is saved: {h:?}");
+        token = refreshed;
+    }
+    // The first cookie holds an expired token and a consumed refresh token.
+    let (st, body, _) = env.call(&[("cookie", &first)]).await;
+    assert_eq!(st, 401, "{body}");
+}
+
+#[tokio::test]
 async fn interop_keys_rotated_at_the_provider() {
     let env = Interop::new(json!({"auth_methods": ["bearer"], "rediscovery_lifetime": 0})).await;
     let before = at(&env.john().await);
@@ -471,4 +499,40 @@ async fn interop_keys_rotated_at_the_provider() {
     assert_eq!(jwt_header(&unseen)["kid"], jwt_header(&before)["kid"]);
     let (st, body, _) = env.call(&[("authorization", &bearer(&unseen))]).await;
     assert_eq!(st, 200, "{body}");
+}
+
+#[tokio::test]
+async fn interop_client_authentication_methods() {
+    // client_secret_post for the password grant: oidc-provider takes the secret from the form.
+    let env =
+        Interop::new(with(json!({"auth_methods": ["password"], "client_auth": ["client_secret_post"]}), user_header()))
+            .await;
+    let (st, body, _) = env.call(&[("authorization", &basic("john", "doe"))]).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["headers"]["Authenticated-User"], "john", "{body}");
+    // client_secret_jwt: an HS256 client assertion for a client registered with that method.
+    env.patch(json!({"client_id": ["assertion"], "client_secret": ["assertion-secret-at-least-32-bytes-long"],
+        "client_auth": ["client_secret_jwt"]}))
+        .await;
+    let (st, body, _) = env.call(&[("authorization", &basic("jane", "roe"))]).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["headers"]["Authenticated-User"], "jane", "{body}");
+    assert_eq!(jwt_claims(&upstream_token(&body))["client_id"], "assertion");
+    // private_key_jwt: a key of ours, in a client registered at the provider (RFC 7591).
+    let key = gatehouse_jose::sign::SigningKey::generate(gatehouse_jose::Algorithm::Es256).unwrap().with_kid("gw-1");
+    let (st, reg) = post(
+        &format!("{}/reg", env.issuer),
+        json!({"token_endpoint_auth_method": "private_key_jwt", "token_endpoint_auth_signing_alg": "ES256",
+            "jwks": {"keys": [key.public_jwk().unwrap()]}, "grant_types": ["password"], "response_types": [],
+            "redirect_uris": []}),
+    )
+    .await;
+    assert_eq!(st, 201, "{reg}");
+    let keyed = reg["client_id"].as_str().unwrap();
+    env.patch(json!({"client_id": [keyed], "client_secret": null, "client_auth": ["private_key_jwt"],
+        "client_jwk": [key.private_jwk().unwrap()]}))
+        .await;
+    let (st, body, _) = env.call(&[("authorization", &basic("john", "doe"))]).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(jwt_claims(&upstream_token(&body))["client_id"], keyed);
 }
