@@ -28,6 +28,10 @@ pub enum Command {
     /// Built-in users and clients, in-memory keys and tokens, and /_dev/ knobs that let anyone mint tokens.
     /// See docs/dev-idp.md.
     Idp(IdpArgs),
+    /// Try Gatehouse in one command: the gateway (:8000, Admin API :8001), the development IdP
+    /// (:9000, user john/doe), the echo upstream (:9090), and a service, a route and an
+    /// openid-connect plugin ready for the docs' examples. For development only.
+    Dev(DevArgs),
     /// Work with declarative configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -65,6 +69,31 @@ pub struct IdpArgs {
     #[arg(long, env = "GATEHOUSE_IDP_USERS")]
     pub users: Option<PathBuf>,
     /// Log level (error, warn, info, debug, trace). [default: info]
+    #[arg(long, env = "GATEHOUSE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Directory of the SQLite store; kept across restarts. [default: ./.gatehouse-dev]
+    #[arg(long, env = "GATEHOUSE_DEV_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Start from scratch: delete the data directory first.
+    #[arg(long)]
+    pub reset: bool,
+    /// Proxy listen address.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub proxy_listen: SocketAddr,
+    /// Admin API listen address.
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    pub admin_listen: SocketAddr,
+    /// Development IdP listen address.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub idp_listen: SocketAddr,
+    /// Echo upstream listen address.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub echo_listen: SocketAddr,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter. [default: info]
     #[arg(long, env = "GATEHOUSE_LOG_LEVEL")]
     pub log_level: Option<String>,
 }

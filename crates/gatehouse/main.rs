@@ -2,6 +2,7 @@
 //! `config check`. `anyhow` lives here only; the libraries return typed errors.
 
 mod cli;
+mod dev;
 
 use anyhow::Context;
 use clap::Parser;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
             Command::Start(args) => start(Settings::resolve(args)?).await,
             Command::Echo(args) => echo(args).await,
             Command::Idp(args) => idp(args).await,
+            Command::Dev(args) => dev::dev(args).await,
             Command::Config(ConfigCommand::Check { file }) => config_check(&file),
         }
     });
@@ -140,7 +142,39 @@ fn uuid_v4() -> String {
 
 async fn start(s: Settings) -> anyhow::Result<ExitCode> {
     init_logging(&s.log_level, s.log_json);
-    let (store, node_id, reg) = open_store(&s).await?;
+    let gw = launch(&s).await?;
+    // Tests and scripts read this line to learn the bound ports.
+    println!("gatehouse ready: proxy=http://{} admin=http://{}", gw.proxy_addr, gw.admin_addr);
+    stop_signal().await;
+    gw.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A running gateway: its bound addresses, its Admin API (callable in-process), and its tasks.
+pub(crate) struct Running {
+    pub proxy_addr: std::net::SocketAddr,
+    pub admin_addr: std::net::SocketAddr,
+    pub admin: axum::Router,
+    stop_tx: watch::Sender<bool>,
+    proxy_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, drains, and waits for both servers.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        tracing::info!("shutting down");
+        let _ = self.stop_tx.send(true);
+        let (p, a) = tokio::join!(self.proxy_task, self.admin_task);
+        p.context("proxy task panicked")??;
+        a.context("admin task panicked")??;
+        Ok(())
+    }
+}
+
+/// Opens the store, compiles the config, binds both listeners and starts serving.
+pub(crate) async fn launch(s: &Settings) -> anyhow::Result<Running> {
+    let (store, node_id, reg) = open_store(s).await?;
     let handle: SnapshotHandle = Default::default();
     let reloader = Arc::new(Reloader::new(store.clone(), reg.clone(), BuildEnv::default(), handle.clone()));
     reloader.reload().await.context("cannot compile the stored configuration")?;
@@ -161,28 +195,19 @@ async fn start(s: Settings) -> anyhow::Result<ExitCode> {
         node_id,
         configuration: s.to_json(),
     });
+    let admin = gatehouse_admin::router(admin_state);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
     let proxy = gatehouse_proxy::Proxy::new(handle, stats);
     let proxy_task = tokio::spawn(gatehouse_proxy::serve(proxy_listener, proxy, stopped(stop_rx.clone())));
-    let admin_task = tokio::spawn(
-        axum::serve(admin_listener, gatehouse_admin::router(admin_state))
-            .with_graceful_shutdown(stopped(stop_rx))
-            .into_future(),
-    );
+    let admin_task =
+        tokio::spawn(axum::serve(admin_listener, admin.clone()).with_graceful_shutdown(stopped(stop_rx)).into_future());
     tracing::info!(proxy = %proxy_addr, admin = %admin_addr, database = ?s.database, "gatehouse started");
-    // Tests and scripts read this line to learn the bound ports.
-    println!("gatehouse ready: proxy=http://{proxy_addr} admin=http://{admin_addr}");
+    Ok(Running { proxy_addr, admin_addr, admin, stop_tx, proxy_task, admin_task })
+}
 
-    stop_signal().await;
-    tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
-    let (p, a) = tokio::join!(proxy_task, admin_task);
-    p.context("proxy task panicked")??;
-    a.context("admin task panicked")??;
-    Ok(ExitCode::SUCCESS)
+/// Resolves once `rx` turns true.
+pub(crate) async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
 }
 
 async fn echo(args: cli::EchoArgs) -> anyhow::Result<ExitCode> {

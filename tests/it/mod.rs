@@ -4,5 +4,6 @@ mod headers;
 mod interop;
 mod oidc;
 mod proxy;
+mod quickstart;
 mod tls;
 pub mod util;

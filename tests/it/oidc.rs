@@ -378,7 +378,7 @@ async fn refresh_token_grant() {
     let rt = t["refresh_token"].as_str().unwrap();
     let (st, body, _) = env.call(&[("refresh_token", rt)]).await;
     assert_eq!(st, 200, "{body}");
-    assert!(body["headers"].get("Refresh-Token").is_none(), "hide_credentials removes it");
+    assert!(!body["headers"].to_string().contains(rt), "hide_credentials removes it: {body}");
     // Refresh tokens rotate at this IdP: the used one is dead now.
     let (st, _, _) = env.call(&[("refresh_token", rt)]).await;
     assert_eq!(st, 401);

@@ -226,7 +226,7 @@ impl Oidc {
                 ("refresh_token".to_string(), rt.clone()),
             ];
             let key = token_key(&[self.provider.issuer(), "refresh_token", &rt, &self.salt]);
-            let g = self.grant("refresh_token", client, &self.clients[client], None, key, params, now).await?;
+            let g = self.grant("refresh_token", &self.clients[client], None, key, params, now).await?;
             let mut o = g.value.outcome("refresh_token", client);
             o.hide.push(found);
             return Ok(o);
@@ -466,7 +466,7 @@ impl Oidc {
         ];
         let scope = self.push_scope_audience(&mut params);
         let key = token_key(&[self.provider.issuer(), "password", &p.user, &p.secret, &self.salt, &scope]);
-        let g = self.grant("password", client, &self.clients[client], None, key, params, now).await?;
+        let g = self.grant("password", &self.clients[client], None, key, params, now).await?;
         Ok(g.value.outcome("password", client))
     }
 
@@ -481,7 +481,7 @@ impl Oidc {
         let mut params = vec![("grant_type".to_string(), "client_credentials".to_string())];
         let scope = self.push_scope_audience(&mut params);
         let key = token_key(&[self.provider.issuer(), "client_credentials", &p.user, &p.secret, &self.salt, &scope]);
-        let g = self.grant("client_credentials", client, &as_client, Some(auth), key, params, now).await?;
+        let g = self.grant("client_credentials", &as_client, Some(auth), key, params, now).await?;
         Ok(g.value.outcome("client_credentials", client))
     }
 
@@ -507,7 +507,6 @@ impl Oidc {
     async fn grant(
         &self,
         what: &'static str,
-        client_index: usize,
         client: &Client,
         method: Option<ClientAuth>,
         key: [u8; 32],
@@ -523,7 +522,7 @@ impl Oidc {
             let ts = calls::token(self.provider.http(), &endpoint, client, method, params, &self.token_headers, now)
                 .await
                 .map_err(|e| grant_failure(what, e))?;
-            let g = self.verify_grant(what, client_index, ts, now).await?;
+            let g = self.verify_grant(what, &client.id, ts, now).await?;
             let lifetime = (g.expires != 0).then(|| g.expires - now);
             let until = std::time::Instant::now() + self.ttl.ttl(lifetime);
             Ok(Arc::new(Timed { value: g, until }))
@@ -546,16 +545,17 @@ impl Oidc {
     }
 
     /// Verifies what a grant returned.
+    /// `client_id` is the client the grant was made for: an ID token must be addressed to it.
     async fn verify_grant(
         &self,
         method: &'static str,
-        client: usize,
+        client_id: &str,
         ts: TokenSet,
         now: i64,
     ) -> Result<Granted, Failure> {
         // The token endpoint call took time: its tokens are checked against the clock as it is now.
         let now = now.max(unix_now());
-        let check_sig = !self.s.ignore_signature.iter().any(|g| g == method);
+        let check_sig = self.s.verify_signature && !self.s.ignore_signature.iter().any(|g| g == method);
         let access = match self.verifier.access_token(&ts.access_token, now).await {
             Ok(v) => Some(v),
             // An opaque access token is fine: the IdP just issued it to us.
@@ -567,8 +567,7 @@ impl Oidc {
         };
         let id = match &ts.id_token {
             Some(id) => {
-                let aud = self.clients.get(client).map(|c| c.id.as_str());
-                Some(Arc::new(self.verifier.verify(id, check_sig, aud, now).await.map_err(token_failure)?))
+                Some(Arc::new(self.verifier.verify(id, check_sig, Some(client_id), now).await.map_err(token_failure)?))
             }
             None => None,
         };
@@ -590,7 +589,7 @@ impl Oidc {
         let refreshable = self.s.refresh_tokens && data.refresh_token.is_some();
         let deadline = if refreshable { data.expires - leeway } else { data.expires + leeway };
         let mut changed = false;
-        if data.expires != 0 && now > deadline {
+        if data.expires != 0 && now >= deadline {
             if !refreshable {
                 return Err(expired(if self.s.refresh_tokens {
                     "access token cannot be refreshed in absence of refresh token"
@@ -600,10 +599,10 @@ impl Oidc {
             }
             let client = data.client.min(self.clients.len().saturating_sub(1));
             let rt = data.refresh_token.clone().unwrap_or_default();
+            let key = token_key(&[self.provider.issuer(), "refresh_token", &rt, &self.salt]);
             let params =
                 vec![("grant_type".to_string(), "refresh_token".to_string()), ("refresh_token".to_string(), rt)];
-            let key = token_key(&[self.provider.issuer(), "refresh_token", &self.salt]);
-            match self.grant("refresh_token", client, &self.clients[client], None, key, params, now).await {
+            match self.grant("refresh_token", &self.clients[client], None, key, params, now).await {
                 Ok(g) => {
                     let o = g.value.outcome("refresh_token", client);
                     data.access_token = o.access_token.clone().unwrap_or_default();
@@ -613,7 +612,7 @@ impl Oidc {
                     session.regenerate_id();
                     changed = true;
                 }
-                Err(e) if now <= data.expires => {
+                Err(e) if now < data.expires => {
                     tracing::warn!(
                         reason = e.reason(),
                         "continuing with the non-expired access token despite the refresh failure"

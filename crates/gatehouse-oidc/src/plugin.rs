@@ -165,7 +165,7 @@ impl Oidc {
         }
         let policy = Policy { enable_hs_signatures: s.enable_hs_signatures, ..Policy::default() };
         let cache_ttl = Duration::from_secs(secs(s.cache_ttl).max(0) as u64);
-        let verifier = Verifier::new(
+        let mut verifier = Verifier::new(
             provider.clone(),
             policy,
             hs_keys,
@@ -175,6 +175,7 @@ impl Oidc {
             s.claims_forbidden.clone().unwrap_or_default(),
             cache_ttl,
         );
+        verifier.verify_signature = s.verify_signature;
 
         let auth = |name: &Option<String>| name.as_deref().and_then(ClientAuth::from_name);
         let bearer_places = Place::list(&s.bearer_token_param_type);

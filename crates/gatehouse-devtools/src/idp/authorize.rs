@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use super::state::{Idp, Registered};
 use super::store::Code;
-use super::token::DEFAULT_SCOPE;
 use super::util::{html_escape, now, random_token, same_secret};
 use super::web::{Params, Req, Resp, html, redirect, with_query};
 
@@ -76,7 +75,7 @@ pub(crate) fn authorize(idp: &Idp, req: &Req) -> Resp {
         client_id: client.client.client_id.clone(),
         redirect_uri: redirect_uri.clone(),
         username: user.username.clone(),
-        scope: params.get("scope").unwrap_or(DEFAULT_SCOPE).to_owned(),
+        scope: super::token::user_scope(params.get("scope")),
         nonce: params.get("nonce").map(str::to_owned),
         challenge,
         auth_time: now,

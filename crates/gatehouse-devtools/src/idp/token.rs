@@ -14,6 +14,19 @@ use super::web::{OAuthError, Params, Req, Resp};
 /// The scope when the request names none.
 pub(crate) const DEFAULT_SCOPE: &str = "openid email profile";
 
+/// The scope granted to a user login: what was asked, plus `email` and `profile`, which are always
+/// granted as Keycloak's default client scopes are (so Kong's default `scopes: ["openid"]` gives
+/// the `openid email profile` tokens Kong's documentation shows).
+pub(crate) fn user_scope(requested: Option<&str>) -> String {
+    let mut words: Vec<&str> = requested.unwrap_or(DEFAULT_SCOPE).split_whitespace().collect();
+    for default in ["email", "profile"] {
+        if !words.contains(&default) {
+            words.push(default);
+        }
+    }
+    words.join(" ")
+}
+
 pub(crate) fn token(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
     let params = req.form()?;
     let auth = authenticate(idp, req, &params, &idp.url("/token"))?;
@@ -51,10 +64,15 @@ fn password(idp: &Idp, auth: &Authenticated, params: &Params) -> Result<Value, O
         .user(username)
         .filter(|u| same_secret(password, &u.password))
         .ok_or_else(|| OAuthError::invalid_grant("invalid user credentials"))?;
-    let scope = params.get("scope").unwrap_or(DEFAULT_SCOPE);
+    let scope = user_scope(params.get("scope"));
     let now = now();
-    let login =
-        Login { username: &user.username, scope, sid: uuid::Uuid::new_v4().to_string(), auth_time: now, nonce: None };
+    let login = Login {
+        username: &user.username,
+        scope: &scope,
+        sid: uuid::Uuid::new_v4().to_string(),
+        auth_time: now,
+        nonce: None,
+    };
     issue_for_user(idp, auth, &login, now)
 }
 

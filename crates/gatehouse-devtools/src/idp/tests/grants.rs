@@ -54,11 +54,11 @@ async fn jane_has_roles_and_scope_without_openid_gets_no_id_token() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.get("id_token").is_none());
-    assert_eq!(body["scope"], "email");
+    assert_eq!(body["scope"], "email profile", "email and profile are always granted");
     let c = claims_of(body["access_token"].as_str().unwrap());
     assert_eq!(c["roles"], json!(["admin"]));
     assert_eq!(c["groups"], json!(["users", "admins"]));
-    assert_eq!(c["scope"], "email");
+    assert_eq!(c["scope"], "email profile");
 }
 
 #[tokio::test]
@@ -218,7 +218,7 @@ async fn authorization_code_with_s256_pkce_and_nonce() {
     .await;
     let (status, body) = idp.post_basic("/token", &exchange(&code, &[("code_verifier", verifier)])).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["scope"], "openid profile");
+    assert_eq!(body["scope"], "openid profile email");
     let id = idp.verify(body["id_token"].as_str().unwrap()).await.unwrap().claims;
     assert_eq!(id["nonce"], "n-1");
     assert_eq!(id["preferred_username"], "john");
