@@ -156,7 +156,7 @@ pub(crate) struct Running {
     pub admin_addr: std::net::SocketAddr,
     pub admin: axum::Router,
     stop_tx: watch::Sender<bool>,
-    proxy_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    proxy_threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
     admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -165,8 +165,15 @@ impl Running {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         let _ = self.stop_tx.send(true);
-        let (p, a) = tokio::join!(self.proxy_task, self.admin_task);
-        p.context("proxy task panicked")??;
+        let threads = self.proxy_threads;
+        let proxies = tokio::task::spawn_blocking(move || {
+            threads
+                .into_iter()
+                .map(|t| t.join().map_err(|_| anyhow::anyhow!("a proxy thread panicked"))?.map_err(Into::into))
+                .collect::<anyhow::Result<Vec<()>>>()
+        });
+        let (p, a) = tokio::join!(proxies, self.admin_task);
+        p.context("proxy threads")??;
         a.context("admin task panicked")??;
         Ok(())
     }
@@ -179,11 +186,12 @@ pub(crate) async fn launch(s: &Settings) -> anyhow::Result<Running> {
     let reloader = Arc::new(Reloader::new(store.clone(), reg.clone(), BuildEnv::default(), handle.clone()));
     reloader.reload().await.context("cannot compile the stored configuration")?;
 
-    let proxy_listener =
-        TcpListener::bind(s.proxy_listen).await.with_context(|| format!("cannot listen on {}", s.proxy_listen))?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let proxy_listeners = gatehouse_proxy::bind_reuseport(s.proxy_listen, threads)
+        .with_context(|| format!("cannot listen on {}", s.proxy_listen))?;
     let admin_listener =
         TcpListener::bind(s.admin_listen).await.with_context(|| format!("cannot listen on {}", s.admin_listen))?;
-    let proxy_addr = proxy_listener.local_addr()?;
+    let proxy_addr = proxy_listeners[0].local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
     let stats = Arc::new(ProxyStats::default());
@@ -197,12 +205,11 @@ pub(crate) async fn launch(s: &Settings) -> anyhow::Result<Running> {
     });
     let admin = gatehouse_admin::router(admin_state);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let proxy = gatehouse_proxy::Proxy::new(handle, stats);
-    let proxy_task = tokio::spawn(gatehouse_proxy::serve(proxy_listener, proxy, stopped(stop_rx.clone())));
+    let proxy_threads = gatehouse_proxy::serve_threads(proxy_listeners, handle, stats, stop_rx.clone())?;
     let admin_task =
         tokio::spawn(axum::serve(admin_listener, admin.clone()).with_graceful_shutdown(stopped(stop_rx)).into_future());
     tracing::info!(proxy = %proxy_addr, admin = %admin_addr, database = ?s.database, "gatehouse started");
-    Ok(Running { proxy_addr, admin_addr, admin, stop_tx, proxy_task, admin_task })
+    Ok(Running { proxy_addr, admin_addr, admin, stop_tx, proxy_threads, admin_task })
 }
 
 /// Resolves once `rx` turns true.

@@ -33,6 +33,56 @@ impl Proxy {
     }
 }
 
+/// Binds `threads` listening sockets to `addr` with `SO_REUSEPORT`, so the kernel spreads new
+/// connections over them. With port 0, the first socket picks the port and the others share it.
+pub fn bind_reuseport(addr: std::net::SocketAddr, threads: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Socket, Type};
+    let mut out = Vec::with_capacity(threads);
+    let mut addr = addr;
+    for _ in 0..threads.max(1) {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        s.set_reuse_address(true)?;
+        #[cfg(unix)]
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(1024)?;
+        let l: std::net::TcpListener = s.into();
+        addr = l.local_addr()?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Runs the proxy thread-per-core: one OS thread per listener, each with its own single-threaded
+/// tokio runtime and its own upstream connection pools, so a request's client side and upstream
+/// side stay on one core with no cross-thread wake-ups. Returns when every thread has drained
+/// after `shutdown` turns true.
+pub fn serve_threads(
+    listeners: Vec<std::net::TcpListener>,
+    snapshot: SnapshotHandle,
+    stats: Arc<ProxyStats>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<Vec<std::thread::JoinHandle<std::io::Result<()>>>> {
+    let mut handles = Vec::with_capacity(listeners.len());
+    for (i, l) in listeners.into_iter().enumerate() {
+        let proxy = Proxy::new(snapshot.clone(), stats.clone());
+        let mut stop = shutdown.clone();
+        let h = std::thread::Builder::new().name(format!("gatehouse-proxy-{i}")).spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(l)?;
+                serve(listener, proxy, async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                })
+                .await
+            })
+        })?;
+        handles.push(h);
+    }
+    Ok(handles)
+}
+
 /// Serves proxy traffic on `listener` (HTTP/1.1 and h2c) until `shutdown` resolves, then lets
 /// in-flight requests finish.
 pub async fn serve(
