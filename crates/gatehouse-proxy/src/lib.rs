@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 mod forward;
+mod h1pool;
 mod phases;
 pub mod respond;
 mod upstream;

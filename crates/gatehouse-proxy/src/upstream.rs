@@ -27,6 +27,7 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
 /// Upstream clients keyed by (connect timeout, verify TLS).
 pub struct Clients {
+    h1: crate::h1pool::H1Pool,
     by_key: ArcSwap<HashMap<(Duration, bool), HttpClient>>,
     verified: Arc<rustls::ClientConfig>,
     unverified: Arc<rustls::ClientConfig>,
@@ -61,7 +62,12 @@ impl Clients {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(insecure::AcceptAnyCert(provider.clone())))
             .with_no_client_auth();
-        Clients { by_key: ArcSwap::default(), verified: Arc::new(verified), unverified: Arc::new(unverified) }
+        Clients {
+            h1: Default::default(),
+            by_key: ArcSwap::default(),
+            verified: Arc::new(verified),
+            unverified: Arc::new(unverified),
+        }
     }
 
     fn get(&self, connect_timeout: Duration, verify: bool) -> HttpClient {
@@ -101,6 +107,18 @@ impl Clients {
         parts: http::request::Parts,
         body: BodyKind,
     ) -> Result<http::Response<Incoming>, ProxyError> {
+        if svc.scheme == http::uri::Scheme::HTTP {
+            let mut parts = parts;
+            // HTTP/1.1 to an origin server: origin-form (`/path?query`); `Host` is already set.
+            if let Some(pq) = parts.uri.path_and_query().cloned() {
+                parts.uri = http::Uri::from(pq);
+            }
+            let body = match body {
+                BodyKind::Stream(b) => Either::Left(b),
+                BodyKind::Buffered(bytes) => Either::Right(Full::new(bytes)),
+            };
+            return self.h1.send(svc, http::Request::from_parts(parts, body)).await;
+        }
         let client = self.get(svc.connect_timeout, svc.tls_verify);
         // The response head must arrive within write + read timeout (send then wait).
         let deadline = svc.write_timeout + svc.read_timeout;
