@@ -183,3 +183,51 @@ async fn plugins_follow_kongs_scope_precedence_and_phases() {
     let v: Value = get(&format!("{a}/status")).await.1;
     assert!(v["server"]["total_requests"].as_u64().unwrap() >= 4);
 }
+
+/// An upstream that answers each request on a connection and then closes it without saying so
+/// (no `Connection: close`), as servers do with idle keep-alive connections. Every request through
+/// the gateway must still succeed, on a fresh connection when the pooled one is gone.
+#[tokio::test]
+async fn upstream_closing_keep_alive_connections_is_invisible_to_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                // Close right away: the gateway's pooled connection is dead from now on.
+            });
+        }
+    });
+    let dir = tempdir();
+    let gw = Gateway::start(dir.path());
+    let (st, body) =
+        post(&format!("{}/services", gw.admin), json!({"name": "flaky", "url": format!("http://{addr}")})).await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = post(&format!("{}/services/flaky/routes", gw.admin), json!({"paths": ["/"]})).await;
+    assert_eq!(st, 201, "{body}");
+    let c = reqwest::Client::new();
+    for i in 0..20 {
+        let resp = c.get(format!("{}/x", gw.proxy)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "request {i}");
+        assert_eq!(resp.text().await.unwrap(), "ok");
+        if i % 2 == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 20, "one connection per request");
+}
