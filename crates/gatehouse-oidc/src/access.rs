@@ -537,7 +537,7 @@ impl Oidc {
         };
         if g.value.expires != 0 && g.value.expires + self.verifier.leeway <= now {
             if let Some(c) = &self.tokens {
-                c.invalidate(&key).await;
+                c.invalidate(&key);
             }
             return Err(expired("cached token expired"));
         }

@@ -3,12 +3,17 @@
 //!
 //! Each is a bounded moka cache whose entries expire with the answer (`expires_in`, `exp`),
 //! never later than `cache_ttl` (Kong's `cache_ttl_max`/`_min` adjust it). `try_get_with` makes
-//! identical concurrent requests share one IdP call; failures are not cached. A config change
+//! identical concurrent requests share one IdP call; failures are not cached. Hits are
+//! synchronous (moka's sync cache): a cached grant costs no future and no channel. A config change
 //! builds a new plugin instance, so the caches start empty.
 
 use aws_lc_rs::digest;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// A cached value and the moment it stops being served.
 #[derive(Debug)]
@@ -27,16 +32,99 @@ impl<K, T> moka::Expiry<K, Arc<Timed<T>>> for UntilField {
     }
 }
 
-/// A bounded cache with per-entry expiry.
-pub type TimedCache<K, T> = moka::future::Cache<K, Arc<Timed<T>>>;
+/// A bounded cache with per-entry expiry and single-flight loading: a hit is a synchronous hash
+/// lookup (no future, no channel); on a miss, one caller per key fetches while the others wait
+/// for it. A failed fetch is not cached: the waiters then fetch themselves.
+pub struct TimedCache<K, T> {
+    cache: moka::sync::Cache<K, Arc<Timed<T>>>,
+    inflight: Mutex<HashMap<K, Arc<Notify>>>,
+}
 
 /// A cache of at most `entries` entries.
 pub fn timed<K, T>(entries: u64) -> TimedCache<K, T>
 where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    K: Hash + Eq + Clone + Send + Sync + 'static,
     T: Send + Sync + 'static,
 {
-    moka::future::Cache::builder().max_capacity(entries).expire_after(UntilField).build()
+    TimedCache {
+        cache: moka::sync::Cache::builder().max_capacity(entries).expire_after(UntilField).build(),
+        inflight: Mutex::default(),
+    }
+}
+
+/// Removes the in-flight mark and wakes the waiters when the leader finishes, or is dropped
+/// (its request cancelled) before it could.
+struct Lead<'a, K: Hash + Eq> {
+    inflight: &'a Mutex<HashMap<K, Arc<Notify>>>,
+    key: &'a K,
+}
+
+impl<K: Hash + Eq> Drop for Lead<'_, K> {
+    fn drop(&mut self) {
+        let n = self.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(self.key);
+        if let Some(n) = n {
+            n.notify_waiters();
+        }
+    }
+}
+
+impl<K, T> TimedCache<K, T>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+{
+    /// The cached value, if any (expired entries are gone).
+    pub fn get(&self, key: &K) -> Option<Arc<Timed<T>>> {
+        self.cache.get(key)
+    }
+
+    /// Drops an entry.
+    pub fn invalidate(&self, key: &K) {
+        self.cache.invalidate(key);
+    }
+
+    /// The cached value, or the one `fetch` makes (only if this caller ends up fetching).
+    pub async fn try_get_with<E>(
+        &self,
+        key: K,
+        fetch: impl Future<Output = Result<Arc<Timed<T>>, E>>,
+    ) -> Result<Arc<Timed<T>>, Arc<E>> {
+        let mut fetch = std::pin::pin!(fetch);
+        loop {
+            if let Some(v) = self.cache.get(&key) {
+                return Ok(v);
+            }
+            let waiting = {
+                let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+                match map.get(&key) {
+                    Some(n) => Some(n.clone()),
+                    None => {
+                        map.insert(key.clone(), Arc::new(Notify::new()));
+                        None
+                    }
+                }
+            };
+            let Some(n) = waiting else {
+                let _lead = Lead { inflight: &self.inflight, key: &key };
+                let r = fetch.as_mut().await;
+                if let Ok(v) = &r {
+                    self.cache.insert(key.clone(), v.clone());
+                }
+                return r.map_err(Arc::new);
+            };
+            let notified = n.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            // The leader may have finished between the lookups above: look again before waiting.
+            let still = {
+                let map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+                map.get(&key).is_some_and(|m| Arc::ptr_eq(m, &n))
+            };
+            if still && self.cache.get(&key).is_none() {
+                notified.await;
+            }
+        }
+    }
 }
 
 /// Kong's TTL rule: the answer's own lifetime (`lifetime`, seconds) when it has one, else
@@ -94,6 +182,45 @@ mod tests {
         let r = TtlRule { ttl: 3600, max: 100, min: 10 };
         assert_eq!(r.ttl(Some(300)), Duration::from_secs(100));
         assert_eq!(r.ttl(Some(2)), Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn one_fetch_for_concurrent_misses_and_failures_are_not_cached() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache: Arc<TimedCache<u32, u32>> = Arc::new(timed(10));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .try_get_with(1, async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, ()>(Arc::new(Timed { value: 7, until: Instant::now() + Duration::from_secs(60) }))
+                    })
+                    .await
+                    .map(|t| t.value)
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.expect("task"), Ok(7));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let r = cache.try_get_with(2, async { Err::<Arc<Timed<u32>>, _>("down") }).await;
+        assert_eq!(r.map(|t| t.value), Err(Arc::new("down")));
+        assert!(cache.get(&2).is_none(), "errors are not cached");
+        // A cancelled leader does not leave waiters hanging.
+        let slow = cache.try_get_with(3, async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, ()>(Arc::new(Timed { value: 0, until: Instant::now() }))
+        });
+        assert!(tokio::time::timeout(Duration::from_millis(20), slow).await.is_err());
+        let quick = cache.try_get_with(3, async {
+            Ok::<_, ()>(Arc::new(Timed { value: 3, until: Instant::now() + Duration::from_secs(60) }))
+        });
+        let got = tokio::time::timeout(Duration::from_secs(1), quick).await.expect("not stuck");
+        assert_eq!(got.map(|t| t.value), Ok(3));
     }
 
     #[test]
