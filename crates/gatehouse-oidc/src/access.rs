@@ -43,6 +43,24 @@ pub(crate) struct Outcome {
     pub expires: i64,
     /// The session's id, when the request has or gets a session.
     pub session_id: Option<String>,
+    /// Upstream headers made once for a deterministic source (a verified bearer token, a cached
+    /// grant, a cached session) and reused while that source is.
+    pub memo: Option<Memo>,
+}
+
+/// Upstream headers, made on first use.
+pub(crate) type Memo = Arc<std::sync::OnceLock<Vec<(http::HeaderName, HeaderValue)>>>;
+
+/// A session cookie already opened and decoded, keyed by the request's `Cookie` bytes: the
+/// envelope is authenticated, so the same bytes always open to the same session. Its deadlines
+/// are checked again on every use.
+pub(crate) struct CachedSession {
+    session: Session,
+    data: SessionData,
+    access: Option<Arc<VerifiedJwt>>,
+    id: Option<Arc<VerifiedJwt>>,
+    session_id: String,
+    memo: Memo,
 }
 
 pub(crate) struct SessionWrite {
@@ -57,6 +75,7 @@ pub(crate) struct Granted {
     pub id: Option<Arc<VerifiedJwt>>,
     /// When the access token expires (0: unknown).
     pub expires: i64,
+    memo: Memo,
 }
 
 impl Granted {
@@ -70,6 +89,7 @@ impl Granted {
             access: self.access.clone(),
             id: self.id.clone(),
             expires: self.expires,
+            memo: Some(self.memo.clone()),
             ..Outcome::default()
         }
     }
@@ -168,12 +188,24 @@ impl Oidc {
                 }
                 pending.session_cookies = Some(cookies);
             }
+            let key = pending.session_cookies.as_ref().map(cookie_key);
+            if let Some(key) = &key
+                && let Some(c) = self.session_cache.get(key)
+            {
+                if let Some(o) = self.cached_session(&c, now) {
+                    self.sessions.strip(&mut parts.headers);
+                    return Ok(o);
+                }
+                self.session_cache.invalidate(key);
+            }
             match self.sessions.open(&parts.headers, now) {
                 Ok(opened) => {
                     self.sessions.strip(&mut parts.headers);
                     match SessionData::decode(&opened.session.data) {
                         Some(data) => {
-                            return self.outcome_of_session(opened.session, opened.chunks, data, now, pending).await;
+                            return self
+                                .outcome_of_session(opened.session, opened.chunks, data, now, pending, key)
+                                .await;
                         }
                         None => pending.set_cookies.extend(self.sessions.clear(&parts.headers, ctx.https)),
                     }
@@ -265,6 +297,33 @@ impl Oidc {
             return Ok(o);
         }
         Err(last.unwrap_or_else(|| Failure::unauthorized("no suitable authorization credentials were provided")))
+    }
+
+    /// The outcome of a cached session, if it is still good as it is: inside its deadlines, not
+    /// due for a save, and its access token not due for a refresh.
+    fn cached_session(&self, c: &CachedSession, now: i64) -> Option<Outcome> {
+        if self.sessions.expires_at(&c.session).is_some_and(|e| now >= e) || self.sessions.needs_save(&c.session, now) {
+            return None;
+        }
+        let leeway = self.verifier.leeway;
+        let refreshable = self.s.refresh_tokens && c.data.refresh_token.is_some();
+        let deadline = if refreshable { c.data.expires - leeway } else { c.data.expires + leeway };
+        if c.data.expires != 0 && now >= deadline {
+            return None;
+        }
+        Some(Outcome {
+            method: "session",
+            client: c.data.client,
+            access_token: Some(c.data.access_token.clone()),
+            id_token: c.data.id_token.clone(),
+            refresh_token: c.data.refresh_token.clone(),
+            access: c.access.clone(),
+            id: c.id.clone(),
+            expires: c.data.expires,
+            session_id: Some(c.session_id.clone()),
+            memo: Some(c.memo.clone()),
+            ..Outcome::default()
+        })
     }
 
     /// Kong's `client_arg`: a 1-based index or a client id from a header, the query or the body.
@@ -572,7 +631,7 @@ impl Oidc {
             None => None,
         };
         let expires = access.as_ref().and_then(|a| a.exp).or(ts.expires_at).unwrap_or(0);
-        Ok(Granted { ts, access, id, expires })
+        Ok(Granted { ts, access, id, expires, memo: Memo::default() })
     }
 
     /// A request carrying our session cookie: the tokens come from the session; an expired
@@ -584,6 +643,7 @@ impl Oidc {
         mut data: SessionData,
         now: i64,
         pending: &mut Pending,
+        key: Option<Box<[u8]>>,
     ) -> Result<Outcome, Failure> {
         let leeway = self.verifier.leeway;
         let refreshable = self.s.refresh_tokens && data.refresh_token.is_some();
@@ -630,10 +690,25 @@ impl Oidc {
             session.data = data.encode();
         }
         let session_id = Some(session.id_string());
-        let session = (changed || self.sessions.needs_save(&session, now))
-            .then_some(SessionWrite { session, previous_chunks: chunks });
+        let write = changed || self.sessions.needs_save(&session, now);
+        let mut memo = None;
+        if !write && let Some(key) = key {
+            // Nothing to write: the next request with these cookie bytes can skip the decode.
+            let c = Arc::new(CachedSession {
+                session: session.clone(),
+                data: data.clone(),
+                access: access.clone(),
+                id: id.clone(),
+                session_id: session.id_string(),
+                memo: Memo::default(),
+            });
+            memo = Some(c.memo.clone());
+            self.session_cache.insert(key, c);
+        }
+        let session = write.then_some(SessionWrite { session, previous_chunks: chunks });
         let _ = pending;
         Ok(Outcome {
+            memo,
             session_id,
             method: "session",
             client: data.client,
@@ -777,14 +852,17 @@ impl Oidc {
             session_id: o.session_id.as_deref(),
             authorization: authorization.as_ref(),
         };
-        // With the access token as the only source, the headers are a function of the token:
-        // made once per verified token and reused.
-        let token_only = o.introspection.is_none() && o.id.is_none() && o.userinfo.is_none() && o.session_id.is_none();
-        match o.access.as_ref().filter(|a| token_only && a.jwk.is_some()) {
-            Some(a) => {
-                let made =
-                    a.upstream_headers.get_or_init(|| headers::build(&self.headers, &self.headers.upstream, &src));
-                for (name, value) in made {
+        // With a deterministic source (no introspection or userinfo answer, no freshly made
+        // session id), the headers are a function of it: made once and reused.
+        let memo = o.memo.as_ref().filter(|_| {
+            o.introspection.is_none()
+                && o.userinfo.is_none()
+                && (o.method == "session" || o.session_id.is_none())
+                && (o.method != "bearer" || o.id.is_none())
+        });
+        match memo {
+            Some(m) => {
+                for (name, value) in m.get_or_init(|| headers::build(&self.headers, &self.headers.upstream, &src)) {
                     parts.headers.insert(name.clone(), value.clone());
                 }
             }
@@ -891,6 +969,16 @@ fn clone_err(e: &GrantError) -> GrantError {
             reason: e.to_string(),
         }),
     }
+}
+
+/// The cache key of a request's session: all its `Cookie` header bytes.
+fn cookie_key(cookies: &http::HeaderMap) -> Box<[u8]> {
+    let mut key = Vec::new();
+    for v in cookies.get_all(http::header::COOKIE) {
+        key.extend_from_slice(v.as_bytes());
+        key.push(b'\n');
+    }
+    key.into_boxed_slice()
 }
 
 /// The current Unix time in seconds.

@@ -110,6 +110,8 @@ pub struct Oidc {
     pub(crate) token_headers: Vec<(String, String)>,
     pub(crate) id_token_places: Vec<Place>,
     pub(crate) headers: crate::headers::HeaderPlan,
+    /// Opened sessions by cookie bytes (see `access::CachedSession`).
+    pub(crate) session_cache: moka::sync::Cache<Box<[u8]>, Arc<crate::access::CachedSession>>,
 }
 
 fn pairs(names: &Option<Vec<String>>, values: &Option<Vec<String>>) -> Vec<(String, String)> {
@@ -283,6 +285,12 @@ impl Oidc {
             token_headers: pairs(&s.token_headers_names, &s.token_headers_values),
             id_token_places: Place::list(&s.id_token_param_type),
             headers: crate::headers::HeaderPlan::build(&s)?,
+            // Entries are checked against the session's deadlines on every use; the TTL only
+            // bounds how long a cookie no client sends any more stays in memory.
+            session_cache: moka::sync::Cache::builder()
+                .max_capacity(CACHE_ENTRIES)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
             s,
         })
     }

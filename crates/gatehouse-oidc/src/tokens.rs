@@ -29,7 +29,7 @@ pub struct VerifiedJwt {
     cache_until: Instant,
     /// The upstream headers made from this token alone (when nothing else feeds them), built on
     /// first use: a repeated bearer token then costs no claim lookups and no value copies.
-    pub upstream_headers: std::sync::OnceLock<Vec<(http::HeaderName, http::HeaderValue)>>,
+    pub upstream_headers: crate::access::Memo,
 }
 
 /// Why a token was refused.
