@@ -646,3 +646,25 @@ async fn failures_redirect_when_redirect_uris_are_set() {
     assert_eq!(resp.status(), 302);
     assert_eq!(resp.headers()["location"], "https://app.example/login");
 }
+
+#[tokio::test]
+async fn idle_sessions_are_touched_once_and_the_new_cookie_is_handed_out_again() {
+    let env = Env::new(json!({"auth_methods": ["password", "session"], "session_idling_timeout": 4})).await;
+    let (_, _, h) = env.call(&[("authorization", &basic("john", "doe"))]).await;
+    let old = session_cookie(&h);
+    // Within a second of use nothing is written.
+    let (st, _, h) = env.call(&[("cookie", &old)]).await;
+    assert_eq!(st, 200);
+    assert!(h.get("set-cookie").is_none(), "no touch right after login");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (st, _, h1) = env.call(&[("cookie", &old)]).await;
+    assert_eq!(st, 200);
+    let touched = session_cookie(&h1);
+    assert!(!touched.is_empty() && touched != old, "the idle clock moved: a new cookie");
+    // A client that keeps the old cookie gets the same refreshed one, not a new seal each time.
+    let (_, _, h2) = env.call(&[("cookie", &old)]).await;
+    assert_eq!(session_cookie(&h2), touched);
+    // The refreshed cookie works, and the idle timeout counts from the touch.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(env.call(&[("cookie", &touched)]).await.0, 200);
+}

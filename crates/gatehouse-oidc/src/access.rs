@@ -61,6 +61,8 @@ pub(crate) struct CachedSession {
     id: Option<Arc<VerifiedJwt>>,
     session_id: String,
     memo: Memo,
+    /// The refreshed cookie, when opening it was also a touch: sent again with every reuse.
+    set_cookies: Vec<HeaderValue>,
 }
 
 pub(crate) struct SessionWrite {
@@ -194,6 +196,7 @@ impl Oidc {
             {
                 if let Some(o) = self.cached_session(&c, now) {
                     self.sessions.strip(&mut parts.headers);
+                    pending.set_cookies.extend(c.set_cookies.iter().cloned());
                     return Ok(o);
                 }
                 self.session_cache.invalidate(key);
@@ -204,7 +207,7 @@ impl Oidc {
                     match SessionData::decode(&opened.session.data) {
                         Some(data) => {
                             return self
-                                .outcome_of_session(opened.session, opened.chunks, data, now, pending, key)
+                                .outcome_of_session(opened.session, opened.chunks, data, now, pending, key, ctx.https)
                                 .await;
                         }
                         None => pending.set_cookies.extend(self.sessions.clear(&parts.headers, ctx.https)),
@@ -636,6 +639,7 @@ impl Oidc {
 
     /// A request carrying our session cookie: the tokens come from the session; an expired
     /// access token is refreshed when possible.
+    #[allow(clippy::too_many_arguments)]
     async fn outcome_of_session(
         &self,
         mut session: Session,
@@ -644,6 +648,7 @@ impl Oidc {
         now: i64,
         pending: &mut Pending,
         key: Option<Box<[u8]>>,
+        https: bool,
     ) -> Result<Outcome, Failure> {
         let leeway = self.verifier.leeway;
         let refreshable = self.s.refresh_tokens && data.refresh_token.is_some();
@@ -690,10 +695,22 @@ impl Oidc {
             session.data = data.encode();
         }
         let session_id = Some(session.id_string());
-        let write = changed || self.sessions.needs_save(&session, now);
+        let touch = !changed && self.sessions.needs_save(&session, now);
+        let mut touched = Vec::new();
+        if touch {
+            // Only the idle clock moves: seal it now, so the cached entry below can hand the same
+            // refreshed cookie to a client that keeps sending the old one, without sealing again.
+            match self.sessions.save(&mut session, now, https, chunks) {
+                Ok(cookies) => {
+                    pending.set_cookies.extend(cookies.iter().cloned());
+                    touched = cookies;
+                }
+                Err(e) => tracing::warn!(error = %e, "session not saved"),
+            }
+        }
         let mut memo = None;
-        if !write && let Some(key) = key {
-            // Nothing to write: the next request with these cookie bytes can skip the decode.
+        if !changed && let Some(key) = key {
+            // The next request with these cookie bytes can skip opening and decoding.
             let c = Arc::new(CachedSession {
                 session: session.clone(),
                 data: data.clone(),
@@ -701,10 +718,12 @@ impl Oidc {
                 id: id.clone(),
                 session_id: session.id_string(),
                 memo: Memo::default(),
+                set_cookies: touched,
             });
             memo = Some(c.memo.clone());
             self.session_cache.insert(key, c);
         }
+        let write = changed;
         let session = write.then_some(SessionWrite { session, previous_chunks: chunks });
         let _ = pending;
         Ok(Outcome {
