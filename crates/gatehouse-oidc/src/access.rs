@@ -480,7 +480,7 @@ impl Oidc {
             Some(c) => c
                 .try_get_with(Arc::from(token), fetch)
                 .await
-                .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| clone_err(&e))),
+                .map_err(|e: Arc<GrantError>| Arc::try_unwrap(e).unwrap_or_else(|e| (*e).clone())),
             None => fetch.await,
         };
         match result {
@@ -510,7 +510,7 @@ impl Oidc {
             Some(c) => c
                 .try_get_with(Arc::from(token), fetch)
                 .await
-                .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| clone_err(&e))),
+                .map_err(|e: Arc<GrantError>| Arc::try_unwrap(e).unwrap_or_else(|e| (*e).clone())),
             None => fetch.await,
         };
         match result {
@@ -895,7 +895,6 @@ impl Oidc {
             pending.downstream = headers::build(&self.headers, &self.headers.downstream, &src);
         }
         ctx.authenticated = true;
-        ctx.extensions.insert(Arc::new(Authenticated::from(o)));
         Ok(())
     }
 
@@ -955,38 +954,6 @@ impl Oidc {
             return Flow::Respond(crate::respond::redirect(uri));
         }
         Flow::Respond(self.responder.respond(&f))
-    }
-}
-
-/// What the access phase established, for the response phase and for header mapping.
-pub struct Authenticated {
-    /// The auth method that succeeded.
-    pub method: &'static str,
-    /// The access token.
-    pub access_token: Option<String>,
-}
-
-impl From<Outcome> for Authenticated {
-    fn from(o: Outcome) -> Self {
-        Authenticated { method: o.method, access_token: o.access_token }
-    }
-}
-
-fn clone_err(e: &GrantError) -> GrantError {
-    match e {
-        GrantError::Refused { status, error, description } => {
-            GrantError::Refused { status: *status, error: error.clone(), description: description.clone() }
-        }
-        GrantError::Idp(e) => GrantError::Idp(crate::provider::IdpError::Invalid {
-            what: "identity provider",
-            url: String::new(),
-            reason: e.to_string(),
-        }),
-        GrantError::ClientAuth(e) => GrantError::Idp(crate::provider::IdpError::Invalid {
-            what: "client authentication",
-            url: String::new(),
-            reason: e.to_string(),
-        }),
     }
 }
 

@@ -21,7 +21,7 @@ pub struct TokenSet {
 }
 
 /// Why a grant failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GrantError {
     /// The IdP refused the grant (wrong password, revoked refresh token): the client's fault, 401.
     #[error("token endpoint refused the grant: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]

@@ -9,7 +9,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 /// Why a call to the identity provider did not give a usable answer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IdpError {
     /// No answer: connect error, TLS failure, timeout.
     #[error("{what} at {url} could not be reached: {reason}")]

@@ -60,7 +60,7 @@ impl std::fmt::Debug for Client {
 }
 
 /// Why a client cannot authenticate as configured.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientAuthError {
     /// The method needs a secret and none is set.
     #[error("client {0} has no client_secret for {1}")]
