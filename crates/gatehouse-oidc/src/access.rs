@@ -61,8 +61,6 @@ pub(crate) struct CachedSession {
     id: Option<Arc<VerifiedJwt>>,
     session_id: String,
     memo: Memo,
-    /// The refreshed cookie, when opening it was also a touch: sent again with every reuse.
-    set_cookies: Vec<HeaderValue>,
 }
 
 pub(crate) struct SessionWrite {
@@ -195,8 +193,11 @@ impl Oidc {
                 && let Some(c) = self.session_cache.get(key)
             {
                 if let Some(o) = self.cached_session(&c, now) {
+                    // A touched cookie went out with the response that touched it; requests still
+                    // carrying the old one (in flight then, or a client that ignores cookies) are
+                    // served without repeating it. When the entry ages out, the old cookie is opened
+                    // and touched again.
                     self.sessions.strip(&mut parts.headers);
-                    pending.set_cookies.extend(c.set_cookies.iter().cloned());
                     return Ok(o);
                 }
                 self.session_cache.invalidate(key);
@@ -696,15 +697,11 @@ impl Oidc {
         }
         let session_id = Some(session.id_string());
         let touch = !changed && self.sessions.needs_save(&session, now);
-        let mut touched = Vec::new();
         if touch {
-            // Only the idle clock moves: seal it now, so the cached entry below can hand the same
-            // refreshed cookie to a client that keeps sending the old one, without sealing again.
+            // Only the idle clock moves: seal it now, so the cached entry below (old cookie bytes →
+            // touched session) serves the requests still carrying the old cookie without sealing again.
             match self.sessions.save(&mut session, now, https, chunks) {
-                Ok(cookies) => {
-                    pending.set_cookies.extend(cookies.iter().cloned());
-                    touched = cookies;
-                }
+                Ok(cookies) => pending.set_cookies.extend(cookies),
                 Err(e) => tracing::warn!(error = %e, "session not saved"),
             }
         }
@@ -718,7 +715,6 @@ impl Oidc {
                 id: id.clone(),
                 session_id: session.id_string(),
                 memo: Memo::default(),
-                set_cookies: touched,
             });
             memo = Some(c.memo.clone());
             self.session_cache.insert(key, c);
