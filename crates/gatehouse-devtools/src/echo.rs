@@ -11,16 +11,11 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// The largest request body echoed back; larger ones get `413`. Keeps a stray upload from eating the
@@ -38,54 +33,12 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 /// transient (out of file descriptors), and a test upstream that silently dies is worse than one that
 /// retries. The `io::Result` is kept so callers need not change if a fatal case is ever added.
 pub async fn serve_echo(listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-    // Shared rather than cloned per connection: a connection only borrows it.
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    accept_failed(e).await;
-                    continue;
-                }
-            },
-        };
-        // Answers are small single writes; Nagle's algorithm would hold them back waiting for an ACK.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, error = %e, "echo: could not set TCP_NODELAY");
-        }
+    crate::accept::serve("echo", listener, shutdown, |peer| {
         // Formatted once per connection, not once per request.
         let origin: Arc<str> = peer.ip().to_canonical().to_string().into();
-        let builder = Arc::clone(&builder);
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| echo(req, Arc::clone(&origin)));
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "echo: connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
-}
-
-/// Logs an accept error and, when it is not about a single connection, backs off so a full file
-/// descriptor table does not turn the accept loop into a busy loop.
-async fn accept_failed(e: io::Error) {
-    match e.kind() {
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted => {
-            tracing::debug!(error = %e, "echo: accept failed");
-        }
-        _ => {
-            tracing::warn!(error = %e, "echo: accept failed, retrying shortly");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+        move |req| echo(req, Arc::clone(&origin))
+    })
+    .await
 }
 
 /// Answers one request.
@@ -323,8 +276,10 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
     use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
     use serde_json::{Value, json};
     use std::net::SocketAddr;
+    use std::time::Duration;
     use tokio::sync::oneshot;
     use tokio::task::JoinHandle;
 

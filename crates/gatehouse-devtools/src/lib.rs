@@ -6,6 +6,7 @@
 //!   development and tests only.
 #![warn(missing_docs)]
 
+mod accept;
 pub mod echo;
 pub mod idp;
 

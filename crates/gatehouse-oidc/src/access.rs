@@ -3,7 +3,7 @@
 //! authorize, map the consumer, and prepare the upstream request.
 
 use crate::authz;
-use crate::cache::{Timed, token_key};
+use crate::cache::{self, Timed, token_key};
 use crate::consumer;
 use crate::credentials::{self, Args, Found, Pair};
 use crate::headers::{self, IDENTITY_HEADERS};
@@ -477,13 +477,7 @@ impl Oidc {
             let until = std::time::Instant::now() + self.ttl.ttl(exp);
             Ok(Arc::new(Timed { value: ans, until }))
         };
-        let result = match &self.introspections {
-            Some(c) => c
-                .try_get_with(Arc::from(token), fetch)
-                .await
-                .map_err(|e: Arc<GrantError>| Arc::try_unwrap(e).unwrap_or_else(|e| (*e).clone())),
-            None => fetch.await,
-        };
+        let result = cache::through(self.introspections.as_ref(), Arc::from(token), fetch).await;
         match result {
             Ok(a) => Ok(Some(a)),
             Err(GrantError::Refused { .. }) => Ok(None),
@@ -507,13 +501,7 @@ impl Oidc {
             let until = std::time::Instant::now() + self.ttl.ttl(None);
             Ok(Arc::new(Timed { value: ans, until }))
         };
-        let result = match &self.userinfos {
-            Some(c) => c
-                .try_get_with(Arc::from(token), fetch)
-                .await
-                .map_err(|e: Arc<GrantError>| Arc::try_unwrap(e).unwrap_or_else(|e| (*e).clone())),
-            None => fetch.await,
-        };
+        let result = cache::through(self.userinfos.as_ref(), Arc::from(token), fetch).await;
         match result {
             Ok(a) => Ok(Some(a)),
             Err(GrantError::Refused { .. }) => Ok(None),
@@ -590,14 +578,9 @@ impl Oidc {
             let until = std::time::Instant::now() + self.ttl.ttl(lifetime);
             Ok(Arc::new(Timed { value: g, until }))
         };
-        let g = match &self.tokens {
-            // A refresh token is single-use at many IdPs: never serve its answer twice.
-            Some(c) if what != "refresh_token" => c
-                .try_get_with(key, fetch)
-                .await
-                .map_err(|e: Arc<Failure>| Arc::try_unwrap(e).unwrap_or_else(|e| (*e).clone()))?,
-            _ => fetch.await?,
-        };
+        // A refresh token is single-use at many IdPs: never serve its answer twice.
+        let tokens = self.tokens.as_ref().filter(|_| what != "refresh_token");
+        let g = cache::through(tokens, key, fetch).await?;
         if g.value.expires != 0 && g.value.expires + self.verifier.leeway <= now {
             if let Some(c) = &self.tokens {
                 c.invalidate(&key);

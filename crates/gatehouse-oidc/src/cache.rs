@@ -127,6 +127,23 @@ where
     }
 }
 
+/// Through `cache` when there is one (a `cache_*` setting is on), else straight to `fetch`; a
+/// failure shared with waiting callers comes back as the fetch's own error.
+pub async fn through<K, T, E: Clone>(
+    cache: Option<&TimedCache<K, T>>,
+    key: K,
+    fetch: impl Future<Output = Result<Arc<Timed<T>>, E>>,
+) -> Result<Arc<Timed<T>>, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+{
+    match cache {
+        Some(c) => c.try_get_with(key, fetch).await.map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| (*e).clone())),
+        None => fetch.await,
+    }
+}
+
 /// Kong's TTL rule: the answer's own lifetime (`lifetime`, seconds) when it has one, else
 /// `cache_ttl`; never above `cache_ttl` nor `cache_ttl_max`, never below `cache_ttl_min`.
 #[derive(Clone, Copy, Debug)]

@@ -4,15 +4,10 @@
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::knobs::Endpoint;
@@ -29,51 +24,11 @@ pub(crate) async fn serve(
     idp: Arc<Idp>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    accept_failed(e).await;
-                    continue;
-                }
-            },
-        };
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, error = %e, "idp: could not set TCP_NODELAY");
-        }
-        let builder = Arc::clone(&builder);
+    crate::accept::serve("idp", listener, shutdown, move |_| {
         let idp = Arc::clone(&idp);
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| handle(Arc::clone(&idp), req));
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "idp: connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
-}
-
-/// Accept errors about one connection are ignored; others (out of descriptors) back off briefly
-/// so the loop does not spin.
-async fn accept_failed(e: io::Error) {
-    match e.kind() {
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted => {
-            tracing::debug!(error = %e, "idp: accept failed");
-        }
-        _ => {
-            tracing::warn!(error = %e, "idp: accept failed, retrying shortly");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+        move |req| handle(Arc::clone(&idp), req)
+    })
+    .await
 }
 
 async fn handle(idp: Arc<Idp>, req: Request<Incoming>) -> Result<Resp, Infallible> {
