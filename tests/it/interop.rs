@@ -11,8 +11,7 @@
 //! client `opaque` gets opaque tokens, the only kind oidc-provider introspects or serves userinfo
 //! for. User `short` gets access tokens that live 2 s.
 
-use super::oidc::base_config;
-use super::util::{Gateway, Proc, client, echo, json, post, tempdir};
+use super::util::{Gateway, Proc, client, json, post, tempdir};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::header::HeaderMap;
@@ -150,21 +149,7 @@ impl Interop {
         let dir = tempdir();
         let op = Op::start(dir.path());
         let issuer = op.issuer.clone();
-        let up = echo(dir.path());
-        let gw = Gateway::start(dir.path());
-        let (st, body) = post(&format!("{}/services", gw.admin), json!({"name": "echo", "url": up.urls[0]})).await;
-        assert_eq!(st, 201, "{body}");
-        let (st, body) = post(&format!("{}/services/echo/routes", gw.admin), json!({"paths": ["/api"]})).await;
-        assert_eq!(st, 201, "{body}");
-        let mut cfg = base_config(&issuer);
-        if let (Value::Object(cfg), Value::Object(extra)) = (&mut cfg, config) {
-            cfg.extend(extra);
-        }
-        let (st, body) =
-            post(&format!("{}/services/echo/plugins", gw.admin), json!({"name": "openid-connect", "config": cfg}))
-                .await;
-        assert_eq!(st, 201, "{body}");
-        let plugin = body["id"].as_str().unwrap().to_string();
+        let (up, gw, plugin) = super::oidc::front(dir.path(), &issuer, config).await;
         Interop { _dir: dir, op: Some(op), issuer, _up: up, gw, plugin }
     }
 

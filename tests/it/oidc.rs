@@ -38,6 +38,25 @@ fn merge(a: &mut Value, b: Value) {
     }
 }
 
+/// An echo upstream and a gateway in front of it: service `echo`, route `/api`, and an
+/// `openid-connect` plugin on the service with `issuer`, the `gatehouse` client and `config`.
+/// Returns the upstream, the gateway and the plugin id.
+pub async fn front(dir: &std::path::Path, issuer: &str, config: Value) -> (Proc, Gateway, String) {
+    let up = echo(dir);
+    let gw = Gateway::start(dir);
+    let (st, body) = post(&format!("{}/services", gw.admin), json!({"name": "echo", "url": up.urls[0]})).await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = post(&format!("{}/services/echo/routes", gw.admin), json!({"paths": ["/api"]})).await;
+    assert_eq!(st, 201, "{body}");
+    let mut cfg = base_config(issuer);
+    merge(&mut cfg, config);
+    let (st, body) =
+        post(&format!("{}/services/echo/plugins", gw.admin), json!({"name": "openid-connect", "config": cfg})).await;
+    assert_eq!(st, 201, "{body}");
+    let plugin = body["id"].as_str().unwrap().to_string();
+    (up, gw, plugin)
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -58,19 +77,7 @@ impl Env {
         let dir = tempdir();
         let idp = idp(dir.path(), idp_args);
         let issuer = idp.urls[0].clone();
-        let up = echo(dir.path());
-        let gw = Gateway::start(dir.path());
-        let (st, body) = post(&format!("{}/services", gw.admin), json!({"name": "echo", "url": up.urls[0]})).await;
-        assert_eq!(st, 201, "{body}");
-        let (st, body) = post(&format!("{}/services/echo/routes", gw.admin), json!({"paths": ["/api"]})).await;
-        assert_eq!(st, 201, "{body}");
-        let mut cfg = base_config(&issuer);
-        merge(&mut cfg, config);
-        let (st, body) =
-            post(&format!("{}/services/echo/plugins", gw.admin), json!({"name": "openid-connect", "config": cfg}))
-                .await;
-        assert_eq!(st, 201, "{body}");
-        let plugin = body["id"].as_str().unwrap().to_string();
+        let (up, gw, plugin) = front(dir.path(), &issuer, config).await;
         Env { dir, idp: Some(idp), issuer, _up: up, gw, plugin }
     }
 
