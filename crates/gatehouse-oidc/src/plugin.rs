@@ -294,11 +294,6 @@ impl Oidc {
             s,
         })
     }
-
-    /// The shared discovery state (the Admin API's issuer endpoints use it).
-    pub fn provider(&self) -> &Arc<Provider> {
-        &self.provider
-    }
 }
 
 fn random_salt() -> Result<String, String> {

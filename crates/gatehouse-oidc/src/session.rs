@@ -1,7 +1,6 @@
 //! What the plugin keeps in its session cookie, on top of `gatehouse-session`'s encrypted
 //! envelope: the tokens of the grant that opened the session and when the access token expires.
 
-use crate::provider::calls::TokenSet;
 use serde::{Deserialize, Serialize};
 
 /// The session's payload (Kong stores `client`, `tokens`, `expires`, `auth_method`).
@@ -24,18 +23,6 @@ pub struct SessionData {
 }
 
 impl SessionData {
-    /// From a token-endpoint answer.
-    pub fn from_tokens(client: usize, t: &TokenSet, expires: i64, auth_method: &str) -> SessionData {
-        SessionData {
-            client,
-            access_token: t.access_token.clone(),
-            id_token: t.id_token.clone(),
-            refresh_token: t.refresh_token.clone(),
-            expires,
-            auth_method: auth_method.to_string(),
-        }
-    }
-
     /// Serialized for the envelope.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()

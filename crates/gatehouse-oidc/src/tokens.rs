@@ -234,9 +234,4 @@ impl Verifier {
         };
         jwt.verify(keys, &self.policy)
     }
-
-    /// Empties the cache (used by tests and when keys are forgotten).
-    pub fn clear(&self) {
-        self.cache.invalidate_all();
-    }
 }

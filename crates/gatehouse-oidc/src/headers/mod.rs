@@ -512,20 +512,5 @@ fn public_jwk(jwk: &Value) -> Option<String> {
     b64_json(jwk)
 }
 
-/// Sets (replaces) the header `spec` names to `token`.
-pub fn set_token(headers: &mut HeaderMap, spec: &str, token: &str) {
-    let Some(target) = Target::parse(spec) else { return };
-    let prefix = match &target {
-        Target::Authorization(scheme) => format!("{scheme} "),
-        Target::Named(_) => String::new(),
-    };
-    match header_value(&format!("{prefix}{token}")) {
-        Some(v) => {
-            headers.insert(target.name(), v);
-        }
-        None => tracing::warn!(header = spec, "token not sent: it cannot be a header value"),
-    }
-}
-
 #[cfg(test)]
 mod tests;

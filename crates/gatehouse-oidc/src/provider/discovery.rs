@@ -163,12 +163,6 @@ impl Provider {
         }
     }
 
-    /// Forgets the cached document (the Admin API's `DELETE /openid-connect/issuers`).
-    pub fn forget(&self) {
-        self.current.store(None);
-        self.last_attempt.store(i64::MIN / 2, Ordering::Relaxed);
-    }
-
     async fn fetch(&self, now: i64) -> Result<Discovered, IdpError> {
         let k = &self.key;
         let doc = if k.pseudo {
