@@ -656,14 +656,16 @@ async fn failures_redirect_when_redirect_uris_are_set() {
 
 #[tokio::test]
 async fn idle_sessions_are_touched_once() {
-    let env = Env::new(json!({"auth_methods": ["password", "session"], "session_idling_timeout": 4})).await;
+    // Timestamps are whole seconds, so every wait below leaves a second of slack either side:
+    // with an idling timeout of 8 s a use is recorded when the last one is 2 s old or more.
+    let env = Env::new(json!({"auth_methods": ["password", "session"], "session_idling_timeout": 8})).await;
     let (_, _, h) = env.call(&[("authorization", &basic("john", "doe"))]).await;
     let old = session_cookie(&h);
-    // Within a second of use nothing is written.
+    // Right after login nothing is written (at most 1 s can have passed on the clock).
     let (st, _, h) = env.call(&[("cookie", &old)]).await;
     assert_eq!(st, 200);
     assert!(h.get("set-cookie").is_none(), "no touch right after login");
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let (st, _, h1) = env.call(&[("cookie", &old)]).await;
     assert_eq!(st, 200);
     let touched = session_cookie(&h1);
@@ -672,7 +674,8 @@ async fn idle_sessions_are_touched_once() {
     let (st, _, h2) = env.call(&[("cookie", &old)]).await;
     assert_eq!(st, 200);
     assert!(h2.get("set-cookie").is_none(), "the touched cookie went out once");
-    // The refreshed cookie works, and the idle timeout counts from the touch.
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    // 8.7 s after login (>= 8 s on the clock) and 6.5 s after the touch (<= 7 s on the clock): the
+    // idle timeout counts from the touch, so the refreshed cookie still works.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
     assert_eq!(env.call(&[("cookie", &touched)]).await.0, 200);
 }
