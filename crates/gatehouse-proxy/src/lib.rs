@@ -111,9 +111,10 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         proxy.stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
         let p = proxy.clone();
+        let info = Arc::new(forward::ConnInfo::new(client, local_port));
         let svc = service_fn(move |req| {
-            let p = p.clone();
-            async move { Ok::<_, std::convert::Infallible>(phases::handle(p, req, client, local_port).await) }
+            let (p, info) = (p.clone(), info.clone());
+            async move { Ok::<_, std::convert::Infallible>(phases::handle(p, req, info).await) }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
         let conn = graceful.watch(conn);

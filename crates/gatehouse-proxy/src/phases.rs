@@ -1,17 +1,16 @@
 //! One request's path: route → access phase → upstream → header_filter.
 
 use crate::Proxy;
-use crate::forward::{set_forwarded, strip_hop_by_hop};
+use crate::forward::{ConnInfo, set_forwarded, strip_hop_by_hop};
 use crate::respond::ProxyError;
 use crate::upstream::BodyKind;
 use bytes::Bytes;
 use gatehouse_core::plugin::{Ctx, Flow, Step};
-use gatehouse_core::router::{RouteTarget, upstream_path};
-use http::{HeaderValue, Request, Response, header};
+use gatehouse_core::router::{RouteTarget, ServiceTarget, upstream_path};
+use http::{HeaderValue, Request, Response, Uri, header};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -27,33 +26,30 @@ fn full(r: Response<Bytes>) -> Response<ClientBody> {
 }
 
 /// Handles one request. Never fails: every error becomes a Kong-shaped response.
-pub async fn handle(
-    proxy: Arc<Proxy>,
-    req: Request<Incoming>,
-    client: SocketAddr,
-    local_port: u16,
-) -> Response<ClientBody> {
+pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Response<ClientBody> {
     proxy.stats.total_requests.fetch_add(1, Ordering::Relaxed);
     let snapshot = proxy.snapshot.load_full();
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("");
-    let lowered;
-    let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        lowered = host.to_ascii_lowercase();
-        lowered.as_str()
-    } else {
-        host
+    // The client's Host (a cheap shared copy), lowercased only when it has capitals. Nothing
+    // here borrows the request, which is taken apart below.
+    let host_value = req.headers().get(header::HOST).cloned();
+    let uri_host: String;
+    let raw_host = match host_value.as_ref().and_then(|h| h.to_str().ok()) {
+        Some(h) => h,
+        None => {
+            uri_host = req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+            &uri_host
+        }
     };
-    let Some(m) = snapshot.router.find(req.method(), host, req.uri().path(), req.headers()) else {
+    let host: std::borrow::Cow<'_, str> = if raw_host.bytes().any(|b| b.is_ascii_uppercase()) {
+        raw_host.to_ascii_lowercase().into()
+    } else {
+        raw_host.into()
+    };
+    let Some(m) = snapshot.router.find(req.method(), &host, req.uri().path(), req.headers()) else {
         return full(ProxyError::NoRoute.response());
     };
     let target = m.target.clone();
     let matched_len = m.matched_len;
-    let host = host.to_string();
     let consumers = snapshot.consumers.clone();
     drop(snapshot);
 
@@ -61,7 +57,8 @@ pub async fn handle(
         return full(ProxyError::HttpsRequired.response());
     }
     let (mut parts, body) = req.into_parts();
-    let mut ctx = Ctx::new(client, target.route_id.clone(), target.service.as_ref().map(|s| s.id.clone()), consumers);
+    let mut ctx =
+        Ctx::new(conn.client, target.route_id.clone(), target.service.as_ref().map(|s| s.id.clone()), consumers);
     let body = match read_body(&target, body).await {
         Ok(b) => b,
         Err(e) => return full(e.response()),
@@ -84,24 +81,23 @@ pub async fn handle(
     let Some(svc) = target.service.as_ref() else {
         return finish(&target, &mut ctx, full(ProxyError::NoService.response()));
     };
-    let original_path = parts.uri.path().to_string();
-    let mut path =
-        upstream_path(svc.path.as_deref(), &original_path, matched_len, target.strip_path, target.path_handling_v1);
-    if let Some(q) = parts.uri.query() {
-        path.push('?');
-        path.push_str(q);
-    }
-    let uri =
-        http::Uri::builder().scheme(svc.scheme.clone()).authority(svc.authority.clone()).path_and_query(path).build();
-    let Ok(uri) = uri else {
+    let Some(uri) = upstream_uri(svc, &parts.uri, matched_len, &target) else {
         return finish(&target, &mut ctx, full(ProxyError::BadRequest.response()));
     };
-    parts.uri = uri;
+    let original = std::mem::replace(&mut parts.uri, uri);
     parts.version = http::Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
-    let client_host = if target.preserve_host && !host.is_empty() { HeaderValue::from_str(&host).ok() } else { None };
+    let host: &str = &host;
+    let client_host = if target.preserve_host && !host.is_empty() {
+        match &host_value {
+            Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
+            _ => HeaderValue::from_str(host).ok(),
+        }
+    } else {
+        None
+    };
     parts.headers.insert(header::HOST, client_host.unwrap_or_else(|| svc.host_header.clone()));
-    set_forwarded(&mut parts.headers, client, &host, local_port, &original_path);
+    set_forwarded(&mut parts.headers, &conn, host, host_value.as_ref(), original.path());
 
     let body = match (body, ctx.body.take()) {
         // A plugin may have replaced the buffered body.
@@ -119,6 +115,23 @@ pub async fn handle(
             finish(&target, &mut ctx, full(e.response()))
         }
     }
+}
+
+/// The request URI for the upstream: origin-form (`/path?query`) for plain HTTP, where the
+/// request goes out on our own HTTP/1.1 connection; absolute for the pooled HTTPS client, which
+/// picks the connection from it.
+fn upstream_uri(svc: &ServiceTarget, original: &Uri, matched_len: usize, target: &RouteTarget) -> Option<Uri> {
+    let mut path =
+        upstream_path(svc.path.as_deref(), original.path(), matched_len, target.strip_path, target.path_handling_v1);
+    if let Some(q) = original.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    let pq = http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path)).ok()?;
+    if svc.scheme == http::uri::Scheme::HTTP {
+        return Some(Uri::from(pq));
+    }
+    Uri::builder().scheme(svc.scheme.clone()).authority(svc.authority.clone()).path_and_query(pq).build().ok()
 }
 
 async fn read_body(target: &RouteTarget, body: Incoming) -> Result<BodyKind, ProxyError> {

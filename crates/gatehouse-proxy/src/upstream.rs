@@ -108,11 +108,7 @@ impl Clients {
         body: BodyKind,
     ) -> Result<http::Response<Incoming>, ProxyError> {
         if svc.scheme == http::uri::Scheme::HTTP {
-            let mut parts = parts;
-            // HTTP/1.1 to an origin server: origin-form (`/path?query`); `Host` is already set.
-            if let Some(pq) = parts.uri.path_and_query().cloned() {
-                parts.uri = http::Uri::from(pq);
-            }
+            // The URI is origin-form already (`/path?query`), and `Host` is set.
             let body = match body {
                 BodyKind::Stream(b) => Either::Left(b),
                 BodyKind::Buffered(bytes) => Either::Right(Full::new(bytes)),
