@@ -6,4 +6,5 @@ mod oidc;
 mod proxy;
 mod quickstart;
 mod tls;
+mod upstream;
 pub mod util;

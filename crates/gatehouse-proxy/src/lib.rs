@@ -5,7 +5,7 @@
 #![warn(missing_docs)]
 
 mod forward;
-mod h1pool;
+mod h1;
 mod phases;
 pub mod respond;
 mod upstream;

@@ -3,7 +3,7 @@
 use crate::Proxy;
 use crate::forward::{ConnInfo, set_forwarded, strip_hop_by_hop};
 use crate::respond::ProxyError;
-use crate::upstream::BodyKind;
+use crate::upstream::{BodyKind, ResponseBody};
 use bytes::Bytes;
 use gatehouse_core::plugin::{Ctx, Flow, Step};
 use gatehouse_core::router::{RouteTarget, ServiceTarget, upstream_path};
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 /// The body sent to the client: the upstream's, streamed, or one the proxy or a plugin made.
-pub type ClientBody = Either<Incoming, Full<Bytes>>;
+pub type ClientBody = Either<ResponseBody, Full<Bytes>>;
 
 /// Bodies up to this size are read fully when the route buffers requests, which makes connect
 /// retries possible; larger or unknown-length bodies stream.

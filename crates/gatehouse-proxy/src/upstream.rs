@@ -20,14 +20,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The body sent upstream: streamed from the client, or buffered (so it can be retried).
+/// The body sent upstream by the hyper client: streamed from the client, or buffered (so it can
+/// be retried).
 pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
+
+/// An upstream's response body: from the HTTPS client, or from our plain-HTTP client.
+pub type ResponseBody = Either<Incoming, crate::h1::ResponseBody>;
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
 /// Upstream clients keyed by (connect timeout, verify TLS).
 pub struct Clients {
-    h1: crate::h1pool::H1Pool,
+    h1: crate::h1::H1Pool,
     by_key: ArcSwap<HashMap<(Duration, bool), HttpClient>>,
     verified: Arc<rustls::ClientConfig>,
     unverified: Arc<rustls::ClientConfig>,
@@ -106,19 +110,15 @@ impl Clients {
         svc: &ServiceTarget,
         parts: http::request::Parts,
         body: BodyKind,
-    ) -> Result<http::Response<Incoming>, ProxyError> {
+    ) -> Result<http::Response<ResponseBody>, ProxyError> {
         if svc.scheme == http::uri::Scheme::HTTP {
             // The URI is origin-form already (`/path?query`), and `Host` is set.
-            let body = match body {
-                BodyKind::Stream(b) => Either::Left(b),
-                BodyKind::Buffered(bytes) => Either::Right(Full::new(bytes)),
-            };
-            return self.h1.send(svc, http::Request::from_parts(parts, body)).await;
+            return Ok(self.h1.send(svc, parts, body).await?.map(Either::Right));
         }
         let client = self.get(svc.connect_timeout, svc.tls_verify);
         // The response head must arrive within write + read timeout (send then wait).
         let deadline = svc.write_timeout + svc.read_timeout;
-        match body {
+        let resp = match body {
             BodyKind::Stream(b) => {
                 let req = http::Request::from_parts(parts, Either::Left(b));
                 once(&client, req, deadline).await.map_err(Retry::into_proxy_error)
@@ -137,7 +137,7 @@ impl Clients {
                         *head.headers_mut() = parts.headers.clone();
                         head
                     } else {
-                        return once(&client, http::Request::from_parts(parts, body), deadline)
+                        break once(&client, http::Request::from_parts(parts, body), deadline)
                             .await
                             .map_err(Retry::into_proxy_error);
                     };
@@ -146,11 +146,12 @@ impl Clients {
                             attempt += 1;
                             tracing::debug!(attempt, service = %svc.id, error = %e, "retrying upstream connect");
                         }
-                        other => return other.map_err(Retry::into_proxy_error),
+                        other => break other.map_err(Retry::into_proxy_error),
                     }
                 }
             }
-        }
+        };
+        Ok(resp?.map(Either::Left))
     }
 }
 

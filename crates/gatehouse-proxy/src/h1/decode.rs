@@ -1,0 +1,337 @@
+//! Reading the upstream's response: the head (httparse) and the body framing (RFC 9112 §6).
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+
+/// The most header fields a response may have (hyper's default too).
+pub const MAX_HEADERS: usize = 100;
+/// The largest response head accepted.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// The longest chunk-size line or trailer section accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// Why a response could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Not HTTP/1.x, or a malformed head or chunk.
+    #[error("invalid response from the upstream: {0}")]
+    Invalid(&'static str),
+    /// The head is larger than [`MAX_HEAD`] or has more than [`MAX_HEADERS`] fields.
+    #[error("the upstream's response head is too large")]
+    TooLarge,
+}
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (`HEAD`, 204, 304).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the upstream closes the connection.
+    Close,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct Head {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// Whether the connection can take another request once the body is read.
+    pub keep_alive: bool,
+}
+
+/// Parses one response head from the front of `buf` and removes it. `Ok(None)`: more bytes are
+/// needed. Interim 1xx responses are skipped. Header values share the head's memory.
+pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, DecodeError> {
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut fields);
+        let len = match resp.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(DecodeError::TooLarge),
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(DecodeError::TooLarge),
+            Err(_) => return Err(DecodeError::Invalid("malformed response head")),
+        };
+        let code = resp.code.unwrap_or(0);
+        if (100..200).contains(&code) {
+            if code == 101 {
+                return Err(DecodeError::Invalid("unexpected protocol switch"));
+            }
+            buf.advance(len);
+            continue;
+        }
+        let status = StatusCode::from_u16(code).map_err(|_| DecodeError::Invalid("bad status code"))?;
+        let http10 = resp.version == Some(0);
+        // Where each field sits in the head, so the values can share its memory once frozen.
+        let base = buf.as_ptr() as usize;
+        let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+        let n = resp.headers.len();
+        for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
+            let ns = h.name.as_ptr() as usize - base;
+            let vs = h.value.as_ptr() as usize - base;
+            *span = (ns, ns + h.name.len(), vs, vs + h.value.len());
+        }
+        let head = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(n);
+        for &(ns, ne, vs, ve) in &spans[..n] {
+            let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| DecodeError::Invalid("bad header name"))?;
+            let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
+                .map_err(|_| DecodeError::Invalid("bad header value"))?;
+            headers.append(name, value);
+        }
+        let framing = framing(&headers, status, head_request)?;
+        let keep_alive = framing != Framing::Close && keeps_alive(&headers, http10);
+        return Ok(Some(Head { status, headers, framing, keep_alive }));
+    }
+}
+
+fn framing(headers: &HeaderMap, status: StatusCode, head_request: bool) -> Result<Framing, DecodeError> {
+    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Empty);
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        // The last coding decides (RFC 9112 §6.3): chunked is delimited, anything else runs to close.
+        let last = headers.get_all(header::TRANSFER_ENCODING).iter().next_back();
+        let chunked = last
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
+        return Ok(if chunked { Framing::Chunked } else { Framing::Close });
+    }
+    let mut length = None;
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        for part in v.to_str().map_err(|_| DecodeError::Invalid("bad content-length"))?.split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(DecodeError::Invalid("bad content-length"));
+            }
+            let n: u64 = part.parse().map_err(|_| DecodeError::Invalid("bad content-length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(DecodeError::Invalid("conflicting content-length"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+        None => Framing::Close,
+    })
+}
+
+fn keeps_alive(headers: &HeaderMap, http10: bool) -> bool {
+    let mut close = false;
+    let mut keep = false;
+    for v in headers.get_all(header::CONNECTION) {
+        for token in v.to_str().unwrap_or("close").split(',') {
+            let t = token.trim();
+            close |= t.eq_ignore_ascii_case("close");
+            keep |= t.eq_ignore_ascii_case("keep-alive");
+        }
+    }
+    !close && (!http10 || keep)
+}
+
+/// What the chunked decoder produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Chunk {
+    /// Body bytes.
+    Data(Bytes),
+    /// The last chunk and the trailer section are read; the connection is at a message boundary.
+    End,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers(usize),
+    Done,
+}
+
+/// An incremental decoder for `Transfer-Encoding: chunked`. Trailer fields are read and dropped.
+#[derive(Debug)]
+pub struct Chunked {
+    state: State,
+}
+
+impl Default for Chunked {
+    fn default() -> Self {
+        Chunked { state: State::Size }
+    }
+}
+
+impl Chunked {
+    /// Takes what it can from the front of `buf`. `Ok(None)`: more bytes are needed.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, DecodeError> {
+        loop {
+            match self.state {
+                State::Size => {
+                    let Some(end) = memchr::memchr(b'\n', buf) else {
+                        return if buf.len() > MAX_CHUNK_LINE {
+                            Err(DecodeError::Invalid("chunk size line too long"))
+                        } else {
+                            Ok(None)
+                        };
+                    };
+                    let line = buf.split_to(end + 1);
+                    let size = chunk_size(&line)?;
+                    self.state = if size == 0 { State::Trailers(0) } else { State::Data(size) };
+                }
+                State::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let n = (buf.len() as u64).min(left) as usize;
+                    let data = buf.split_to(n).freeze();
+                    self.state = if left == n as u64 { State::DataEnd } else { State::Data(left - n as u64) };
+                    return Ok(Some(Chunk::Data(data)));
+                }
+                State::DataEnd => {
+                    if buf.len() < 2 {
+                        return Ok(None);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(DecodeError::Invalid("chunk not followed by CRLF"));
+                    }
+                    buf.advance(2);
+                    self.state = State::Size;
+                }
+                State::Trailers(seen) => {
+                    let Some(end) = memchr::memchr(b'\n', buf) else {
+                        return if seen + buf.len() > MAX_TRAILERS {
+                            Err(DecodeError::Invalid("trailer section too large"))
+                        } else {
+                            Ok(None)
+                        };
+                    };
+                    let line = buf.split_to(end + 1);
+                    if &line[..] == b"\r\n" || &line[..] == b"\n" {
+                        self.state = State::Done;
+                    } else {
+                        self.state = State::Trailers(seen + line.len());
+                    }
+                }
+                State::Done => return Ok(Some(Chunk::End)),
+            }
+        }
+    }
+}
+
+/// The size on a chunk-size line (`1a3f;ext=1\r\n`); extensions are ignored.
+fn chunk_size(line: &[u8]) -> Result<u64, DecodeError> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let rest = &line[digits..];
+    if digits == 0 || digits > 16 {
+        return Err(DecodeError::Invalid("bad chunk size"));
+    }
+    if !(rest.is_empty() || rest[0] == b';' || rest[0] == b' ' || rest[0] == b'\t') {
+        return Err(DecodeError::Invalid("bad chunk size"));
+    }
+    let hex = std::str::from_utf8(&line[..digits]).map_err(|_| DecodeError::Invalid("bad chunk size"))?;
+    u64::from_str_radix(hex, 16).map_err(|_| DecodeError::Invalid("bad chunk size"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str, head_request: bool) -> Result<Option<Head>, DecodeError> {
+        parse_head(&mut BytesMut::from(raw), head_request)
+    }
+
+    #[test]
+    fn heads_parse_with_their_framing_and_keep_alive() {
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nX-A: 2\r\n\r\nok", false).unwrap().unwrap();
+        assert_eq!(h.status, 200);
+        assert_eq!(h.framing, Framing::Length(2));
+        assert!(h.keep_alive);
+        assert_eq!(h.headers.get_all("x-a").iter().count(), 2);
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false).unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false).unwrap().unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Close, false));
+        let h = head("HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Close, false));
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Empty);
+        let h = head("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", false).unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Empty);
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n", false).unwrap().unwrap();
+        assert!(!h.keep_alive);
+        let h = head("HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n", false).unwrap().unwrap();
+        assert!(!h.keep_alive);
+        let h = head("HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n", false).unwrap().unwrap();
+        assert!(h.keep_alive);
+    }
+
+    #[test]
+    fn interim_responses_are_skipped_and_partial_heads_wait() {
+        let mut buf = BytesMut::from("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+        let h = parse_head(&mut buf, false).unwrap().unwrap();
+        assert_eq!(h.status, 201);
+        assert!(buf.is_empty());
+        assert!(head("HTTP/1.1 200 OK\r\nContent-Len", false).unwrap().is_none());
+        assert!(head("HTTP/1.1 101 Switching Protocols\r\n\r\n", false).is_err());
+    }
+
+    #[test]
+    fn bad_heads_are_refused() {
+        for raw in [
+            "SSH-2.0-OpenSSH\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
+        ] {
+            assert!(head(raw, false).is_err(), "{raw:?}");
+        }
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
+        assert!(matches!(head(&format!("HTTP/1.1 200 OK\r\n{many}\r\n"), false), Err(DecodeError::TooLarge)));
+        let huge = format!("HTTP/1.1 200 OK\r\nx: {}", "a".repeat(MAX_HEAD + 1));
+        assert!(matches!(head(&huge, false), Err(DecodeError::TooLarge)));
+    }
+
+    fn decode_all(input: &[u8], step: usize) -> Result<(Vec<u8>, bool), DecodeError> {
+        let mut d = Chunked::default();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(step) {
+            buf.extend_from_slice(piece);
+            while let Some(c) = d.decode(&mut buf)? {
+                match c {
+                    Chunk::Data(b) => out.extend_from_slice(&b),
+                    Chunk::End => return Ok((out, buf.is_empty())),
+                }
+            }
+        }
+        Ok((out, false))
+    }
+
+    #[test]
+    fn chunked_bodies_decode_in_any_split() {
+        let body = b"5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nx-trailer: 1\r\n\r\n";
+        for step in 1..body.len() {
+            let (out, at_boundary) = decode_all(body, step).unwrap();
+            assert_eq!(out, b"helloabcdefghijklmnopqrstuvwxyz", "step {step}");
+            assert!(at_boundary);
+        }
+    }
+
+    #[test]
+    fn bad_chunks_are_refused() {
+        for bad in [&b"g\r\n"[..], b"5\r\nhelloXX", b"\r\n", b"11111111111111111\r\n", b"5x\r\n"] {
+            assert!(decode_all(bad, bad.len()).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert!(decode_all(&[b'1'; MAX_CHUNK_LINE + 1], MAX_CHUNK_LINE + 1).is_err());
+    }
+}
