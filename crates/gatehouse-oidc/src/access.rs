@@ -181,16 +181,11 @@ impl Oidc {
     ) -> Result<Outcome, Failure> {
         let m = self.methods;
         if m.session {
-            if self.sessions.present_chunks(&parts.headers) > 0 {
-                let mut cookies = http::HeaderMap::new();
-                for v in parts.headers.get_all(http::header::COOKIE) {
-                    cookies.append(http::header::COOKIE, v.clone());
-                }
-                pending.session_cookies = Some(cookies);
-            }
-            let key = pending.session_cookies.as_ref().map(cookie_key);
-            if let Some(key) = &key
-                && let Some(c) = self.session_cache.get(key)
+            // A cookie seen before skips opening and decoding; the lookup borrows the header
+            // bytes (one `Cookie` header, the usual case) and copies nothing.
+            let key = cookie_key(&parts.headers);
+            if let Some(k) = &key
+                && let Some(c) = self.session_cache.get(k.as_ref())
             {
                 if let Some(o) = self.cached_session(&c, now) {
                     // A touched cookie went out with the response that touched it; requests still
@@ -200,7 +195,15 @@ impl Oidc {
                     self.sessions.strip(&mut parts.headers);
                     return Ok(o);
                 }
-                self.session_cache.invalidate(key);
+                self.session_cache.invalidate(k.as_ref());
+            }
+            let key: Option<Box<[u8]>> = key.map(|k| k.into_owned().into_boxed_slice());
+            if self.sessions.present_chunks(&parts.headers) > 0 {
+                let mut cookies = http::HeaderMap::new();
+                for v in parts.headers.get_all(http::header::COOKIE) {
+                    cookies.append(http::header::COOKIE, v.clone());
+                }
+                pending.session_cookies = Some(cookies);
             }
             match self.sessions.open(&parts.headers, now) {
                 Ok(opened) => {
@@ -936,14 +939,20 @@ impl Oidc {
     }
 }
 
-/// The cache key of a request's session: all its `Cookie` header bytes.
-fn cookie_key(cookies: &http::HeaderMap) -> Box<[u8]> {
-    let mut key = Vec::new();
-    for v in cookies.get_all(http::header::COOKIE) {
-        key.extend_from_slice(v.as_bytes());
+/// The cache key of a request's session: its `Cookie` header bytes, borrowed when there is one
+/// header, joined with `\n` (which no header value holds) when there are several. `None`
+/// without cookies.
+fn cookie_key(headers: &http::HeaderMap) -> Option<std::borrow::Cow<'_, [u8]>> {
+    let mut all = headers.get_all(http::header::COOKIE).iter();
+    let first = all.next()?;
+    let Some(second) = all.next() else { return Some(first.as_bytes().into()) };
+    let mut key = Vec::with_capacity(first.len() + second.len() + 1);
+    key.extend_from_slice(first.as_bytes());
+    for v in std::iter::once(second).chain(all) {
         key.push(b'\n');
+        key.extend_from_slice(v.as_bytes());
     }
-    key.into_boxed_slice()
+    Some(key.into())
 }
 
 /// The current Unix time in seconds.

@@ -111,7 +111,10 @@ pub struct Oidc {
     pub(crate) id_token_places: Vec<Place>,
     pub(crate) headers: crate::headers::HeaderPlan,
     /// Opened sessions by cookie bytes (see `access::CachedSession`).
-    pub(crate) session_cache: moka::sync::Cache<Box<[u8]>, Arc<crate::access::CachedSession>>,
+    /// Keyed by whole `Cookie` headers (kilobytes): hashed with foldhash rather than SipHash.
+    /// Only cookies that opened (so were sealed by us) are inserted, so clients cannot pick keys.
+    pub(crate) session_cache:
+        moka::sync::Cache<Box<[u8]>, Arc<crate::access::CachedSession>, foldhash::fast::RandomState>,
 }
 
 fn pairs(names: &Option<Vec<String>>, values: &Option<Vec<String>>) -> Vec<(String, String)> {
@@ -290,7 +293,7 @@ impl Oidc {
             session_cache: moka::sync::Cache::builder()
                 .max_capacity(CACHE_ENTRIES)
                 .time_to_live(Duration::from_secs(60))
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             s,
         })
     }

@@ -26,9 +26,28 @@ pub(crate) fn chunk_index(name: &[u8], cookie: &[u8]) -> Option<usize> {
 /// The `name=value` pairs of one `Cookie` header value, trimmed, with a value's surrounding
 /// quotes removed. Segments without `=` are skipped.
 pub(crate) fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    header.split(|&b| b == b';').filter_map(|segment| {
-        let eq = segment.iter().position(|&b| b == b'=')?;
+    segments(header).filter_map(|segment| {
+        let eq = memchr::memchr(b'=', segment)?;
         Some((trim(&segment[..eq]), unquote(trim(&segment[eq + 1..]))))
+    })
+}
+
+/// The `;`-separated segments of a `Cookie` header value. Session values run to kilobytes, so
+/// the separator is found with memchr rather than byte by byte.
+fn segments(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(header);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b';', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
     })
 }
 
@@ -81,10 +100,10 @@ impl<'a> Found<'a> {
 pub(crate) fn strip(headers: &mut HeaderMap, name: &str) {
     let name = name.as_bytes();
     let ours = |segment: &[u8]| {
-        let cookie = segment.split(|&b| b == b'=').next().unwrap_or_default();
+        let cookie = memchr::memchr(b'=', segment).map_or(segment, |eq| &segment[..eq]);
         chunk_index(name, trim(cookie)).is_some()
     };
-    let has_ours = |v: &HeaderValue| v.as_bytes().split(|&b| b == b';').any(ours);
+    let has_ours = |v: &HeaderValue| segments(v.as_bytes()).any(ours);
     if !headers.get_all(COOKIE).iter().any(has_ours) {
         return;
     }
@@ -96,7 +115,7 @@ pub(crate) fn strip(headers: &mut HeaderMap, name: &str) {
                 return Some(v.clone());
             }
             let mut out = Vec::with_capacity(v.len());
-            for segment in v.as_bytes().split(|&b| b == b';').map(trim).filter(|s| !s.is_empty() && !ours(s)) {
+            for segment in segments(v.as_bytes()).map(trim).filter(|s| !s.is_empty() && !ours(s)) {
                 if !out.is_empty() {
                     out.extend_from_slice(b"; ");
                 }
