@@ -382,6 +382,7 @@ impl Oidc {
                     let mut o = Outcome {
                         method: "bearer",
                         expires: v.exp.unwrap_or(0),
+                        memo: Some(v.upstream_headers.clone()),
                         access: Some(v),
                         ..Outcome::default()
                     };

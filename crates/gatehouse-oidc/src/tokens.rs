@@ -95,7 +95,8 @@ pub struct Verifier {
     pub claims_forbidden: Vec<String>,
     /// `cache_ttl`, the longest a verified token is cached.
     pub cache_ttl: Duration,
-    cache: moka::sync::Cache<Arc<str>, Arc<VerifiedJwt>>,
+    /// Keyed by whole tokens (hundreds of bytes): hashed with foldhash rather than SipHash.
+    cache: moka::sync::Cache<Arc<str>, Arc<VerifiedJwt>, foldhash::fast::RandomState>,
 }
 
 struct UntilExpiry;
@@ -122,7 +123,10 @@ impl Verifier {
         claims_forbidden: Vec<String>,
         cache_ttl: Duration,
     ) -> Verifier {
-        let cache = moka::sync::Cache::builder().max_capacity(CACHE_ENTRIES).expire_after(UntilExpiry).build();
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(CACHE_ENTRIES)
+            .expire_after(UntilExpiry)
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Verifier {
             provider,
             policy,
