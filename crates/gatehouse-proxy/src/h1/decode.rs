@@ -49,15 +49,18 @@ pub struct Head {
 /// needed. Interim 1xx responses are skipped. Header values share the head's memory.
 pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, DecodeError> {
     loop {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut fields);
-        let len = match resp.parse(buf) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(DecodeError::TooLarge),
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(DecodeError::TooLarge),
-            Err(_) => return Err(DecodeError::Invalid("malformed response head")),
-        };
+        // Uninitialized slots: httparse fills only what it uses, and a head has a handful of
+        // fields, so nothing here touches the 100 slots it could have.
+        let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let len =
+            match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut fields) {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(DecodeError::TooLarge),
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(httparse::Error::TooManyHeaders) => return Err(DecodeError::TooLarge),
+                Err(_) => return Err(DecodeError::Invalid("malformed response head")),
+            };
         let code = resp.code.unwrap_or(0);
         if (100..200).contains(&code) {
             if code == 101 {
@@ -70,16 +73,18 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
         let http10 = resp.version == Some(0);
         // Where each field sits in the head, so the values can share its memory once frozen.
         let base = buf.as_ptr() as usize;
-        let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-        let n = resp.headers.len();
-        for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
-            let ns = h.name.as_ptr() as usize - base;
-            let vs = h.value.as_ptr() as usize - base;
-            *span = (ns, ns + h.name.len(), vs, vs + h.value.len());
-        }
+        let spans: Vec<(usize, usize, usize, usize)> = resp
+            .headers
+            .iter()
+            .map(|h| {
+                let ns = h.name.as_ptr() as usize - base;
+                let vs = h.value.as_ptr() as usize - base;
+                (ns, ns + h.name.len(), vs, vs + h.value.len())
+            })
+            .collect();
         let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(n);
-        for &(ns, ne, vs, ve) in &spans[..n] {
+        let mut headers = HeaderMap::with_capacity(spans.len());
+        for &(ns, ne, vs, ve) in &spans {
             let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| DecodeError::Invalid("bad header name"))?;
             let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
                 .map_err(|_| DecodeError::Invalid("bad header value"))?;

@@ -224,22 +224,25 @@ impl H1Pool {
         if body_with_head {
             out.extend_from_slice(buffered);
         }
-        let write = async {
-            conn.io.write_all(out).await?;
-            if !body_with_head {
-                conn.io.write_all(buffered).await?;
-            }
-            io::Result::Ok(())
+        // Usually the socket takes the whole head at once: then no timer is set up for it.
+        let sent = match conn.io.try_write(out) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(self.write_failed(svc, e, reused)),
         };
-        match tokio::time::timeout(svc.write_timeout, write).await {
-            Err(_) => return Err(Failure::Fatal(ProxyError::Timeout)),
-            Ok(Err(e)) => {
-                if !reused || !is_disconnect(&e) {
-                    tracing::warn!(service = %svc.id, error = %e, "sending the request upstream failed");
+        if sent < out.len() || !body_with_head {
+            let write = async {
+                conn.io.write_all(&out[sent..]).await?;
+                if !body_with_head {
+                    conn.io.write_all(buffered).await?;
                 }
-                return Err(stale_or(e, ProxyError::BadGateway));
+                io::Result::Ok(())
+            };
+            match tokio::time::timeout(svc.write_timeout, write).await {
+                Err(_) => return Err(Failure::Fatal(ProxyError::Timeout)),
+                Ok(Err(e)) => return Err(self.write_failed(svc, e, reused)),
+                Ok(Ok(())) => {}
             }
-            Ok(Ok(())) => {}
         }
         if let Some(s) = stream {
             stream_body(&mut conn.io, s, framing, svc.write_timeout).await.map_err(Failure::Fatal)?;
@@ -305,6 +308,15 @@ impl H1Pool {
         *resp.status_mut() = head.status;
         *resp.headers_mut() = head.headers;
         Ok(resp)
+    }
+
+    /// Writing the request failed: a pooled connection the upstream had closed may be retried.
+    fn write_failed(&self, svc: &ServiceTarget, e: io::Error, reused: bool) -> Failure {
+        if reused && is_disconnect(&e) {
+            return Failure::Stale(e);
+        }
+        tracing::warn!(service = %svc.id, error = %e, "sending the request upstream failed");
+        Failure::Fatal(ProxyError::BadGateway)
     }
 
     /// A connection whose response is fully read goes back to the pool when it can be reused.
