@@ -26,9 +26,10 @@ use std::sync::Arc;
 pub(crate) struct Outcome {
     pub method: &'static str,
     pub client: usize,
-    pub access_token: Option<String>,
-    pub id_token: Option<String>,
-    pub refresh_token: Option<String>,
+    /// The tokens, shared with the cache entry they came from (never copied per request).
+    pub access_token: Option<Arc<str>>,
+    pub id_token: Option<Arc<str>>,
+    pub refresh_token: Option<Arc<str>>,
     /// The access token's claims (verified, or read from our own sealed session), with the
     /// verifying key when there was one.
     pub access: Option<Arc<VerifiedJwt>>,
@@ -42,7 +43,7 @@ pub(crate) struct Outcome {
     /// The access token's expiry, for a new session.
     pub expires: i64,
     /// The session's id, when the request has or gets a session.
-    pub session_id: Option<String>,
+    pub session_id: Option<Arc<str>>,
     /// Upstream headers made once for a deterministic source (a verified bearer token, a cached
     /// grant, a cached session) and reused while that source is.
     pub memo: Option<Memo>,
@@ -59,7 +60,7 @@ pub(crate) struct CachedSession {
     data: SessionData,
     access: Option<Arc<VerifiedJwt>>,
     id: Option<Arc<VerifiedJwt>>,
-    session_id: String,
+    session_id: Arc<str>,
     memo: Memo,
 }
 
@@ -250,7 +251,7 @@ impl Oidc {
                     let aud = self.clients.first().map(|c| c.id.as_str());
                     let v = self.verifier.verify(&id, true, aud, now).await.map_err(token_failure)?;
                     o.id = Some(Arc::new(v));
-                    o.id_token = Some(id);
+                    o.id_token = Some(id.into());
                     o.hide.push(found);
                 }
                 return Ok(o);
@@ -396,7 +397,7 @@ impl Oidc {
                             }
                         }
                     }
-                    o.access_token = Some(token);
+                    o.access_token = Some(token.into());
                     return Ok(o);
                 }
                 Err(TokenError::NotJwt) => {}
@@ -411,7 +412,7 @@ impl Oidc {
                     let access = self.verifier.cached(&token, now).ok().flatten();
                     return Ok(Outcome {
                         method: "introspection",
-                        access_token: Some(token),
+                        access_token: Some(token.into()),
                         introspection: Some(ans),
                         access,
                         expires: exp,
@@ -432,7 +433,7 @@ impl Oidc {
                 Ok(Some(ans)) => {
                     return Ok(Outcome {
                         method: "userinfo",
-                        access_token: Some(token),
+                        access_token: Some(token.into()),
                         userinfo: Some(ans),
                         ..Outcome::default()
                     });
@@ -653,8 +654,10 @@ impl Oidc {
             let client = data.client.min(self.clients.len().saturating_sub(1));
             let rt = data.refresh_token.clone().unwrap_or_default();
             let key = token_key(&[self.provider.issuer(), "refresh_token", &rt, &self.salt]);
-            let params =
-                vec![("grant_type".to_string(), "refresh_token".to_string()), ("refresh_token".to_string(), rt)];
+            let params = vec![
+                ("grant_type".to_string(), "refresh_token".to_string()),
+                ("refresh_token".to_string(), rt.to_string()),
+            ];
             match self.grant("refresh_token", &self.clients[client], None, key, params, now).await {
                 Ok(g) => {
                     let o = g.value.outcome("refresh_token", client);
@@ -682,7 +685,7 @@ impl Oidc {
         if changed {
             session.data = data.encode();
         }
-        let session_id = Some(session.id_string());
+        let session_id: Option<Arc<str>> = Some(session.id_string().into());
         let touch = !changed && self.sessions.needs_save(&session, now);
         if touch {
             // Only the idle clock moves: seal it now, so the cached entry below (old cookie bytes →
@@ -700,7 +703,7 @@ impl Oidc {
                 data: data.clone(),
                 access: access.clone(),
                 id: id.clone(),
-                session_id: session.id_string(),
+                session_id: session.id_string().into(),
                 memo: Memo::default(),
             });
             memo = Some(c.memo.clone());
@@ -829,7 +832,7 @@ impl Oidc {
             };
             let previous_chunks = pending.session_cookies.as_ref().map_or(0, |c| self.sessions.present_chunks(c));
             let session = self.sessions.new_session(now, subject.clone(), data.encode());
-            o.session_id = Some(session.id_string());
+            o.session_id = Some(session.id_string().into());
             o.session = Some(SessionWrite { session, previous_chunks });
         }
         if let Some(mut w) = o.session.take() {

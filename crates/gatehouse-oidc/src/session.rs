@@ -2,6 +2,7 @@
 //! envelope: the tokens of the grant that opened the session and when the access token expires.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The session's payload (Kong stores `client`, `tokens`, `expires`, `auth_method`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -9,13 +10,13 @@ pub struct SessionData {
     /// Index of the client (in `client_id`) that obtained the tokens.
     pub client: usize,
     /// The access token.
-    pub access_token: String,
+    pub access_token: Arc<str>,
     /// The ID token, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
+    pub id_token: Option<Arc<str>>,
     /// The refresh token, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Arc<str>>,
     /// When the access token expires (Unix seconds; 0 = unknown, never refreshed).
     pub expires: i64,
     /// The auth method that opened the session.

@@ -4,16 +4,17 @@
 use super::client::{self, IdpError};
 use super::client_auth::{self, Client, ClientAuth};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// A token endpoint answer (RFC 6749 §5.1).
 #[derive(Clone, Debug)]
 pub struct TokenSet {
-    /// `access_token`.
-    pub access_token: String,
+    /// `access_token`. The tokens are shared, not copied, by every request a cached grant serves.
+    pub access_token: Arc<str>,
     /// `id_token`, when the IdP sent one.
-    pub id_token: Option<String>,
+    pub id_token: Option<Arc<str>>,
     /// `refresh_token`, when the IdP sent one.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Arc<str>>,
     /// When the access token expires (Unix seconds), from `expires_in`.
     pub expires_at: Option<i64>,
     /// The whole answer, for `login_tokens: tokens` and the token headers.
@@ -79,8 +80,8 @@ pub async fn token(
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid(endpoint, "no access_token"))?
-        .to_string();
-    let text = |k: &str| raw.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+        .into();
+    let text = |k: &str| raw.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(Arc::from);
     let expires_in = raw.get("expires_in").and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()));
     Ok(TokenSet {
         id_token: text("id_token"),
