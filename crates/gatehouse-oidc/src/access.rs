@@ -146,8 +146,11 @@ impl Oidc {
             return Flow::Continue;
         }
         // Identity headers are never taken from the client.
-        for h in IDENTITY_HEADERS {
-            parts.headers.remove(h);
+        // One pass over the request's few headers, and lookups only when one is there.
+        if parts.headers.keys().any(|k| IDENTITY_HEADERS.contains(&k.as_str())) {
+            for h in IDENTITY_HEADERS {
+                parts.headers.remove(h);
+            }
         }
         let now = unix_now();
         let mut pending = Pending::default();
@@ -473,7 +476,7 @@ impl Oidc {
             post_args: &self.introspection_post_args,
         };
         let check_active = self.s.introspection_check_active;
-        let fetch = async {
+        let fetch = || async {
             let ans = calls::introspect(self.provider.http(), &req, token, now).await?;
             if check_active && ans.claims.get("active") != Some(&Value::Bool(true)) {
                 return Err(GrantError::Refused { status: 200, error: "inactive".into(), description: None });
@@ -501,7 +504,7 @@ impl Oidc {
             headers: &self.userinfo_headers,
             query: &self.userinfo_query,
         };
-        let fetch = async {
+        let fetch = || async {
             let ans = calls::userinfo(self.provider.http(), &req, token).await?;
             let until = std::time::Instant::now() + self.ttl.ttl(None);
             Ok(Arc::new(Timed { value: ans, until }))
@@ -574,7 +577,7 @@ impl Oidc {
             .await?
             .ok_or_else(|| Failure::unauthorized("token endpoint was not specified"))?;
         let method = method.or(self.token_auth).unwrap_or(client.auth);
-        let fetch = async {
+        let fetch = move || async move {
             let ts = calls::token(self.provider.http(), &endpoint, client, method, params, &self.token_headers, now)
                 .await
                 .map_err(|e| grant_failure(what, e))?;

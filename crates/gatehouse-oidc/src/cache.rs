@@ -83,13 +83,13 @@ where
         self.cache.invalidate(key);
     }
 
-    /// The cached value, or the one `fetch` makes (only if this caller ends up fetching).
-    pub async fn try_get_with<E>(
-        &self,
-        key: K,
-        fetch: impl Future<Output = Result<Arc<Timed<T>>, E>>,
-    ) -> Result<Arc<Timed<T>>, Arc<E>> {
-        let mut fetch = std::pin::pin!(fetch);
+    /// The cached value, or the one the future `fetch` makes (called only if this caller ends up
+    /// fetching). The fetch future is made and boxed only then: a hit carries none of its size.
+    pub async fn try_get_with<E, F>(&self, key: K, fetch: impl FnOnce() -> F) -> Result<Arc<Timed<T>>, Arc<E>>
+    where
+        F: Future<Output = Result<Arc<Timed<T>>, E>>,
+    {
+        let mut fetch = Some(fetch);
         loop {
             if let Some(v) = self.cache.get(&key) {
                 return Ok(v);
@@ -106,7 +106,8 @@ where
             };
             let Some(n) = waiting else {
                 let _lead = Lead { inflight: &self.inflight, key: &key };
-                let r = fetch.as_mut().await;
+                let make = fetch.take().unwrap_or_else(|| unreachable!("a caller leads at most once"));
+                let r = Box::pin(make()).await;
                 if let Ok(v) = &r {
                     self.cache.insert(key.clone(), v.clone());
                 }
@@ -129,18 +130,19 @@ where
 
 /// Through `cache` when there is one (a `cache_*` setting is on), else straight to `fetch`; a
 /// failure shared with waiting callers comes back as the fetch's own error.
-pub async fn through<K, T, E: Clone>(
+pub async fn through<K, T, E: Clone, F>(
     cache: Option<&TimedCache<K, T>>,
     key: K,
-    fetch: impl Future<Output = Result<Arc<Timed<T>>, E>>,
+    fetch: impl FnOnce() -> F,
 ) -> Result<Arc<Timed<T>>, E>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     T: Send + Sync + 'static,
+    F: Future<Output = Result<Arc<Timed<T>>, E>>,
 {
     match cache {
         Some(c) => c.try_get_with(key, fetch).await.map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| (*e).clone())),
-        None => fetch.await,
+        None => Box::pin(fetch()).await,
     }
 }
 
@@ -211,7 +213,7 @@ mod tests {
             let (cache, calls) = (cache.clone(), calls.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .try_get_with(1, async {
+                    .try_get_with(1, || async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         Ok::<_, ()>(Arc::new(Timed { value: 7, until: Instant::now() + Duration::from_secs(60) }))
@@ -224,16 +226,16 @@ mod tests {
             assert_eq!(t.await.expect("task"), Ok(7));
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        let r = cache.try_get_with(2, async { Err::<Arc<Timed<u32>>, _>("down") }).await;
+        let r = cache.try_get_with(2, || async { Err::<Arc<Timed<u32>>, _>("down") }).await;
         assert_eq!(r.map(|t| t.value), Err(Arc::new("down")));
         assert!(cache.get(&2).is_none(), "errors are not cached");
         // A cancelled leader does not leave waiters hanging.
-        let slow = cache.try_get_with(3, async {
+        let slow = cache.try_get_with(3, || async {
             tokio::time::sleep(Duration::from_secs(60)).await;
             Ok::<_, ()>(Arc::new(Timed { value: 0, until: Instant::now() }))
         });
         assert!(tokio::time::timeout(Duration::from_millis(20), slow).await.is_err());
-        let quick = cache.try_get_with(3, async {
+        let quick = cache.try_get_with(3, || async {
             Ok::<_, ()>(Arc::new(Timed { value: 3, until: Instant::now() + Duration::from_secs(60) }))
         });
         let got = tokio::time::timeout(Duration::from_secs(1), quick).await.expect("not stuck");

@@ -146,7 +146,8 @@ impl Verifier {
         if let Some(hit) = self.cached(token, now)? {
             return Ok(hit);
         }
-        let v = Arc::new(self.verify(token, self.verify_signature, None, now).await?);
+        // Boxed: a miss is rare on the hot path, and verifying may fetch keys.
+        let v = Arc::new(Box::pin(self.verify(token, self.verify_signature, None, now)).await?);
         self.cache.insert(token.into(), v.clone());
         Ok(v)
     }

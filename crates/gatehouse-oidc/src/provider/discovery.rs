@@ -113,13 +113,14 @@ impl Provider {
         if let Some(d) = self.fresh(now) {
             return Ok(d);
         }
-        self.refresh(now).await
+        // Boxed: the fetch is rare, and its size would otherwise sit in every caller's state.
+        Box::pin(self.refresh(now)).await
     }
 
     /// Refetches because a token names a key we do not have (key rotation). Rate-limited: within
     /// `rediscovery_lifetime` of the last fetch, the current keys are returned as they are.
     pub async fn rediscover(&self, now: i64) -> Result<Arc<Discovered>, IdpError> {
-        self.refresh(now).await
+        Box::pin(self.refresh(now)).await
     }
 
     async fn refresh(&self, now: i64) -> Result<Arc<Discovered>, IdpError> {
