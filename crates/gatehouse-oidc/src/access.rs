@@ -845,6 +845,14 @@ impl Oidc {
             }
         }
 
+        // With a deterministic source (no introspection or userinfo answer, no freshly made
+        // session id), the headers are a function of it: made once and reused.
+        let memo = o.memo.as_ref().filter(|_| {
+            o.introspection.is_none()
+                && o.userinfo.is_none()
+                && (o.method == "session" || o.session_id.is_none())
+                && (o.method != "bearer" || o.id.is_none())
+        });
         let src = headers::Sources {
             introspection: o.introspection.as_ref().map(|a| &a.value.claims),
             introspection_jwt: o.introspection.as_ref().and_then(|a| a.value.jwt.as_deref()),
@@ -858,16 +866,10 @@ impl Oidc {
             access_jwk: o.access.as_ref().and_then(|a| a.jwk.as_ref()).map(|k| k.json()),
             id_jwk: o.id.as_ref().and_then(|a| a.jwk.as_ref()).map(|k| k.json()),
             session_id: o.session_id.as_deref(),
-            authorization: authorization.as_ref(),
+            // A memoized value outlives this request: it must not keep the request's read buffer
+            // alive through a shared slice, so it is made afresh.
+            authorization: if memo.is_some() { None } else { authorization.as_ref() },
         };
-        // With a deterministic source (no introspection or userinfo answer, no freshly made
-        // session id), the headers are a function of it: made once and reused.
-        let memo = o.memo.as_ref().filter(|_| {
-            o.introspection.is_none()
-                && o.userinfo.is_none()
-                && (o.method == "session" || o.session_id.is_none())
-                && (o.method != "bearer" || o.id.is_none())
-        });
         match memo {
             Some(m) => {
                 for (name, value) in m.get_or_init(|| headers::build(&self.headers, &self.headers.upstream, &src)) {
