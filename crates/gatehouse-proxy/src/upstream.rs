@@ -115,6 +115,17 @@ impl Clients {
             // The URI is origin-form already (`/path?query`), and `Host` is set.
             return Ok(self.h1.send(svc, parts, body).await?.map(Either::Right));
         }
+        // Boxed: every request's future would otherwise carry the pooled client's state.
+        Box::pin(self.send_pooled(svc, parts, body)).await
+    }
+
+    /// HTTPS upstreams, through hyper-util's pooled client.
+    async fn send_pooled(
+        &self,
+        svc: &ServiceTarget,
+        parts: http::request::Parts,
+        body: BodyKind,
+    ) -> Result<http::Response<ResponseBody>, ProxyError> {
         let client = self.get(svc.connect_timeout, svc.tls_verify);
         // The response head must arrive within write + read timeout (send then wait).
         let deadline = svc.write_timeout + svc.read_timeout;

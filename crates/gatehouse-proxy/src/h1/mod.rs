@@ -182,7 +182,9 @@ impl H1Pool {
         loop {
             let conn = match self.idle.checkout(&svc.authority) {
                 Some(c) => c,
-                None => self.connect(svc).await?,
+                // Boxed, as the other cold paths here: the request future is moved into place on
+                // every request, and a connect (with its DNS lookup) is rare.
+                None => Box::pin(self.connect(svc)).await?,
             };
             let replayable = stream.is_none();
             match self.exchange(svc, conn, &mut out, head_len, &buffered, stream.as_mut(), framing, head_request).await
@@ -245,7 +247,7 @@ impl H1Pool {
             }
         }
         if let Some(s) = stream {
-            stream_body(&mut conn.io, s, framing, svc.write_timeout).await.map_err(Failure::Fatal)?;
+            Box::pin(stream_body(&mut conn.io, s, framing, svc.write_timeout)).await.map_err(Failure::Fatal)?;
         }
         // The response head.
         let head = loop {
