@@ -57,6 +57,9 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, conn: Arc<ConnInf
         return full(ProxyError::HttpsRequired.response());
     }
     let (mut parts, body) = req.into_parts();
+    // Room for what the proxy and plugins add (six forwarding headers, claim and identity
+    // headers), so the map grows once here rather than rehashing at each doubling.
+    parts.headers.reserve(16);
     let mut ctx =
         Ctx::new(conn.client, target.route_id.clone(), target.service.as_ref().map(|s| s.id.clone()), consumers);
     let body = match read_body(&target, body).await {
