@@ -11,7 +11,8 @@
 //! client `opaque` gets opaque tokens, the only kind oidc-provider introspects or serves userinfo
 //! for. User `short` gets access tokens that live 2 s.
 
-use super::util::{Gateway, Proc, client, json, post, tempdir};
+use super::oidc::Env;
+use super::util::{client, json, post, tempdir};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::header::HeaderMap;
@@ -122,49 +123,23 @@ impl Drop for Op {
     }
 }
 
-/// oidc-provider, an echo upstream and a gateway with service `echo`, route `/api` and an
-/// `openid-connect` plugin on the service whose issuer is the provider.
-struct Interop {
-    _dir: tempfile::TempDir,
-    op: Option<Op>,
-    issuer: String,
-    _up: Proc,
-    gw: Gateway,
-    plugin: String,
-}
-
-impl Drop for Interop {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- gateway log ---\n{}", self.gw.proc.logs());
-            if let Some(op) = &self.op {
-                eprintln!("--- oidc-provider log ---\n{}", op.logs());
-            }
-        }
+impl super::oidc::Provider for Op {
+    const NAME: &'static str = "oidc-provider";
+    fn logs(&self) -> String {
+        Op::logs(self)
     }
 }
 
+/// oidc-provider, an echo upstream and a gateway with service `echo`, route `/api` and an
+/// `openid-connect` plugin on the service whose issuer is the provider.
+type Interop = Env<Op>;
+
 impl Interop {
-    async fn new(config: Value) -> Interop {
+    async fn start(config: Value) -> Interop {
         let dir = tempdir();
         let op = Op::start(dir.path());
         let issuer = op.issuer.clone();
-        let (up, gw, plugin) = super::oidc::front(dir.path(), &issuer, config).await;
-        Interop { _dir: dir, op: Some(op), issuer, _up: up, gw, plugin }
-    }
-
-    /// A grant at the provider's token endpoint, as client `id` (client_secret_basic).
-    async fn token(&self, id: &str, secret: &str, form: &[(&str, &str)]) -> Value {
-        let resp = client()
-            .post(format!("{}/token", self.issuer))
-            .basic_auth(id, Some(secret))
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        let (st, v) = json(resp).await;
-        assert_eq!(st, 200, "{v}");
-        v
+        Env::with_provider(dir, op, issuer, config).await
     }
 
     /// john's JWT access token (and the rest of the answer) for client `gatehouse`.
@@ -194,30 +169,6 @@ impl Interop {
         let at = t["access_token"].as_str().unwrap().to_string();
         assert_eq!(at.matches('.').count(), 0, "an opaque token: {at}");
         at
-    }
-
-    /// `PATCH` the plugin's config.
-    async fn patch(&self, config: Value) {
-        let resp = client()
-            .patch(format!("{}/plugins/{}", self.gw.admin, self.plugin))
-            .json(&json!({"config": config}))
-            .send()
-            .await
-            .unwrap();
-        let (st, v) = json(resp).await;
-        assert_eq!(st, 200, "{v}");
-    }
-
-    /// `GET /api/anything` through the proxy; status, echo body, response headers.
-    async fn call(&self, headers: &[(&str, &str)]) -> (u16, Value, HeaderMap) {
-        let mut req = client().get(format!("{}/api/anything", self.gw.proxy));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.unwrap();
-        let h = resp.headers().clone();
-        let (st, v) = json(resp).await;
-        (st, v, h)
     }
 }
 
@@ -274,7 +225,7 @@ fn session_cookie(h: &HeaderMap) -> String {
 
 #[tokio::test]
 async fn interop_bearer_jwt_access_tokens() {
-    let env = Interop::new(json!({"auth_methods": ["bearer"]})).await;
+    let env = Interop::start(json!({"auth_methods": ["bearer"]})).await;
     let token = at(&env.john().await);
     let h = jwt_header(&token);
     assert_eq!((h["alg"].as_str(), h["typ"].as_str()), (Some("RS256"), Some("at+jwt")), "{h}");
@@ -305,7 +256,7 @@ async fn interop_bearer_jwt_access_tokens() {
 
 #[tokio::test]
 async fn interop_opaque_tokens_are_introspected() {
-    let env = Interop::new(with(json!({"auth_methods": ["introspection"]}), user_header())).await;
+    let env = Interop::start(with(json!({"auth_methods": ["introspection"]}), user_header())).await;
     let token = env.opaque().await;
     let (st, body, _) = env.call(&[("authorization", &bearer(&token))]).await;
     assert_eq!(st, 200, "{body}");
@@ -333,7 +284,7 @@ async fn interop_opaque_tokens_are_introspected() {
 #[tokio::test]
 async fn interop_opaque_tokens_are_checked_at_userinfo() {
     let config = with(json!({"auth_methods": ["userinfo"], "search_user_info": true}), user_header());
-    let env = Interop::new(config).await;
+    let env = Interop::start(config).await;
     let token = env.opaque().await;
     let (st, body, _) = env.call(&[("authorization", &bearer(&token))]).await;
     assert_eq!(st, 200, "{body}");
@@ -350,7 +301,7 @@ async fn interop_opaque_tokens_are_checked_at_userinfo() {
 
 #[tokio::test]
 async fn interop_client_credentials_through_the_gateway() {
-    let env = Interop::new(json!({"auth_methods": ["client_credentials"]})).await;
+    let env = Interop::start(json!({"auth_methods": ["client_credentials"]})).await;
     let (st, body, _) = env.call(&[("authorization", &basic("gatehouse", "gatehouse-secret"))]).await;
     assert_eq!(st, 200, "{body}");
     let token = upstream_token(&body);
@@ -373,7 +324,7 @@ async fn interop_client_credentials_through_the_gateway() {
 #[tokio::test]
 async fn interop_password_grant_through_the_gateway() {
     let config = with(json!({"auth_methods": ["password"], "upstream_id_token_header": "x-id-token"}), user_header());
-    let env = Interop::new(config).await;
+    let env = Interop::start(config).await;
     let (st, body, h) = env.call(&[("authorization", &basic("john", "doe"))]).await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["headers"]["Authenticated-User"], "john", "{body}");
@@ -395,7 +346,7 @@ async fn interop_password_grant_through_the_gateway() {
 async fn interop_refresh_token_through_the_gateway() {
     let config =
         with(json!({"auth_methods": ["refresh_token"], "refresh_token_param_name": "refresh_token"}), user_header());
-    let env = Interop::new(config).await;
+    let env = Interop::start(config).await;
     let t = env.john().await;
     let rt = t["refresh_token"].as_str().unwrap();
     let (st, body, _) = env.call(&[("refresh_token", rt)]).await;
@@ -414,14 +365,14 @@ async fn interop_refresh_token_through_the_gateway() {
 
 #[tokio::test]
 async fn interop_session_after_a_password_grant() {
-    let mut env = Interop::new(with(json!({"auth_methods": ["password", "session"]}), user_header())).await;
+    let mut env = Interop::start(with(json!({"auth_methods": ["password", "session"]}), user_header())).await;
     let (st, body, h) = env.call(&[("authorization", &basic("john", "doe"))]).await;
     assert_eq!(st, 200, "{body}");
     let token = upstream_token(&body);
     let cookie = session_cookie(&h);
     assert!(cookie.starts_with("session="), "{h:?}");
     // The provider is gone: the cookie alone authenticates, with the tokens it holds.
-    drop(env.op.take());
+    drop(env.idp.take());
     let (st, body, _) = env.call(&[("cookie", &cookie)]).await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(upstream_token(&body), token);
@@ -435,7 +386,7 @@ async fn interop_session_after_a_password_grant() {
 #[tokio::test]
 async fn interop_sessions_refresh_expired_tokens_with_rotating_refresh_tokens() {
     // User `short` gets access tokens that live 2 s; every refresh consumes the refresh token.
-    let env = Interop::new(with(json!({"auth_methods": ["password", "session"]}), user_header())).await;
+    let env = Interop::start(with(json!({"auth_methods": ["password", "session"]}), user_header())).await;
     let (st, body, h) = env.call(&[("authorization", &basic("short", "lived"))]).await;
     assert_eq!(st, 200, "{body}");
     let first = session_cookie(&h);
@@ -461,7 +412,7 @@ async fn interop_sessions_refresh_expired_tokens_with_rotating_refresh_tokens() 
 
 #[tokio::test]
 async fn interop_keys_rotated_at_the_provider() {
-    let env = Interop::new(json!({"auth_methods": ["bearer"], "rediscovery_lifetime": 0})).await;
+    let env = Interop::start(json!({"auth_methods": ["bearer"], "rediscovery_lifetime": 0})).await;
     let before = at(&env.john().await);
     assert_eq!(env.call(&[("authorization", &bearer(&before))]).await.0, 200);
     // Signed with the old key, not shown to the gateway until after the rotation.
@@ -490,9 +441,11 @@ async fn interop_keys_rotated_at_the_provider() {
 #[tokio::test]
 async fn interop_client_authentication_methods() {
     // client_secret_post for the password grant: oidc-provider takes the secret from the form.
-    let env =
-        Interop::new(with(json!({"auth_methods": ["password"], "client_auth": ["client_secret_post"]}), user_header()))
-            .await;
+    let env = Interop::start(with(
+        json!({"auth_methods": ["password"], "client_auth": ["client_secret_post"]}),
+        user_header(),
+    ))
+    .await;
     let (st, body, _) = env.call(&[("authorization", &basic("john", "doe"))]).await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["headers"]["Authenticated-User"], "john", "{body}");

@@ -7,11 +7,26 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// An IdP, an echo upstream and a gateway with service `echo`, route `/api` and an
-/// `openid-connect` plugin on the service.
-pub struct Env {
+/// An identity provider process, whose log is shown when a test fails.
+pub trait Provider {
+    /// What the log is headed with.
+    const NAME: &'static str;
+    /// Everything it logged so far.
+    fn logs(&self) -> String;
+}
+
+impl Provider for Proc {
+    const NAME: &'static str = "idp";
+    fn logs(&self) -> String {
+        Proc::logs(self)
+    }
+}
+
+/// An identity provider (the development IdP unless said otherwise), an echo upstream and a
+/// gateway with service `echo`, route `/api` and an `openid-connect` plugin on the service.
+pub struct Env<P: Provider = Proc> {
     pub dir: tempfile::TempDir,
-    pub idp: Option<Proc>,
+    pub idp: Option<P>,
     pub issuer: String,
     pub _up: Proc,
     pub gw: Gateway,
@@ -57,53 +72,30 @@ pub async fn front(dir: &std::path::Path, issuer: &str, config: Value) -> (Proc,
     (up, gw, plugin)
 }
 
-impl Drop for Env {
+impl<P: Provider> Drop for Env<P> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("--- gateway log ---\n{}", self.gw.proc.logs());
             if let Some(idp) = &self.idp {
-                eprintln!("--- idp log ---\n{}", idp.logs());
+                eprintln!("--- {} log ---\n{}", P::NAME, idp.logs());
             }
         }
     }
 }
 
-impl Env {
-    pub async fn new(config: Value) -> Env {
-        Self::with_idp_args(config, &[]).await
-    }
-
-    pub async fn with_idp_args(config: Value, idp_args: &[&str]) -> Env {
-        let dir = tempdir();
-        let idp = idp(dir.path(), idp_args);
-        let issuer = idp.urls[0].clone();
+impl<P: Provider> Env<P> {
+    /// The gateway in front of a provider already running at `issuer`.
+    pub async fn with_provider(dir: tempfile::TempDir, provider: P, issuer: String, config: Value) -> Env<P> {
         let (up, gw, plugin) = front(dir.path(), &issuer, config).await;
-        Env { dir, idp: Some(idp), issuer, _up: up, gw, plugin }
+        Env { dir, idp: Some(provider), issuer, _up: up, gw, plugin }
     }
 
-    /// `POST {issuer}/_dev/{path}`.
-    pub async fn dev(&self, path: &str, body: Value) -> Value {
-        let (st, v) =
-            json(client().post(format!("{}/_dev/{path}", self.issuer)).json(&body).send().await.unwrap()).await;
-        assert!(st == 200 || st == 201, "{path}: {st} {v}");
-        v
-    }
-
-    /// A token from `/_dev/mint`.
-    pub async fn mint(&self, body: Value) -> String {
-        self.dev("mint", body).await["token"].as_str().unwrap().to_string()
-    }
-
-    /// The IdP's call counters.
-    pub async fn calls(&self) -> Value {
-        json(client().get(format!("{}/_dev/calls", self.issuer)).send().await.unwrap()).await.1
-    }
-
-    /// A grant at the IdP itself (to get tokens the way a client would).
-    pub async fn idp_token(&self, form: &[(&str, &str)]) -> Value {
+    /// A grant at the provider's token endpoint as client `id` (client_secret_basic), the way a
+    /// client would get its tokens.
+    pub async fn token(&self, id: &str, secret: &str, form: &[(&str, &str)]) -> Value {
         let resp = client()
             .post(format!("{}/token", self.issuer))
-            .basic_auth("gatehouse", Some("gatehouse-secret"))
+            .basic_auth(id, Some(secret))
             .form(form)
             .send()
             .await
@@ -139,6 +131,42 @@ impl Env {
         let h = resp.headers().clone();
         let (st, v) = json(resp).await;
         (st, v, h)
+    }
+}
+
+impl Env {
+    pub async fn new(config: Value) -> Env {
+        Self::with_idp_args(config, &[]).await
+    }
+
+    pub async fn with_idp_args(config: Value, idp_args: &[&str]) -> Env {
+        let dir = tempdir();
+        let idp = idp(dir.path(), idp_args);
+        let issuer = idp.urls[0].clone();
+        Env::with_provider(dir, idp, issuer, config).await
+    }
+
+    /// `POST {issuer}/_dev/{path}`.
+    pub async fn dev(&self, path: &str, body: Value) -> Value {
+        let (st, v) =
+            json(client().post(format!("{}/_dev/{path}", self.issuer)).json(&body).send().await.unwrap()).await;
+        assert!(st == 200 || st == 201, "{path}: {st} {v}");
+        v
+    }
+
+    /// A token from `/_dev/mint`.
+    pub async fn mint(&self, body: Value) -> String {
+        self.dev("mint", body).await["token"].as_str().unwrap().to_string()
+    }
+
+    /// The IdP's call counters.
+    pub async fn calls(&self) -> Value {
+        json(client().get(format!("{}/_dev/calls", self.issuer)).send().await.unwrap()).await.1
+    }
+
+    /// A grant at the IdP as the `gatehouse` client.
+    pub async fn idp_token(&self, form: &[(&str, &str)]) -> Value {
+        self.token("gatehouse", "gatehouse-secret", form).await
     }
 }
 
