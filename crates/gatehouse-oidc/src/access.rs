@@ -201,30 +201,39 @@ impl Oidc {
                 }
                 self.session_cache.invalidate(k.as_ref());
             }
-            let key: Option<Box<[u8]>> = key.map(|k| k.into_owned().into_boxed_slice());
+            // Other cookies only: nothing to open, and no key to keep.
             if self.sessions.present_chunks(&parts.headers) > 0 {
+                let key: Option<Box<[u8]>> = key.map(|k| k.into_owned().into_boxed_slice());
                 let mut cookies = http::HeaderMap::new();
                 for v in parts.headers.get_all(http::header::COOKIE) {
                     cookies.append(http::header::COOKIE, v.clone());
                 }
                 pending.session_cookies = Some(cookies);
-            }
-            match self.sessions.open(&parts.headers, now) {
-                Ok(opened) => {
-                    self.sessions.strip(&mut parts.headers);
-                    match SessionData::decode(&opened.session.data) {
-                        Some(data) => {
-                            return self
-                                .outcome_of_session(opened.session, opened.chunks, data, now, pending, key, ctx.https)
-                                .await;
+                match self.sessions.open(&parts.headers, now) {
+                    Ok(opened) => {
+                        self.sessions.strip(&mut parts.headers);
+                        match SessionData::decode(&opened.session.data) {
+                            Some(data) => {
+                                return self
+                                    .outcome_of_session(
+                                        opened.session,
+                                        opened.chunks,
+                                        data,
+                                        now,
+                                        pending,
+                                        key,
+                                        ctx.https,
+                                    )
+                                    .await;
+                            }
+                            None => pending.set_cookies.extend(self.sessions.clear(&parts.headers, ctx.https)),
                         }
-                        None => pending.set_cookies.extend(self.sessions.clear(&parts.headers, ctx.https)),
                     }
-                }
-                Err(OpenError::Missing) => {}
-                Err(e) => {
-                    tracing::debug!(error = ?e, "session cookie not usable");
-                    self.sessions.strip(&mut parts.headers);
+                    Err(OpenError::Missing) => {}
+                    Err(e) => {
+                        tracing::debug!(error = ?e, "session cookie not usable");
+                        self.sessions.strip(&mut parts.headers);
+                    }
                 }
             }
         }
