@@ -217,9 +217,6 @@ impl H1Pool {
         head_request: bool,
     ) -> Result<http::Response<ResponseBody>, Failure> {
         let reused = conn.reused;
-        let stale_or = |e: io::Error, fatal: ProxyError| {
-            if reused && is_disconnect(&e) { Failure::Stale(e) } else { Failure::Fatal(fatal) }
-        };
         // The head, with a small buffered body in the same write.
         out.truncate(head_len);
         let body_with_head = buffered.len() <= WRITE_WITH_HEAD;
@@ -230,7 +227,7 @@ impl H1Pool {
         let sent = match conn.io.try_write(out) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            Err(e) => return Err(self.write_failed(svc, e, reused)),
+            Err(e) => return Err(failed(svc, e, reused, "sending the request upstream failed")),
         };
         if sent < out.len() || !body_with_head {
             let write = async {
@@ -242,7 +239,7 @@ impl H1Pool {
             };
             match tokio::time::timeout(svc.write_timeout, write).await {
                 Err(_) => return Err(Failure::Fatal(ProxyError::Timeout)),
-                Ok(Err(e)) => return Err(self.write_failed(svc, e, reused)),
+                Ok(Err(e)) => return Err(failed(svc, e, reused, "sending the request upstream failed")),
                 Ok(Ok(())) => {}
             }
         }
@@ -266,18 +263,18 @@ impl H1Pool {
             {
                 Err(_) => return Err(Failure::Fatal(ProxyError::Timeout)),
                 Ok(Ok(0)) if nothing_yet => {
-                    return Err(stale_or(io::ErrorKind::UnexpectedEof.into(), ProxyError::BadGateway));
+                    let eof = io::ErrorKind::UnexpectedEof.into();
+                    return Err(failed(svc, eof, reused, "upstream closed the connection without answering"));
                 }
                 Ok(Ok(0)) => {
                     tracing::warn!(service = %svc.id, "upstream closed the connection in the response head");
                     return Err(Failure::Fatal(ProxyError::BadGateway));
                 }
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) if nothing_yet => return Err(stale_or(e, ProxyError::BadGateway)),
-                Ok(Err(e)) => {
-                    tracing::warn!(service = %svc.id, error = %e, "reading the upstream response failed");
-                    return Err(Failure::Fatal(ProxyError::BadGateway));
+                Ok(Err(e)) if nothing_yet => {
+                    return Err(failed(svc, e, reused, "reading the upstream response failed"));
                 }
+                Ok(Err(e)) => return Err(failed(svc, e, false, "reading the upstream response failed")),
             }
         };
         // The body: read now when small, streamed otherwise.
@@ -310,15 +307,6 @@ impl H1Pool {
         *resp.status_mut() = head.status;
         *resp.headers_mut() = head.headers;
         Ok(resp)
-    }
-
-    /// Writing the request failed: a pooled connection the upstream had closed may be retried.
-    fn write_failed(&self, svc: &ServiceTarget, e: io::Error, reused: bool) -> Failure {
-        if reused && is_disconnect(&e) {
-            return Failure::Stale(e);
-        }
-        tracing::warn!(service = %svc.id, error = %e, "sending the request upstream failed");
-        Failure::Fatal(ProxyError::BadGateway)
     }
 
     /// A connection whose response is fully read goes back to the pool when it can be reused.
@@ -380,6 +368,16 @@ async fn write_within(timeout: Duration, write: impl Future<Output = io::Result<
         }
         Ok(Ok(())) => Ok(()),
     }
+}
+
+/// An I/O error before any answer. On a pooled connection the upstream had already closed, the
+/// request may go again ([`Failure::Stale`]); anything else is a 502, logged with `what`.
+fn failed(svc: &ServiceTarget, e: io::Error, reused: bool, what: &'static str) -> Failure {
+    if reused && is_disconnect(&e) {
+        return Failure::Stale(e);
+    }
+    tracing::warn!(service = %svc.id, error = %e, "{what}");
+    Failure::Fatal(ProxyError::BadGateway)
 }
 
 /// Errors meaning the peer had closed the connection.
