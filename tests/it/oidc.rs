@@ -229,6 +229,34 @@ async fn expired_token_is_refused() {
     assert!(c.ends_with("error_description=\"The access token expired\""), "{c}");
 }
 
+/// A repeated token is answered by each proxy thread's fast path (`fast.rs`) after the first
+/// time: the same headers as the first answer, spoofed ones still stripped, and no longer than
+/// the token lives.
+#[tokio::test]
+async fn a_repeated_token_gets_the_same_answer_until_it_expires() {
+    let env = Env::new(json!({
+        "auth_methods": ["bearer"],
+        "upstream_headers_claims": ["preferred_username", "email"],
+        "upstream_headers_names": ["x_user", "x_email"],
+    }))
+    .await;
+    let token = env.mint(json!({"ttl": 3})).await;
+    let auth = bearer(&token);
+    let (st, first, _) = env.call(&[("authorization", &auth)]).await;
+    assert_eq!(st, 200, "{first}");
+    assert_eq!(first["headers"]["X-User"], "john");
+    for _ in 0..20 {
+        let (st, again, _) = env.call(&[("authorization", &auth), ("x-user", "mallory"), ("x-consumer-id", "1")]).await;
+        assert_eq!(st, 200, "{again}");
+        assert_eq!(again["headers"], first["headers"], "the same upstream request as the first time");
+    }
+    // exp is at most 3 s after the mint, in whole seconds.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let (st, _, h) = env.call(&[("authorization", &auth)]).await;
+    assert_eq!(st, 401, "a remembered token still expires");
+    assert!(challenge(&h).ends_with("error_description=\"The access token expired\""), "{h:?}");
+}
+
 #[tokio::test]
 async fn token_from_another_issuer_is_refused() {
     let env = Env::new(json!({"auth_methods": ["bearer"]})).await;

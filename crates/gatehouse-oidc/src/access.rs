@@ -145,21 +145,27 @@ impl Oidc {
             tracing::debug!("skipping because user is already authenticated");
             return Flow::Continue;
         }
-        // Identity headers are never taken from the client.
-        // One pass over the request's few headers, and lookups only when one is there.
-        if parts.headers.keys().any(|k| IDENTITY_HEADERS.contains(&k.as_str())) {
-            for h in IDENTITY_HEADERS {
-                parts.headers.remove(h);
-            }
-        }
+        strip_identity_headers(&mut parts.headers);
         let now = unix_now();
         let mut pending = Pending::default();
         let result = self.authenticate(ctx, parts, now, &mut pending).await;
         let flow = match result {
-            Ok(outcome) => match self.authorize(ctx, parts, outcome, now, &mut pending).await {
-                Ok(()) => Flow::Continue,
-                Err(f) => self.fail(ctx, parts, f, &mut pending),
-            },
+            Ok(outcome) => {
+                // A bearer success the fast path can repeat on its own (see `fast.rs`).
+                let remember = match (&self.fast, outcome.method, &outcome.access, &outcome.access_token) {
+                    (Some(_), "bearer", Some(v), Some(t)) => Some((v.clone(), t.clone())),
+                    _ => None,
+                };
+                match self.authorize(ctx, parts, outcome, now, &mut pending).await {
+                    Ok(()) => {
+                        if let (Some(fast), Some((v, t))) = (&self.fast, remember) {
+                            fast.remember(&t, &v);
+                        }
+                        Flow::Continue
+                    }
+                    Err(f) => self.fail(ctx, parts, f, &mut pending),
+                }
+            }
             Err(f) => self.fail(ctx, parts, f, &mut pending),
         };
         if !pending.set_cookies.is_empty() || !pending.downstream.is_empty() {
@@ -954,6 +960,16 @@ impl Oidc {
             return Flow::Respond(crate::respond::redirect(uri));
         }
         Flow::Respond(self.responder.respond(&f))
+    }
+}
+
+/// Identity headers are never taken from the client. One pass over the request's few headers,
+/// and lookups only when one is there.
+pub(crate) fn strip_identity_headers(headers: &mut http::HeaderMap) {
+    if headers.keys().any(|k| IDENTITY_HEADERS.contains(&k.as_str())) {
+        for h in IDENTITY_HEADERS {
+            headers.remove(h);
+        }
     }
 }
 

@@ -136,7 +136,7 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 /// The token of an `Authorization: <scheme> <token>` header, the scheme compared case-insensitively.
-fn scheme_token<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
+pub(crate) fn scheme_token<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
     let v = header(headers, AUTHORIZATION.as_str())?;
     let (s, rest) = v.split_at_checked(scheme.len())?;
     if !s.eq_ignore_ascii_case(scheme) || !rest.starts_with(' ') {

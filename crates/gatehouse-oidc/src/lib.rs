@@ -13,6 +13,7 @@ pub mod cache;
 pub mod config;
 pub mod consumer;
 pub mod credentials;
+mod fast;
 pub mod headers;
 pub mod plugin;
 pub mod provider;

@@ -115,6 +115,8 @@ pub struct Oidc {
     /// Only cookies that opened (so were sealed by us) are inserted, so clients cannot pick keys.
     pub(crate) session_cache:
         moka::sync::Cache<Box<[u8]>, Arc<crate::access::CachedSession>, foldhash::fast::RandomState>,
+    /// The synchronous path for repeated bearer tokens, when this config allows it.
+    pub(crate) fast: Option<crate::fast::Fast>,
 }
 
 fn pairs(names: &Option<Vec<String>>, values: &Option<Vec<String>>) -> Vec<(String, String)> {
@@ -259,7 +261,7 @@ impl Oidc {
             max: s.cache_ttl_max.map(secs).unwrap_or(0),
             min: s.cache_ttl_min.map(secs).unwrap_or(0),
         };
-        Ok(Oidc {
+        let mut oidc = Oidc {
             methods,
             provider,
             verifier,
@@ -294,8 +296,13 @@ impl Oidc {
                 .max_capacity(CACHE_ENTRIES)
                 .time_to_live(Duration::from_secs(60))
                 .build_with_hasher(foldhash::fast::RandomState::default()),
+            fast: None,
             s,
-        })
+        };
+        if crate::fast::Fast::eligible(&oidc) {
+            oidc.fast = Some(Default::default());
+        }
+        Ok(oidc)
     }
 }
 
@@ -346,6 +353,11 @@ impl Plugin for Oidc {
         ctx: &'a mut gatehouse_core::plugin::Ctx,
         req: &'a mut http::request::Parts,
     ) -> gatehouse_core::plugin::Step<'a> {
+        if let Some(fast) = &self.fast
+            && let Some(flow) = fast.access(self, ctx, req)
+        {
+            return gatehouse_core::plugin::Step::Ready(flow);
+        }
         gatehouse_core::plugin::Step::Wait(Box::pin(self.access_async(ctx, req)))
     }
 

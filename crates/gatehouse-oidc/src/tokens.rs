@@ -26,7 +26,7 @@ pub struct VerifiedJwt {
     /// `nbf`, if present.
     pub nbf: Option<i64>,
     /// Until when the cache may keep it.
-    cache_until: Instant,
+    pub(crate) cache_until: Instant,
     /// The upstream headers made from this token alone (when nothing else feeds them), built on
     /// first use: a repeated bearer token then costs no claim lookups and no value copies.
     pub upstream_headers: crate::access::Memo,

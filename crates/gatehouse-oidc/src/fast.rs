@@ -1,0 +1,287 @@
+//! The synchronous path for a bearer token this thread has already let through.
+//!
+//! A repeated token is the common case behind a gateway. The general path (`access.rs`) handles
+//! it from caches too, but as a boxed future, through the shared verified-token cache (moka),
+//! and by cloning header values that both proxy threads share, so their reference counts bounce
+//! between cores. Here each proxy thread keeps its own small map from token to what the general
+//! path decided: the verified claims and the upstream headers, copied into this thread. A hit is
+//! a hash lookup, the same time and `authz` checks as the general path, and header inserts,
+//! with no lock, no allocation beyond the header map's and no cross-core traffic.
+//!
+//! It serves only configurations where a token alone decides the outcome (`Fast::eligible`),
+//! and only successes: anything else (a miss, an expired token, a failed requirement) returns
+//! `None` and the general path answers, with its errors and logs.
+
+use crate::access::unix_now;
+use crate::credentials::Place;
+use crate::plugin::Oidc;
+use crate::tokens::VerifiedJwt;
+use gatehouse_core::plugin::{Ctx, Flow};
+use http::request::Parts;
+use http::{HeaderName, HeaderValue};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use thread_local::ThreadLocal;
+
+/// Tokens remembered per proxy thread. Past this, an arbitrary entry makes room: the general
+/// path still answers every token, so this bounds memory (a token and its headers are about
+/// 2 KiB) without bounding correctness.
+const ENTRIES_PER_THREAD: usize = 2048;
+
+/// One plugin instance's per-thread maps. Dropped with the instance, so a config change starts
+/// empty, as the verified-token cache does.
+#[derive(Default)]
+pub(crate) struct Fast {
+    threads: ThreadLocal<RefCell<Front>>,
+}
+
+type Front = HashMap<Box<str>, Entry, foldhash::fast::RandomState>;
+
+struct Entry {
+    jwt: Arc<VerifiedJwt>,
+    /// Unix seconds after which the verified-token cache would have dropped the token
+    /// (`cache_ttl`): the general path then verifies it again.
+    until: i64,
+    /// The upstream headers, copied for this thread (no value shared with another thread).
+    headers: Box<[(HeaderName, HeaderValue)]>,
+}
+
+impl Fast {
+    /// Whether the token alone decides the outcome of this config: `bearer` without `session`,
+    /// the token looked for in the `Authorization` header first, and nothing that needs another
+    /// source (ID token, introspection, userinfo, consumer mapping, groups, downstream headers).
+    pub(crate) fn eligible(o: &Oidc) -> bool {
+        let s = &o.s;
+        o.methods.bearer
+            && !o.methods.session
+            && o.bearer_places.first() == Some(&Place::Header)
+            && s.bearer_token_header_name.is_none()
+            && s.id_token_param_name.is_none()
+            && !s.introspect_jwt_tokens
+            && !s.search_user_info
+            && !o.headers.needs_introspection()
+            && !o.headers.needs_userinfo()
+            && o.headers.downstream_is_empty()
+            && o.mapping.is_none()
+            && s.authenticated_groups_claim.is_none()
+    }
+
+    /// Remembers what the general path decided for `token`, on this thread. `jwt`'s upstream
+    /// headers must have been built (the general path builds them on its first success).
+    pub(crate) fn remember(&self, token: &str, jwt: &Arc<VerifiedJwt>) {
+        let Some(headers) = jwt.upstream_headers.get() else { return };
+        let headers = headers
+            .iter()
+            .map(|(n, v)| {
+                let n = HeaderName::from_bytes(n.as_str().as_bytes()).unwrap_or_else(|_| n.clone());
+                let mut copy = HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
+                copy.set_sensitive(v.is_sensitive());
+                (n, copy)
+            })
+            .collect();
+        let left = jwt.cache_until.saturating_duration_since(Instant::now()).as_secs();
+        let until = unix_now().saturating_add(i64::try_from(left).unwrap_or(i64::MAX));
+        let mut front = self.threads.get_or_default().borrow_mut();
+        if front.len() >= ENTRIES_PER_THREAD
+            && !front.contains_key(token)
+            && let Some(k) = front.keys().next().cloned()
+        {
+            front.remove(&k);
+        }
+        front.insert(token.into(), Entry { jwt: jwt.clone(), until, headers });
+    }
+
+    /// Lets the request through when this thread knows its token and the general path would
+    /// let it through unchanged. `None`: ask the general path.
+    pub(crate) fn access(&self, o: &Oidc, ctx: &mut Ctx, parts: &mut Parts) -> Option<Flow> {
+        // The general path's early exits (preflight, already authenticated) stay its own.
+        if (!o.s.run_on_preflight && parts.method == http::Method::OPTIONS)
+            || (o.s.anonymous.is_some() && ctx.authenticated)
+        {
+            return None;
+        }
+        let front = self.threads.get()?.borrow();
+        let token = crate::credentials::scheme_token(&parts.headers, "bearer")?;
+        let e = front.get(token)?;
+        let now = unix_now();
+        if now >= e.until {
+            return None;
+        }
+        let v = &e.jwt;
+        if o.verifier.verify_claims {
+            let leeway = o.verifier.leeway;
+            if v.exp.is_some_and(|exp| now >= exp.saturating_add(leeway))
+                || v.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf)
+            {
+                return None;
+            }
+        }
+        if crate::authz::check(&o.requirements, &[&v.claims]).is_err() {
+            return None;
+        }
+        // What `access_async` and `authorize` do to a request they let through, in their order.
+        crate::access::strip_identity_headers(&mut parts.headers);
+        if o.s.hide_credentials {
+            parts.headers.remove(http::header::AUTHORIZATION);
+        }
+        o.headers.strip_spoofed(&mut parts.headers);
+        for (name, value) in e.headers.iter() {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        ctx.authenticated = true;
+        Some(Flow::Continue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headers::{self, Sources};
+    use gatehouse_core::schema::Mode;
+    use serde_json::{Value, json};
+    use std::time::Duration;
+
+    const TOKEN: &str = "header.payload.signature";
+
+    fn oidc(extra: Value) -> Oidc {
+        let mut cfg = json!({
+            "issuer": "http://127.0.0.1:9/realms/x",
+            "auth_methods": ["bearer"],
+            "upstream_headers_claims": ["preferred_username", "email"],
+            "upstream_headers_names": ["x_user", "x_email"],
+        });
+        if let (Value::Object(c), Value::Object(e)) = (&mut cfg, extra) {
+            c.extend(e);
+        }
+        let cfg = crate::config::schema().validate(&cfg, Mode::default()).expect("valid config");
+        Oidc::build(&cfg, b"node secret").expect("builds")
+    }
+
+    /// A token as the general path leaves it: verified, cached for a minute, headers built.
+    fn verified(o: &Oidc, exp: i64) -> Arc<VerifiedJwt> {
+        let claims =
+            json!({ "preferred_username": "john", "email": "john@example.com", "exp": exp, "scope": "openid" });
+        let Value::Object(claims) = claims else { unreachable!() };
+        let mut v = VerifiedJwt::unverified(claims);
+        v.cache_until = Instant::now() + Duration::from_secs(60);
+        let src = Sources { access: Some(&v.claims), access_token: Some(TOKEN), ..Sources::default() };
+        let built = headers::build(&o.headers, &o.headers.upstream, &src);
+        v.upstream_headers.set(built).expect("fresh memo");
+        Arc::new(v)
+    }
+
+    fn request(method: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::builder().method(method).uri("/api");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).expect("request").into_parts().0
+    }
+
+    fn ctx() -> Ctx {
+        Ctx::new("127.0.0.1:1".parse().expect("address"), "route".into(), None, Arc::default())
+    }
+
+    fn run(o: &Oidc, parts: &mut Parts) -> Option<Flow> {
+        o.fast.as_ref().expect("eligible").access(o, &mut ctx(), parts)
+    }
+
+    fn later() -> i64 {
+        unix_now() + 3600
+    }
+
+    #[test]
+    fn a_remembered_token_passes_with_its_headers_and_spoofed_ones_gone() {
+        let o = oidc(json!({}));
+        let fast = o.fast.as_ref().expect("eligible");
+        let bearer = format!("Bearer {TOKEN}");
+        let mut parts =
+            request("GET", &[("authorization", &bearer), ("x-user", "mallory"), ("x-consumer-id", "admin")]);
+        assert!(run(&o, &mut parts).is_none(), "an unknown token goes the general way");
+
+        fast.remember(TOKEN, &verified(&o, later()));
+        let mut c = ctx();
+        assert!(matches!(fast.access(&o, &mut c, &mut parts), Some(Flow::Continue)));
+        assert!(c.authenticated);
+        assert_eq!(parts.headers["x-user"], "john");
+        assert_eq!(parts.headers.get_all("x-user").iter().count(), 1);
+        assert_eq!(parts.headers["x-email"], "john@example.com");
+        assert!(parts.headers.get("x-consumer-id").is_none(), "identity headers are never the client's");
+        assert_eq!(parts.headers["authorization"], bearer.as_str(), "forwarded as the general path does");
+
+        let mut other = request("GET", &[("authorization", "Bearer another.token.here")]);
+        assert!(run(&o, &mut other).is_none());
+        let mut basic = request("GET", &[("authorization", "Basic am9objpkb2U=")]);
+        assert!(run(&o, &mut basic).is_none());
+    }
+
+    #[test]
+    fn it_never_decides_what_the_general_path_would_refuse_or_skip() {
+        let o = oidc(json!({ "scopes_required": ["admin"] }));
+        o.fast.as_ref().expect("eligible").remember(TOKEN, &verified(&o, later()));
+        let bearer = format!("Bearer {TOKEN}");
+        assert!(
+            run(&o, &mut request("GET", &[("authorization", &bearer)])).is_none(),
+            "a missing scope is a 403 there"
+        );
+
+        let o = oidc(json!({}));
+        let fast = o.fast.as_ref().expect("eligible");
+        fast.remember(TOKEN, &verified(&o, unix_now() - 1));
+        assert!(run(&o, &mut request("GET", &[("authorization", &bearer)])).is_none(), "expired");
+
+        let preflight = oidc(json!({ "run_on_preflight": false }));
+        preflight.fast.as_ref().expect("eligible").remember(TOKEN, &verified(&preflight, later()));
+        let options = &mut request("OPTIONS", &[("authorization", &bearer)]);
+        assert!(run(&preflight, options).is_none(), "preflight passes untouched");
+        assert!(run(&preflight, &mut request("GET", &[("authorization", &bearer)])).is_some());
+
+        let mut stale = verified(&o, later());
+        Arc::get_mut(&mut stale).expect("unique").cache_until = Instant::now();
+        fast.remember(TOKEN, &stale);
+        assert!(run(&o, &mut request("GET", &[("authorization", &bearer)])).is_none(), "past cache_ttl: verify again");
+    }
+
+    #[test]
+    fn hide_credentials_removes_the_token_unless_a_header_sends_it_on() {
+        let o = oidc(json!({ "hide_credentials": true, "upstream_access_token_header": null }));
+        o.fast.as_ref().expect("eligible").remember(TOKEN, &verified(&o, later()));
+        let mut parts = request("GET", &[("authorization", &format!("Bearer {TOKEN}"))]);
+        assert!(run(&o, &mut parts).is_some());
+        assert!(parts.headers.get("authorization").is_none());
+        assert_eq!(parts.headers["x-user"], "john");
+    }
+
+    #[test]
+    fn only_configs_where_the_token_alone_decides_are_eligible() {
+        assert!(oidc(json!({})).fast.is_some());
+        for extra in [
+            json!({ "auth_methods": ["bearer", "session"] }),
+            json!({ "auth_methods": ["introspection"] }),
+            json!({ "bearer_token_param_type": ["query", "header"] }),
+            json!({ "introspect_jwt_tokens": true }),
+            json!({ "id_token_param_name": "id_token" }),
+            json!({ "downstream_headers_claims": ["sub"], "downstream_headers_names": ["x_sub"] }),
+            json!({ "consumer_claim": ["sub"] }),
+            json!({ "authenticated_groups_claim": ["groups"] }),
+            json!({ "search_user_info": true }),
+        ] {
+            assert!(oidc(extra.clone()).fast.is_none(), "{extra}");
+        }
+    }
+
+    #[test]
+    fn each_thread_keeps_at_most_its_share_of_tokens() {
+        let o = oidc(json!({}));
+        let fast = o.fast.as_ref().expect("eligible");
+        let v = verified(&o, later());
+        for i in 0..ENTRIES_PER_THREAD + 10 {
+            fast.remember(&format!("token-{i}"), &v);
+        }
+        let front = fast.threads.get().expect("this thread's map").borrow();
+        assert_eq!(front.len(), ENTRIES_PER_THREAD);
+        assert!(front.contains_key("token-2057"), "the newest token is kept");
+    }
+}
