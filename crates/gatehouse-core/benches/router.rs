@@ -1,14 +1,15 @@
 //! Route matching: `Router::find`, which every proxied request calls once.
 //!
-//! The router walks its entries in Kong's priority order and stops at the first match, so the cost
-//! grows with the number of entries it must pass. Tables of 10, 100 and 1000 routes, each with one
-//! path `/svc-NNNN/api` (fixed width, so ties fall back to age); of every ten routes, number 3 also
+//! The router indexes its entries by path (a byte trie of prefixes, a `RegexSet` of regex paths),
+//! so a request looks only at the entries its path can match; the answer is the first of those
+//! in Kong's priority order. Tables of 10, 100 and 1000 routes, each with one path
+//! `/svc-NNNN/api` (fixed width, so ties fall back to age); of every ten routes, number 3 also
 //! has a host, number 5 also has methods, and number 7 has a regex path
 //! `~/svc-NNNN/items/\d+$` instead. Host and method routes sort first (two match fields), then
 //! the regex routes, then the plain prefixes, oldest first.
 //!
-//! - `hit_last`: the newest plain-prefix route, the last entry: a walk over the whole table.
-//! - `miss`: no route matches (Kong's 404): a walk over the whole table.
+//! - `hit_last`: the newest plain-prefix route, the last entry (a full walk before the index).
+//! - `miss`: no route matches (Kong's 404).
 //! - `regex_hit`: the newest regex route, after every host, method and regex entry.
 //!
 //! Run with `cargo bench -p gatehouse-core`.

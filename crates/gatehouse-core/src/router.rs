@@ -2,8 +2,16 @@
 //!
 //! Each route is split into one entry per path and the entries are sorted once, at compile time, by
 //! Kong's priority (most significant first): number of match fields set, plain hosts only, header
-//! count, regex path over prefix path, `regex_priority`, prefix length; then older routes first. A
-//! request walks the sorted entries and the first that matches wins.
+//! count, regex path over prefix path, `regex_priority`, prefix length; then older routes first. The
+//! first entry in that order that matches wins.
+//!
+//! A request does not walk every entry. At compile time the entries are indexed by path: prefix
+//! paths in a byte trie, regex paths in one `RegexSet` (when there are many), and the few entries
+//! without a path in a list. A request walks the trie along its own path (so only the prefixes it
+//! starts with are looked at), asks the regex set once which regex paths match, and checks the
+//! path-less entries; from each of those ascending candidate lists only entries before the best
+//! match so far are checked. The answer is the one the full walk gives (a test checks both on
+//! random tables), at a cost that follows the request's path length rather than the table size.
 
 use crate::plugin::Plugin;
 use std::sync::Arc;
@@ -85,7 +93,54 @@ struct Entry {
 /// The compiled routing table. Immutable; a new one is built for every config change.
 #[derive(Default)]
 pub struct Router {
+    /// In priority order; the indexes below hold positions in it, each list ascending.
     entries: Vec<Entry>,
+    /// Prefix paths, byte by byte.
+    prefixes: Trie,
+    /// Every regex path, to learn with one search which of them match (when there are many).
+    regexes: Option<regex::RegexSet>,
+    /// The entries of the regex paths.
+    regex_entries: Vec<u32>,
+    /// Entries without a path: they match any path.
+    pathless: Vec<u32>,
+}
+
+/// From how many regex paths on they are searched as one `RegexSet`.
+const REGEX_SET_MIN: usize = 8;
+
+/// A byte trie of prefix paths. Node 0 is the root (the empty prefix).
+#[derive(Default)]
+struct Trie {
+    nodes: Vec<Node>,
+}
+
+#[derive(Default)]
+struct Node {
+    /// Sorted by byte.
+    children: Vec<(u8, u32)>,
+    /// Entries whose prefix path ends here, ascending.
+    entries: Vec<u32>,
+}
+
+impl Trie {
+    fn insert(&mut self, path: &[u8], entry: u32) {
+        if self.nodes.is_empty() {
+            self.nodes.push(Node::default());
+        }
+        let mut at = 0usize;
+        for &b in path {
+            at = match self.nodes[at].children.binary_search_by_key(&b, |c| c.0) {
+                Ok(i) => self.nodes[at].children[i].1 as usize,
+                Err(i) => {
+                    let next = self.nodes.len();
+                    self.nodes.push(Node::default());
+                    self.nodes[at].children.insert(i, (b, next as u32));
+                    next
+                }
+            };
+        }
+        self.nodes[at].entries.push(entry);
+    }
 }
 
 /// A successful match.
@@ -194,7 +249,27 @@ impl RouterBuilder {
     pub fn build(mut self) -> Router {
         // Higher priority first; among equals, older routes (then insertion order) first.
         self.keyed.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        Router { entries: self.keyed.into_iter().map(|k| k.3).collect() }
+        let entries: Vec<Entry> = self.keyed.into_iter().map(|k| k.3).collect();
+        let mut router = Router { entries, ..Router::default() };
+        let mut patterns = Vec::new();
+        // Entries are visited in priority order, so every list is built ascending.
+        for (i, e) in router.entries.iter().enumerate() {
+            let i = i as u32;
+            match &e.path {
+                Some(PathPat::Prefix(p)) => router.prefixes.insert(p.as_bytes(), i),
+                Some(PathPat::Regex(re)) => {
+                    patterns.push(re.as_str().to_owned());
+                    router.regex_entries.push(i);
+                }
+                None => router.pathless.push(i),
+            }
+        }
+        // Each pattern compiled on its own already; a set of them can only fail on size, and then
+        // every regex entry is simply tried in turn, as it is for a few of them, where that is
+        // faster than a set search (a set answers "none" in ~40 ns, "this one" in ~500 ns; each
+        // regex on its own takes ~50 ns).
+        router.regexes = if patterns.len() < REGEX_SET_MIN { None } else { regex::RegexSet::new(&patterns).ok() };
+        router
     }
 }
 
@@ -223,6 +298,54 @@ impl HostPat {
     }
 }
 
+/// What a request offers to match on.
+struct Request<'r> {
+    method: &'r http::Method,
+    /// Lowercase, without the port.
+    bare_host: &'r str,
+    /// Lowercase, as sent.
+    host: &'r str,
+    path: &'r str,
+    headers: &'r http::HeaderMap,
+}
+
+impl<'r> Request<'r> {
+    fn new(method: &'r http::Method, host: &'r str, path: &'r str, headers: &'r http::HeaderMap) -> Request<'r> {
+        let bare_host = match crate::entity::split_host_port(host) {
+            Some((h, Some(_))) if !host.ends_with(']') => &host[..h.len()],
+            _ => host,
+        };
+        Request { method, bare_host, host, path, headers }
+    }
+}
+
+impl Entry {
+    /// How many bytes of the path matched, when every criterion of the entry matches.
+    fn matches(&self, r: &Request<'_>) -> Option<usize> {
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| m == r.method) {
+            return None;
+        }
+        if !self.hosts.is_empty() && !self.hosts.iter().any(|h| h.matches(r.bare_host, r.host)) {
+            return None;
+        }
+        for (name, values) in self.headers.iter() {
+            let ok = r
+                .headers
+                .get_all(name)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| values.iter().any(|want| want.eq_ignore_ascii_case(v))));
+            if !ok {
+                return None;
+            }
+        }
+        match &self.path {
+            None => Some(0),
+            Some(PathPat::Prefix(p)) => r.path.starts_with(p.as_str()).then_some(p.len()),
+            Some(PathPat::Regex(re)) => re.find(r.path).map(|m| m.end()),
+        }
+    }
+}
+
 impl Router {
     /// Finds the route for a request. `host` is the `Host` header (or URI authority), lowercase.
     pub fn find<'a>(
@@ -232,42 +355,56 @@ impl Router {
         path: &str,
         headers: &http::HeaderMap,
     ) -> Option<RouteMatch<'a>> {
-        let bare_host = match crate::entity::split_host_port(host) {
-            Some((h, Some(_))) if !host.ends_with(']') => &host[..h.len()],
-            _ => host,
+        let req = Request::new(method, host, path, headers);
+        // The best (lowest) entry that matched so far, and its matched length.
+        let mut best: Option<(u32, usize)> = None;
+        let mut try_list = |list: &mut dyn Iterator<Item = u32>| {
+            for i in list {
+                if best.is_some_and(|(b, _)| b < i) {
+                    return;
+                }
+                if let Some(len) = self.entries[i as usize].matches(&req) {
+                    best = Some((i, len));
+                    return;
+                }
+            }
         };
-        'entries: for e in &self.entries {
-            if !e.methods.is_empty() && !e.methods.iter().any(|m| m == method) {
-                continue;
+        if let Some(trie) = self.prefixes.nodes.first() {
+            try_list(&mut trie.entries.iter().copied());
+            let mut node = trie;
+            for &b in path.as_bytes() {
+                let Ok(c) = node.children.binary_search_by_key(&b, |c| c.0) else { break };
+                node = &self.prefixes.nodes[node.children[c].1 as usize];
+                try_list(&mut node.entries.iter().copied());
             }
-            if !e.hosts.is_empty() && !e.hosts.iter().any(|h| h.matches(bare_host, host)) {
-                continue;
-            }
-            for (name, values) in e.headers.iter() {
-                let ok = headers
-                    .get_all(name)
-                    .iter()
-                    .any(|v| v.to_str().is_ok_and(|v| values.iter().any(|want| want.eq_ignore_ascii_case(v))));
-                if !ok {
-                    continue 'entries;
-                }
-            }
-            let matched_len = match &e.path {
-                None => 0,
-                Some(PathPat::Prefix(p)) => {
-                    if !path.starts_with(p.as_str()) {
-                        continue;
-                    }
-                    p.len()
-                }
-                Some(PathPat::Regex(re)) => match re.find(path) {
-                    Some(m) => m.end(),
-                    None => continue,
-                },
-            };
-            return Some(RouteMatch { target: &e.target, matched_len });
         }
-        None
+        match &self.regexes {
+            // One search for all regex paths; only the ones that match are looked at again (for
+            // the other criteria and the match's end).
+            Some(set) => {
+                if set.is_match(path) {
+                    try_list(&mut set.matches(path).into_iter().map(|p| self.regex_entries[p]));
+                }
+            }
+            None => try_list(&mut self.regex_entries.iter().copied()),
+        }
+        try_list(&mut self.pathless.iter().copied());
+        best.map(|(i, matched_len)| RouteMatch { target: &self.entries[i as usize].target, matched_len })
+    }
+
+    /// `find` by walking every entry in order: what the index must agree with.
+    #[cfg(test)]
+    fn find_by_walking<'a>(
+        &'a self,
+        method: &http::Method,
+        host: &str,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Option<RouteMatch<'a>> {
+        let req = Request::new(method, host, path, headers);
+        self.entries
+            .iter()
+            .find_map(|e| e.matches(&req).map(|matched_len| RouteMatch { target: &e.target, matched_len }))
     }
 
     /// Number of entries (routes × paths).
@@ -392,6 +529,75 @@ mod tests {
         check("GET", "a.example.org", "/nothing", Some(("wild", 1)));
         check("GET", "example.org", "/x", Some(("root", 1)));
         check("POST", "x", "/api", Some(("post", 4)));
+    }
+
+    /// A small deterministic generator (xorshift64*), so a failure replays.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[(self.next() % from.len() as u64) as usize]
+        }
+        fn some<'a>(&mut self, from: &[&'a str], max: u64) -> Vec<&'a str> {
+            (0..self.next() % (max + 1)).map(|_| self.pick(from)).collect()
+        }
+    }
+
+    #[test]
+    fn the_index_finds_what_walking_every_entry_finds() {
+        const PATHS: &[&str] = &[
+            "/",
+            "/a",
+            "/ab",
+            "/a/",
+            "/a/b",
+            "/a/bc",
+            "/b",
+            "/ba/c",
+            "/abc/d",
+            "~/a/\\d+$",
+            "~/b",
+            "~/(a|b)/c",
+            "~/.*x$",
+        ];
+        const HOSTS: &[&str] = &["h.example", "*.example", "h.*", "h.example:8000", "other"];
+        const METHODS: &[&str] = &["GET", "POST", "PUT"];
+        const REQ_PATHS: &[&str] =
+            &["/", "/a", "/ab", "/abc/d", "/a/12", "/a/b", "/a/bc/x", "/b", "/ba/c", "/b/c", "/x", "/zx", ""];
+        const REQ_HOSTS: &[&str] = &["h.example", "h.example:8000", "a.example", "h.org", "other", "x"];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for table in 0..300 {
+            let mut b = RouterBuilder::default();
+            for r in 0..(rng.next() % 40) {
+                let mut sp = spec(&rng.some(HOSTS, 2), &rng.some(METHODS, 2), &rng.some(PATHS, 3), 0, 0);
+                sp.regex_priority = (rng.next() % 3) as i64;
+                sp.created_at = (rng.next() % 5) as i64;
+                if rng.next() % 5 == 0 {
+                    sp.headers = vec![("x-v".into(), vec!["1".into()])];
+                }
+                b.add(target(&format!("t{table}-r{r}")), sp).unwrap();
+            }
+            let router = b.build();
+            for _ in 0..100 {
+                let method: http::Method = rng.pick(METHODS).parse().unwrap();
+                let (host, path) = (rng.pick(REQ_HOSTS), rng.pick(REQ_PATHS));
+                let mut headers = http::HeaderMap::new();
+                if rng.next() % 2 == 0 {
+                    headers.insert("x-v", http::HeaderValue::from_static("1"));
+                }
+                let got =
+                    router.find(&method, host, path, &headers).map(|m| (m.target.route_id.clone(), m.matched_len));
+                let want = router
+                    .find_by_walking(&method, host, path, &headers)
+                    .map(|m| (m.target.route_id.clone(), m.matched_len));
+                assert_eq!(got, want, "table {table}: {method} {host} {path}");
+            }
+        }
     }
 
     #[test]
