@@ -23,6 +23,7 @@ use tokio::sync::watch;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    no_transparent_huge_pages();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -46,6 +47,19 @@ fn main() -> ExitCode {
             eprintln!("gatehouse: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// mimalloc asks for transparent huge pages on its arenas (`MADV_HUGEPAGE`), so a 2 MiB page is
+/// resident as soon as one byte of it is touched: under load that was 35 of the proxy's 62 MiB
+/// of RSS. The proxy's working set is small and its allocations short-lived, so it gains little
+/// from huge pages; the memory a container limit sees matters more. Turned off for this process
+/// before the runtime starts; the kernel then maps 4 KiB pages even where mimalloc asked.
+fn no_transparent_huge_pages() {
+    // PR_SET_THP_DISABLE: for the whole process, not only this thread.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        eprintln!("gatehouse: cannot turn transparent huge pages off ({e}); memory use will be higher");
     }
 }
 

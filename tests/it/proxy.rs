@@ -231,3 +231,15 @@ async fn upstream_closing_keep_alive_connections_is_invisible_to_clients() {
     }
     assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 20, "one connection per request");
 }
+
+/// mimalloc asks for transparent huge pages; the binary turns them off for itself, or a few
+/// touched bytes keep whole 2 MiB pages resident (RSS 62 MiB instead of 41 MiB under the benchmark).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_gateway_runs_without_transparent_huge_pages() {
+    let dir = tempdir();
+    let gw = Gateway::start(dir.path());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", gw.proc.pid())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:")).expect("a kernel that reports THP_enabled");
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+}
