@@ -279,12 +279,9 @@ impl Oidc {
             && let Some(name) = &self.s.refresh_token_param_name
             && let Some((rt, found)) = credentials::named(&parts.headers, &args, &self.refresh_places, name)
         {
-            let params = vec![
-                ("grant_type".to_string(), "refresh_token".to_string()),
-                ("refresh_token".to_string(), rt.clone()),
-            ];
             let key = token_key(&[self.provider.issuer(), "refresh_token", &rt, &self.salt]);
-            let g = self.grant("refresh_token", &self.clients[client], None, key, params, now).await?;
+            let form = || self.grant_form("refresh_token", &[("refresh_token", &rt)], false);
+            let g = self.grant("refresh_token", &self.clients[client], None, key, form, now).await?;
             let mut o = g.value.outcome("refresh_token", client);
             o.hide.push(found);
             return Ok(o);
@@ -533,14 +530,9 @@ impl Oidc {
     }
 
     async fn password(&self, client: usize, p: &Pair, now: i64) -> Result<Outcome, Failure> {
-        let mut params = vec![
-            ("grant_type".to_string(), "password".to_string()),
-            ("username".to_string(), p.user.clone()),
-            ("password".to_string(), p.secret.clone()),
-        ];
-        let scope = self.push_scope_audience(&mut params);
-        let key = token_key(&[self.provider.issuer(), "password", &p.user, &p.secret, &self.salt, &scope]);
-        let g = self.grant("password", &self.clients[client], None, key, params, now).await?;
+        let key = token_key(&[self.provider.issuer(), "password", &p.user, &p.secret, &self.salt, &self.scope_key]);
+        let form = || self.grant_form("password", &[("username", &p.user), ("password", &p.secret)], true);
+        let g = self.grant("password", &self.clients[client], None, key, form, now).await?;
         Ok(g.value.outcome("password", client))
     }
 
@@ -552,27 +544,31 @@ impl Oidc {
             _ => ClientAuth::SecretBasic,
         };
         let as_client = Client { id: p.user.clone(), secret: Some(p.secret.clone()), auth, key: None, alg: None };
-        let mut params = vec![("grant_type".to_string(), "client_credentials".to_string())];
-        let scope = self.push_scope_audience(&mut params);
-        let key = token_key(&[self.provider.issuer(), "client_credentials", &p.user, &p.secret, &self.salt, &scope]);
-        let g = self.grant("client_credentials", &as_client, Some(auth), key, params, now).await?;
+        let key =
+            token_key(&[self.provider.issuer(), "client_credentials", &p.user, &p.secret, &self.salt, &self.scope_key]);
+        let form = || self.grant_form("client_credentials", &[], true);
+        let g = self.grant("client_credentials", &as_client, Some(auth), key, form, now).await?;
         Ok(g.value.outcome("client_credentials", client))
     }
 
-    /// Adds `scope` and `audience` (and `token_post_args`) to a grant; returns the scope for the
-    /// cache key when `token_cache_key_include_scope` is on.
-    fn push_scope_audience(&self, params: &mut Vec<(String, String)>) -> String {
-        let scope = self.s.scopes.as_ref().map(|s| s.join(" ")).unwrap_or_default();
-        if !scope.is_empty() {
-            params.push(("scope".into(), scope.clone()));
+    /// A grant's form: `grant_type`, its own fields, then (`with_scope`) `scope`, `audience` and
+    /// `token_post_args`. Made only when the token endpoint is called, not on a cache hit.
+    fn grant_form(&self, grant_type: &str, fields: &[(&str, &str)], with_scope: bool) -> Vec<(String, String)> {
+        let mut form = vec![("grant_type".to_string(), grant_type.to_string())];
+        form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        if with_scope {
+            let scope = self.s.scopes.as_ref().map(|s| s.join(" ")).unwrap_or_default();
+            if !scope.is_empty() {
+                form.push(("scope".into(), scope));
+            }
+            if let Some(aud) = &self.s.audience
+                && !aud.is_empty()
+            {
+                form.push(("audience".into(), aud.join(" ")));
+            }
+            form.extend(self.token_post_args.iter().cloned());
         }
-        if let Some(aud) = &self.s.audience
-            && !aud.is_empty()
-        {
-            params.push(("audience".into(), aud.join(" ")));
-        }
-        params.extend(self.token_post_args.iter().cloned());
-        if self.s.token_cache_key_include_scope { scope } else { String::new() }
+        form
     }
 
     /// One token-endpoint call and the verification of what it returned, through the token cache
@@ -584,7 +580,7 @@ impl Oidc {
         client: &Client,
         method: Option<ClientAuth>,
         key: [u8; 32],
-        params: Vec<(String, String)>,
+        form: impl FnOnce() -> Vec<(String, String)>,
         now: i64,
     ) -> Result<Arc<Timed<Granted>>, Failure> {
         let endpoint = self
@@ -593,7 +589,7 @@ impl Oidc {
             .ok_or_else(|| Failure::unauthorized("token endpoint was not specified"))?;
         let method = method.or(self.token_auth).unwrap_or(client.auth);
         let fetch = move || async move {
-            let ts = calls::token(self.provider.http(), &endpoint, client, method, params, &self.token_headers, now)
+            let ts = calls::token(self.provider.http(), &endpoint, client, method, form(), &self.token_headers, now)
                 .await
                 .map_err(|e| grant_failure(what, e))?;
             let g = self.verify_grant(what, &client.id, ts, now).await?;
@@ -672,11 +668,8 @@ impl Oidc {
             let client = data.client.min(self.clients.len().saturating_sub(1));
             let rt = data.refresh_token.clone().unwrap_or_default();
             let key = token_key(&[self.provider.issuer(), "refresh_token", &rt, &self.salt]);
-            let params = vec![
-                ("grant_type".to_string(), "refresh_token".to_string()),
-                ("refresh_token".to_string(), rt.to_string()),
-            ];
-            match self.grant("refresh_token", &self.clients[client], None, key, params, now).await {
+            let form = || self.grant_form("refresh_token", &[("refresh_token", &rt)], false);
+            match self.grant("refresh_token", &self.clients[client], None, key, form, now).await {
                 Ok(g) => {
                     let o = g.value.outcome("refresh_token", client);
                     data.access_token = o.access_token.clone().unwrap_or_default();
@@ -992,4 +985,41 @@ fn cookie_key(headers: &http::HeaderMap) -> Option<std::borrow::Cow<'_, [u8]>> {
 /// The current Unix time in seconds.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::plugin::Oidc;
+    use serde_json::json;
+
+    fn pairs(form: &[(String, String)]) -> Vec<(&str, &str)> {
+        form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
+    #[test]
+    fn grant_forms_carry_scope_audience_and_post_args_except_refreshes() {
+        let o = Oidc::for_tests(json!({
+            "scopes": ["openid", "email"],
+            "audience": ["api", "web"],
+            "token_post_args_names": ["resource"],
+            "token_post_args_values": ["https://api.example"],
+        }));
+        let form = o.grant_form("password", &[("username", "john"), ("password", "doe")], true);
+        assert_eq!(
+            pairs(&form),
+            [
+                ("grant_type", "password"),
+                ("username", "john"),
+                ("password", "doe"),
+                ("scope", "openid email"),
+                ("audience", "api web"),
+                ("resource", "https://api.example"),
+            ]
+        );
+        let form = o.grant_form("refresh_token", &[("refresh_token", "rt")], false);
+        assert_eq!(pairs(&form), [("grant_type", "refresh_token"), ("refresh_token", "rt")]);
+        assert_eq!(o.scope_key, "", "token_cache_key_include_scope is off by default, as in Kong");
+        let o = Oidc::for_tests(json!({ "scopes": ["openid", "email"], "token_cache_key_include_scope": true }));
+        assert_eq!(o.scope_key, "openid email");
+    }
 }

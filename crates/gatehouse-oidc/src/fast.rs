@@ -139,7 +139,6 @@ impl Fast {
 mod tests {
     use super::*;
     use crate::headers::{self, Sources};
-    use gatehouse_core::schema::Mode;
     use serde_json::{Value, json};
     use std::time::Duration;
 
@@ -147,7 +146,6 @@ mod tests {
 
     fn oidc(extra: Value) -> Oidc {
         let mut cfg = json!({
-            "issuer": "http://127.0.0.1:9/realms/x",
             "auth_methods": ["bearer"],
             "upstream_headers_claims": ["preferred_username", "email"],
             "upstream_headers_names": ["x_user", "x_email"],
@@ -155,8 +153,7 @@ mod tests {
         if let (Value::Object(c), Value::Object(e)) = (&mut cfg, extra) {
             c.extend(e);
         }
-        let cfg = crate::config::schema().validate(&cfg, Mode::default()).expect("valid config");
-        Oidc::build(&cfg, b"node secret").expect("builds")
+        Oidc::for_tests(cfg)
     }
 
     /// A token as the general path leaves it: verified, cached for a minute, headers built.

@@ -98,6 +98,8 @@ pub struct Oidc {
     pub(crate) sessions: SessionStore,
     pub(crate) responder: Responder,
     pub(crate) salt: String,
+    /// The scope in grant cache keys (`token_cache_key_include_scope`), joined once.
+    pub(crate) scope_key: String,
     pub(crate) ttl: TtlRule,
     pub(crate) tokens: Option<TimedCache<[u8; 32], crate::access::Granted>>,
     pub(crate) introspections: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
@@ -278,6 +280,10 @@ impl Oidc {
             sessions,
             responder,
             salt,
+            scope_key: match &s.scopes {
+                Some(scopes) if s.token_cache_key_include_scope => scopes.join(" "),
+                _ => String::new(),
+            },
             ttl,
             tokens: s.cache_tokens.then(|| cache::timed(CACHE_ENTRIES)),
             introspections: s.cache_introspection.then(|| cache::timed(CACHE_ENTRIES)),
@@ -303,6 +309,19 @@ impl Oidc {
             oidc.fast = Some(Default::default());
         }
         Ok(oidc)
+    }
+}
+
+#[cfg(test)]
+impl Oidc {
+    /// An instance of `config` (plus an unreachable issuer), with Kong's defaults filled in.
+    pub(crate) fn for_tests(mut config: serde_json::Value) -> Oidc {
+        if let serde_json::Value::Object(c) = &mut config {
+            c.entry("issuer").or_insert_with(|| "http://127.0.0.1:9/realms/x".into());
+        }
+        let cfg =
+            crate::config::schema().validate(&config, gatehouse_core::schema::Mode::default()).expect("valid config");
+        Oidc::build(&cfg, b"node secret").expect("builds")
     }
 }
 
