@@ -577,7 +577,7 @@ mod tests {
                 let mut sp = spec(&rng.some(HOSTS, 2), &rng.some(METHODS, 2), &rng.some(PATHS, 3), 0, 0);
                 sp.regex_priority = (rng.next() % 3) as i64;
                 sp.created_at = (rng.next() % 5) as i64;
-                if rng.next() % 5 == 0 {
+                if rng.next().is_multiple_of(5) {
                     sp.headers = vec![("x-v".into(), vec!["1".into()])];
                 }
                 b.add(target(&format!("t{table}-r{r}")), sp).unwrap();
@@ -587,7 +587,7 @@ mod tests {
                 let method: http::Method = rng.pick(METHODS).parse().unwrap();
                 let (host, path) = (rng.pick(REQ_HOSTS), rng.pick(REQ_PATHS));
                 let mut headers = http::HeaderMap::new();
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     headers.insert("x-v", http::HeaderValue::from_static("1"));
                 }
                 let got =
