@@ -80,6 +80,11 @@ pub(crate) struct Granted {
 }
 
 impl Granted {
+    /// The upstream headers made from this grant, once they were made.
+    pub(crate) fn headers(&self) -> Option<&Vec<(http::HeaderName, HeaderValue)>> {
+        self.memo.get()
+    }
+
     fn outcome(&self, method: &'static str, client: usize) -> Outcome {
         Outcome {
             method,
@@ -281,7 +286,7 @@ impl Oidc {
         {
             let key = token_key(&[self.provider.issuer(), "refresh_token", &rt, &self.salt]);
             let form = || self.grant_form("refresh_token", &[("refresh_token", &rt)], false);
-            let g = self.grant("refresh_token", &self.clients[client], None, key, form, now).await?;
+            let g = self.grant("refresh_token", self.client(client)?, None, key, form, now).await?;
             let mut o = g.value.outcome("refresh_token", client);
             o.hide.push(found);
             return Ok(o);
@@ -324,7 +329,7 @@ impl Oidc {
 
     /// The outcome of a cached session, if it is still good as it is: inside its deadlines, not
     /// due for a save, and its access token not due for a refresh.
-    fn cached_session(&self, c: &CachedSession, now: i64) -> Option<Outcome> {
+    pub(crate) fn cached_session(&self, c: &CachedSession, now: i64) -> Option<Outcome> {
         if self.sessions.expires_at(&c.session).is_some_and(|e| now >= e) || self.sessions.needs_save(&c.session, now) {
             return None;
         }
@@ -530,9 +535,9 @@ impl Oidc {
     }
 
     async fn password(&self, client: usize, p: &Pair, now: i64) -> Result<Outcome, Failure> {
-        let key = token_key(&[self.provider.issuer(), "password", &p.user, &p.secret, &self.salt, &self.scope_key]);
+        let key = self.password_key(p);
         let form = || self.grant_form("password", &[("username", &p.user), ("password", &p.secret)], true);
-        let g = self.grant("password", &self.clients[client], None, key, form, now).await?;
+        let g = self.grant("password", self.client(client)?, None, key, form, now).await?;
         Ok(g.value.outcome("password", client))
     }
 
@@ -549,6 +554,19 @@ impl Oidc {
         let form = || self.grant_form("client_credentials", &[], true);
         let g = self.grant("client_credentials", &as_client, Some(auth), key, form, now).await?;
         Ok(g.value.outcome("client_credentials", client))
+    }
+
+    /// The configured client a grant is made for. Without any `client_id` there is none: a
+    /// config error the request gets as a 500, not a panic.
+    fn client(&self, i: usize) -> Result<&Client, Failure> {
+        self.clients.get(i).ok_or_else(|| Failure::Unexpected {
+            reason: "no client_id is configured, so no grant can be made".to_string(),
+        })
+    }
+
+    /// The token cache key of a password grant.
+    pub(crate) fn password_key(&self, p: &Pair) -> [u8; 32] {
+        token_key(&[self.provider.issuer(), "password", &p.user, &p.secret, &self.salt, &self.scope_key])
     }
 
     /// A grant's form: `grant_type`, its own fields, then (`with_scope`) `scope`, `audience` and
@@ -669,7 +687,7 @@ impl Oidc {
             let rt = data.refresh_token.clone().unwrap_or_default();
             let key = token_key(&[self.provider.issuer(), "refresh_token", &rt, &self.salt]);
             let form = || self.grant_form("refresh_token", &[("refresh_token", &rt)], false);
-            match self.grant("refresh_token", &self.clients[client], None, key, form, now).await {
+            match self.grant("refresh_token", self.client(client)?, None, key, form, now).await {
                 Ok(g) => {
                     let o = g.value.outcome("refresh_token", client);
                     data.access_token = o.access_token.clone().unwrap_or_default();
@@ -969,7 +987,7 @@ pub(crate) fn strip_identity_headers(headers: &mut http::HeaderMap) {
 /// The cache key of a request's session: its `Cookie` header bytes, borrowed when there is one
 /// header, joined with `\n` (which no header value holds) when there are several. `None`
 /// without cookies.
-fn cookie_key(headers: &http::HeaderMap) -> Option<std::borrow::Cow<'_, [u8]>> {
+pub(crate) fn cookie_key(headers: &http::HeaderMap) -> Option<std::borrow::Cow<'_, [u8]>> {
     let mut all = headers.get_all(http::header::COOKIE).iter();
     let first = all.next()?;
     let Some(second) = all.next() else { return Some(first.as_bytes().into()) };
@@ -1021,5 +1039,76 @@ mod tests {
         assert_eq!(o.scope_key, "", "token_cache_key_include_scope is off by default, as in Kong");
         let o = Oidc::for_tests(json!({ "scopes": ["openid", "email"], "token_cache_key_include_scope": true }));
         assert_eq!(o.scope_key, "openid email");
+    }
+
+    /// A grant as the token cache holds it after a password grant for john.
+    async fn cache_grant(o: &Oidc, basic: &str) {
+        use super::{Granted, Memo};
+        use crate::cache::Timed;
+        use crate::provider::calls::TokenSet;
+        let now = super::unix_now();
+        let claims = json!({ "preferred_username": "john", "exp": now + 3600 });
+        let serde_json::Value::Object(claims) = claims else { unreachable!() };
+        let headers = http::HeaderMap::from_iter([(http::header::AUTHORIZATION, basic.parse().unwrap())]);
+        let p = crate::credentials::basic_pair(&headers, "password").expect("a pair");
+        let ts = TokenSet {
+            access_token: "at".into(),
+            id_token: None,
+            refresh_token: None,
+            expires_at: None,
+            raw: Default::default(),
+        };
+        let access = Some(std::sync::Arc::new(crate::tokens::VerifiedJwt::unverified(claims)));
+        let g = Granted { ts, access, id: None, expires: now + 3600, memo: Memo::default() };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let fetch = || async { Ok::<_, ()>(std::sync::Arc::new(Timed { value: g, until })) };
+        o.tokens.as_ref().expect("token cache").try_get_with(o.password_key(&p), fetch).await.expect("cached");
+    }
+
+    fn request(headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut b = http::Request::builder().uri("/api");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn ctx() -> gatehouse_core::plugin::Ctx {
+        gatehouse_core::plugin::Ctx::new("127.0.0.1:1".parse().unwrap(), "r".into(), None, Default::default())
+    }
+
+    #[tokio::test]
+    async fn a_cached_password_grant_passes_the_fast_way_as_it_would_the_general_way() {
+        use crate::fast::Fast;
+        use gatehouse_core::plugin::Flow;
+        let no_client =
+            Oidc::for_tests(json!({ "auth_methods": ["password"], "token_endpoint": "http://127.0.0.1:9/t" }));
+        let refused =
+            no_client.access_async(&mut ctx(), &mut request(&[("authorization", "Basic am9objpkb2U=")])).await;
+        assert!(matches!(refused, Flow::Respond(r) if r.status() == 500), "no client: a 500, not a panic");
+
+        let o = Oidc::for_tests(json!({
+            "auth_methods": ["password"],
+            "client_id": ["gatehouse"],
+            "client_secret": ["secret"],
+            "token_endpoint": "http://127.0.0.1:9/token",
+            "upstream_headers_claims": ["preferred_username"],
+            "upstream_headers_names": ["x_user"],
+            "hide_credentials": true,
+        }));
+        assert!(o.password_fast);
+        let basic = "Basic am9objpkb2U=";
+        cache_grant(&o, basic).await;
+        let req = || request(&[("authorization", basic), ("x-user", "mallory"), ("x-consumer-id", "1")]);
+        // The grant is cached, but its headers are made by the general path's first answer.
+        let again = crate::fast::tests::same_as_general(&o, req, Fast::password).await;
+        assert_eq!(again.headers["x-user"], "john");
+        assert_eq!(again.headers["authorization"], "Bearer at");
+
+        let mut wrong = request(&[("authorization", "Basic am9objp4")]);
+        assert!(Fast::password(&o, &mut ctx(), &mut wrong).is_none(), "another password: the general way");
+        assert_eq!(wrong.headers["authorization"], "Basic am9objp4");
+        assert!(!Oidc::for_tests(json!({ "auth_methods": ["password", "bearer"] })).password_fast);
+        assert!(!Oidc::for_tests(json!({ "auth_methods": ["password"], "cache_tokens": false })).password_fast);
     }
 }

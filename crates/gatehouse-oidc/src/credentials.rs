@@ -215,6 +215,21 @@ pub struct Pair {
     pub found: Found,
 }
 
+/// A pair from `Authorization: Basic`, unless a `Grant-Type` header names another grant.
+pub fn basic_pair(headers: &HeaderMap, grant: &str) -> Option<Pair> {
+    let gt = header(headers, "grant-type").or_else(|| header(headers, "x-grant-type"));
+    if gt.is_some_and(|g| g != grant) {
+        return None;
+    }
+    let b = scheme_token(headers, "basic")?;
+    // Kong uses the raw text when it is not base64.
+    let decoded = STANDARD.decode(b).ok().and_then(|d| String::from_utf8(d).ok());
+    let text = decoded.as_deref().unwrap_or(b);
+    let (u, s) = text.split_once(':')?;
+    let found = Found::Headers(vec!["authorization", "grant-type", "x-grant-type"]);
+    Some(Pair { user: u.to_string(), secret: s.to_string(), found })
+}
+
 /// Credentials for `grant` (`password` or `client_credentials`): Basic header when no
 /// `Grant-Type` header names another grant, else `user_arg`/`secret_arg` arguments when no
 /// `grant_type` argument names another grant.
@@ -229,18 +244,8 @@ pub fn pair(
     for place in places {
         match place {
             Place::Header => {
-                let gt = header(headers, "grant-type").or_else(|| header(headers, "x-grant-type"));
-                if gt.is_some_and(|g| g != grant) {
-                    continue;
-                }
-                if let Some(b) = scheme_token(headers, "basic") {
-                    // Kong uses the raw text when it is not base64.
-                    let decoded = STANDARD.decode(b).ok().and_then(|d| String::from_utf8(d).ok());
-                    let text = decoded.as_deref().unwrap_or(b);
-                    if let Some((u, s)) = text.split_once(':') {
-                        let found = Found::Headers(vec!["authorization", "grant-type", "x-grant-type"]);
-                        return Some(Pair { user: u.to_string(), secret: s.to_string(), found });
-                    }
+                if let Some(p) = basic_pair(headers, grant) {
+                    return Some(p);
                 }
             }
             Place::Query | Place::Body => {

@@ -11,6 +11,11 @@
 //! It serves only configurations where a token alone decides the outcome (`Fast::eligible`),
 //! and only successes: anything else (a miss, an expired token, a failed requirement) returns
 //! `None` and the general path answers, with its errors and logs.
+//!
+//! A session cookie opened before (`session`) gets the same treatment from the instance's
+//! session cache: the checks `access.rs` makes on a cached session, then the headers it would
+//! set, without the boxed future. Same rules: successes only, everything else goes the general
+//! way with the request as it came.
 
 use crate::access::unix_now;
 use crate::credentials::Place;
@@ -60,12 +65,7 @@ impl Fast {
             && s.bearer_token_header_name.is_none()
             && s.id_token_param_name.is_none()
             && !s.introspect_jwt_tokens
-            && !s.search_user_info
-            && !o.headers.needs_introspection()
-            && !o.headers.needs_userinfo()
-            && o.headers.downstream_is_empty()
-            && o.mapping.is_none()
-            && s.authenticated_groups_claim.is_none()
+            && headers_need_nothing_else(o)
     }
 
     /// Remembers what the general path decided for `token`, on this thread. `jwt`'s upstream
@@ -93,13 +93,76 @@ impl Fast {
         front.insert(token.into(), Entry { jwt: jwt.clone(), until, headers });
     }
 
+    /// Whether a cached session alone decides the outcome of this config: nothing to fetch for
+    /// the headers (introspection, userinfo), no consumer mapping, groups or downstream headers.
+    /// `session` is the first method the general path tries, so any other methods may be on.
+    pub(crate) fn session_eligible(o: &Oidc) -> bool {
+        o.methods.session && headers_need_nothing_else(o)
+    }
+
+    /// Lets the request through when its `Cookie` opened before to a session that is still good
+    /// as it is (not due for a save, a touch or a refresh) and the general path would let it
+    /// through. `None`: ask the general path, which finds the request untouched.
+    pub(crate) fn session(o: &Oidc, ctx: &mut Ctx, parts: &mut Parts) -> Option<Flow> {
+        if general_path_skips(o, ctx, parts) {
+            return None;
+        }
+        let key = crate::access::cookie_key(&parts.headers)?;
+        let cached = o.session_cache.get(key.as_ref())?;
+        drop(key);
+        let outcome = o.cached_session(&cached, unix_now())?;
+        let claims = outcome.access.as_ref().map(|a| &a.claims);
+        if crate::authz::check(&o.requirements, claims.as_slice()).is_err() {
+            return None;
+        }
+        let headers = outcome.memo.as_ref()?.get()?;
+        let_through(o, ctx, parts, |parts| o.sessions.strip(&mut parts.headers), headers)
+    }
+
+    /// Whether a cached password grant alone decides the outcome of this config: `password`
+    /// with its token cache, Basic credentials looked for first, one client, and no other method
+    /// the general path would try before it (session, bearer, introspection, userinfo,
+    /// refresh_token); the header conditions are `session_eligible`'s.
+    pub(crate) fn password_eligible(o: &Oidc) -> bool {
+        let m = o.methods;
+        m.password
+            && !(m.session || m.bearer || m.introspection || m.userinfo || m.refresh_token)
+            && o.tokens.is_some()
+            && o.password_places.first() == Some(&Place::Header)
+            && o.clients.len() <= 1
+            && headers_need_nothing_else(o)
+    }
+
+    /// Lets the request through when its Basic credentials have a cached grant that the
+    /// general path would use as it is. The cache is the instance's token cache, keyed by a
+    /// hash of the credentials as there: this path keeps no credentials of its own.
+    pub(crate) fn password(o: &Oidc, ctx: &mut Ctx, parts: &mut Parts) -> Option<Flow> {
+        if general_path_skips(o, ctx, parts) {
+            return None;
+        }
+        let p = crate::credentials::basic_pair(&parts.headers, "password")?;
+        let g = o.tokens.as_ref()?.get(&o.password_key(&p))?;
+        let g = &g.value;
+        if g.expires != 0 && g.expires + o.verifier.leeway <= unix_now() {
+            return None;
+        }
+        let claims = g.access.as_ref().map(|a| &a.claims);
+        if crate::authz::check(&o.requirements, claims.as_slice()).is_err() {
+            return None;
+        }
+        let headers = g.headers()?;
+        let hide = |parts: &mut Parts| {
+            if o.s.hide_credentials {
+                crate::credentials::hide(&p.found, parts, None);
+            }
+        };
+        let_through(o, ctx, parts, hide, headers)
+    }
+
     /// Lets the request through when this thread knows its token and the general path would
     /// let it through unchanged. `None`: ask the general path.
     pub(crate) fn access(&self, o: &Oidc, ctx: &mut Ctx, parts: &mut Parts) -> Option<Flow> {
-        // The general path's early exits (preflight, already authenticated) stay its own.
-        if (!o.s.run_on_preflight && parts.method == http::Method::OPTIONS)
-            || (o.s.anonymous.is_some() && ctx.authenticated)
-        {
+        if general_path_skips(o, ctx, parts) {
             return None;
         }
         let front = self.threads.get()?.borrow();
@@ -121,22 +184,53 @@ impl Fast {
         if crate::authz::check(&o.requirements, &[&v.claims]).is_err() {
             return None;
         }
-        // What `access_async` and `authorize` do to a request they let through, in their order.
-        crate::access::strip_identity_headers(&mut parts.headers);
-        if o.s.hide_credentials {
-            parts.headers.remove(http::header::AUTHORIZATION);
-        }
-        o.headers.strip_spoofed(&mut parts.headers);
-        for (name, value) in e.headers.iter() {
-            parts.headers.insert(name.clone(), value.clone());
-        }
-        ctx.authenticated = true;
-        Some(Flow::Continue)
+        let hide = |parts: &mut Parts| {
+            if o.s.hide_credentials {
+                parts.headers.remove(http::header::AUTHORIZATION);
+            }
+        };
+        let_through(o, ctx, parts, hide, &e.headers)
     }
 }
 
+/// No header of this config needs more than the credential's own outcome: nothing to fetch
+/// (introspection, userinfo), no consumer mapping, groups or downstream headers.
+fn headers_need_nothing_else(o: &Oidc) -> bool {
+    !o.s.search_user_info
+        && !o.headers.needs_introspection()
+        && !o.headers.needs_userinfo()
+        && o.headers.downstream_is_empty()
+        && o.mapping.is_none()
+        && o.s.authenticated_groups_claim.is_none()
+}
+
+/// The general path's early exits (preflight, already authenticated) stay its own.
+fn general_path_skips(o: &Oidc, ctx: &Ctx, parts: &Parts) -> bool {
+    (!o.s.run_on_preflight && parts.method == http::Method::OPTIONS) || (o.s.anonymous.is_some() && ctx.authenticated)
+}
+
+/// What `access_async`, `authenticate` and `authorize` do to a request they let through, in
+/// their order: identity headers out, the credential out (`strip_credential`: the session cookie,
+/// or the token with `hide_credentials`), spoofable headers out, this outcome's headers in.
+fn let_through(
+    o: &Oidc,
+    ctx: &mut Ctx,
+    parts: &mut Parts,
+    strip_credential: impl FnOnce(&mut Parts),
+    headers: &[(HeaderName, HeaderValue)],
+) -> Option<Flow> {
+    crate::access::strip_identity_headers(&mut parts.headers);
+    strip_credential(parts);
+    o.headers.strip_spoofed(&mut parts.headers);
+    for (name, value) in headers {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    ctx.authenticated = true;
+    Some(Flow::Continue)
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::headers::{self, Sources};
     use serde_json::{Value, json};
@@ -179,6 +273,24 @@ mod tests {
 
     fn ctx() -> Ctx {
         Ctx::new("127.0.0.1:1".parse().expect("address"), "route".into(), None, Arc::default())
+    }
+
+    /// `req()` through the general path first, then again through `fast`, which must take it
+    /// and leave the request as the general path did. Returns that second request.
+    pub(crate) async fn same_as_general(
+        o: &Oidc,
+        req: impl Fn() -> Parts,
+        fast: impl Fn(&Oidc, &mut Ctx, &mut Parts) -> Option<Flow>,
+    ) -> Parts {
+        let mut first = req();
+        assert!(fast(o, &mut ctx(), &mut first).is_none(), "nothing cached yet");
+        assert!(matches!(o.access_async(&mut ctx(), &mut first).await, Flow::Continue));
+        let mut again = req();
+        let mut c = ctx();
+        assert!(matches!(fast(o, &mut c, &mut again), Some(Flow::Continue)));
+        assert!(c.authenticated);
+        assert_eq!(again.headers, first.headers, "the same upstream request as the general path's");
+        again
     }
 
     fn run(o: &Oidc, parts: &mut Parts) -> Option<Flow> {
@@ -280,5 +392,71 @@ mod tests {
         let front = fast.threads.get().expect("this thread's map").borrow();
         assert_eq!(front.len(), ENTRIES_PER_THREAD);
         assert!(front.contains_key("token-2057"), "the newest token is kept");
+    }
+
+    mod session {
+        use super::*;
+        use crate::session::SessionData;
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
+        fn oidc() -> Oidc {
+            Oidc::for_tests(json!({
+                "auth_methods": ["session", "password"],
+                "upstream_headers_claims": ["preferred_username"],
+                "upstream_headers_names": ["x_user"],
+            }))
+        }
+
+        /// The `Cookie` header of a fresh session holding an access token for john.
+        fn cookie(o: &Oidc) -> String {
+            let now = unix_now();
+            let claims = json!({ "preferred_username": "john", "exp": now + 3600 });
+            let token = format!("{}.{}.sig", B64.encode(br#"{"alg":"RS256"}"#), B64.encode(claims.to_string()));
+            let data = SessionData {
+                client: 0,
+                access_token: token.into(),
+                id_token: None,
+                refresh_token: None,
+                expires: now + 3600,
+                auth_method: "password".into(),
+            };
+            let mut session = o.sessions.new_session(now, None, data.encode());
+            let set = o.sessions.save(&mut session, now, false, 0).expect("saved");
+            set.iter()
+                .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+
+        #[tokio::test]
+        async fn a_cached_session_passes_without_the_general_path_and_as_it_would() {
+            let o = oidc();
+            assert!(o.session_fast);
+            let cookies = format!("{}; theme=dark", cookie(&o));
+            let req = || request("GET", &[("cookie", &cookies), ("x-user", "mallory"), ("x-consumer-id", "1")]);
+            let again = same_as_general(&o, req, Fast::session).await;
+            assert_eq!(again.headers["x-user"], "john");
+            assert_eq!(again.headers["cookie"], "theme=dark", "the session cookie stays here");
+            assert!(again.headers.get("x-consumer-id").is_none());
+        }
+
+        #[tokio::test]
+        async fn refusals_and_other_configs_go_the_general_way() {
+            let o = Oidc::for_tests(json!({ "auth_methods": ["session"], "scopes_required": ["admin"] }));
+            let cookies = cookie(&o);
+            let mut first = request("GET", &[("cookie", &cookies)]);
+            assert!(!matches!(o.access_async(&mut ctx(), &mut first).await, Flow::Continue), "403: no admin scope");
+            let mut again = request("GET", &[("cookie", &cookies)]);
+            assert!(Fast::session(&o, &mut ctx(), &mut again).is_none());
+            assert_eq!(again.headers["cookie"], cookies.as_str(), "left as it came");
+
+            assert!(!Oidc::for_tests(json!({ "auth_methods": ["session"], "consumer_claim": ["sub"] })).session_fast);
+            assert!(!Oidc::for_tests(json!({ "auth_methods": ["bearer"] })).session_fast);
+            assert!(
+                !Oidc::for_tests(json!({ "auth_methods": ["session"], "upstream_user_info_header": "x-userinfo" }))
+                    .session_fast
+            );
+        }
     }
 }

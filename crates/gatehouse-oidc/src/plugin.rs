@@ -119,6 +119,10 @@ pub struct Oidc {
         moka::sync::Cache<Box<[u8]>, Arc<crate::access::CachedSession>, foldhash::fast::RandomState>,
     /// The synchronous path for repeated bearer tokens, when this config allows it.
     pub(crate) fast: Option<crate::fast::Fast>,
+    /// Whether cached sessions take the synchronous path (`Fast::session`).
+    pub(crate) session_fast: bool,
+    /// Whether cached password grants take the synchronous path (`Fast::password`).
+    pub(crate) password_fast: bool,
 }
 
 fn pairs(names: &Option<Vec<String>>, values: &Option<Vec<String>>) -> Vec<(String, String)> {
@@ -303,11 +307,15 @@ impl Oidc {
                 .time_to_live(Duration::from_secs(60))
                 .build_with_hasher(foldhash::fast::RandomState::default()),
             fast: None,
+            session_fast: false,
+            password_fast: false,
             s,
         };
         if crate::fast::Fast::eligible(&oidc) {
             oidc.fast = Some(Default::default());
         }
+        oidc.session_fast = crate::fast::Fast::session_eligible(&oidc);
+        oidc.password_fast = crate::fast::Fast::password_eligible(&oidc);
         Ok(oidc)
     }
 }
@@ -374,6 +382,16 @@ impl Plugin for Oidc {
     ) -> gatehouse_core::plugin::Step<'a> {
         if let Some(fast) = &self.fast
             && let Some(flow) = fast.access(self, ctx, req)
+        {
+            return gatehouse_core::plugin::Step::Ready(flow);
+        }
+        if self.session_fast
+            && let Some(flow) = crate::fast::Fast::session(self, ctx, req)
+        {
+            return gatehouse_core::plugin::Step::Ready(flow);
+        }
+        if self.password_fast
+            && let Some(flow) = crate::fast::Fast::password(self, ctx, req)
         {
             return gatehouse_core::plugin::Step::Ready(flow);
         }
