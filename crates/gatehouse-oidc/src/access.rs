@@ -58,10 +58,10 @@ pub(crate) type Memo = Arc<std::sync::OnceLock<Vec<(http::HeaderName, HeaderValu
 pub(crate) struct CachedSession {
     session: Session,
     data: SessionData,
-    access: Option<Arc<VerifiedJwt>>,
+    pub(crate) access: Option<Arc<VerifiedJwt>>,
     id: Option<Arc<VerifiedJwt>>,
     session_id: Arc<str>,
-    memo: Memo,
+    pub(crate) memo: Memo,
 }
 
 pub(crate) struct SessionWrite {
@@ -329,14 +329,8 @@ impl Oidc {
 
     /// The outcome of a cached session, if it is still good as it is: inside its deadlines, not
     /// due for a save, and its access token not due for a refresh.
-    pub(crate) fn cached_session(&self, c: &CachedSession, now: i64) -> Option<Outcome> {
-        if self.sessions.expires_at(&c.session).is_some_and(|e| now >= e) || self.sessions.needs_save(&c.session, now) {
-            return None;
-        }
-        let leeway = self.verifier.leeway;
-        let refreshable = self.s.refresh_tokens && c.data.refresh_token.is_some();
-        let deadline = if refreshable { c.data.expires - leeway } else { c.data.expires + leeway };
-        if c.data.expires != 0 && now >= deadline {
+    fn cached_session(&self, c: &CachedSession, now: i64) -> Option<Outcome> {
+        if !self.session_still_good(c, now) {
             return None;
         }
         Some(Outcome {
@@ -352,6 +346,18 @@ impl Oidc {
             memo: Some(c.memo.clone()),
             ..Outcome::default()
         })
+    }
+
+    /// Whether a cached session can be used as it is: inside its deadlines, not due for a save,
+    /// and its access token not due for a refresh.
+    pub(crate) fn session_still_good(&self, c: &CachedSession, now: i64) -> bool {
+        if self.sessions.expires_at(&c.session).is_some_and(|e| now >= e) || self.sessions.needs_save(&c.session, now) {
+            return false;
+        }
+        let leeway = self.verifier.leeway;
+        let refreshable = self.s.refresh_tokens && c.data.refresh_token.is_some();
+        let deadline = if refreshable { c.data.expires - leeway } else { c.data.expires + leeway };
+        c.data.expires == 0 || now < deadline
     }
 
     /// Kong's `client_arg`: a 1-based index or a client id from a header, the query or the body.
@@ -566,7 +572,7 @@ impl Oidc {
 
     /// The token cache key of a password grant.
     pub(crate) fn password_key(&self, p: &Pair) -> [u8; 32] {
-        token_key(&[self.provider.issuer(), "password", &p.user, &p.secret, &self.salt, &self.scope_key])
+        self.password_key_prefix.key(&[&p.user, &p.secret])
     }
 
     /// A grant's form: `grant_type`, its own fields, then (`with_scope`) `scope`, `audience` and

@@ -110,12 +110,16 @@ impl Fast {
         let key = crate::access::cookie_key(&parts.headers)?;
         let cached = o.session_cache.get(key.as_ref())?;
         drop(key);
-        let outcome = o.cached_session(&cached, unix_now())?;
-        let claims = outcome.access.as_ref().map(|a| &a.claims);
+        // Read in place: an outcome made of the entry would clone its shared tokens, reference
+        // counts that both proxy threads touch.
+        if !o.session_still_good(&cached, unix_now()) {
+            return None;
+        }
+        let claims = cached.access.as_ref().map(|a| &a.claims);
         if crate::authz::check(&o.requirements, claims.as_slice()).is_err() {
             return None;
         }
-        let headers = outcome.memo.as_ref()?.get()?;
+        let headers = cached.memo.get()?;
         let_through(o, ctx, parts, |parts| o.sessions.strip(&mut parts.headers), headers)
     }
 

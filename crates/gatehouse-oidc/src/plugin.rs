@@ -100,6 +100,8 @@ pub struct Oidc {
     pub(crate) salt: String,
     /// The scope in grant cache keys (`token_cache_key_include_scope`), joined once.
     pub(crate) scope_key: String,
+    /// Password grant cache keys up to the credentials: issuer, grant, salt, scope.
+    pub(crate) password_key_prefix: crate::cache::KeyPrefix,
     pub(crate) ttl: TtlRule,
     pub(crate) tokens: Option<TimedCache<[u8; 32], crate::access::Granted>>,
     pub(crate) introspections: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
@@ -267,6 +269,11 @@ impl Oidc {
             max: s.cache_ttl_max.map(secs).unwrap_or(0),
             min: s.cache_ttl_min.map(secs).unwrap_or(0),
         };
+        let scope_key = match &s.scopes {
+            Some(scopes) if s.token_cache_key_include_scope => scopes.join(" "),
+            _ => String::new(),
+        };
+        let password_key_prefix = crate::cache::KeyPrefix::new(&[provider.issuer(), "password", &salt, &scope_key]);
         let mut oidc = Oidc {
             methods,
             provider,
@@ -284,10 +291,8 @@ impl Oidc {
             sessions,
             responder,
             salt,
-            scope_key: match &s.scopes {
-                Some(scopes) if s.token_cache_key_include_scope => scopes.join(" "),
-                _ => String::new(),
-            },
+            password_key_prefix,
+            scope_key,
             ttl,
             tokens: s.cache_tokens.then(|| cache::timed(CACHE_ENTRIES)),
             introspections: s.cache_introspection.then(|| cache::timed(CACHE_ENTRIES)),
