@@ -157,13 +157,13 @@ impl Oidc {
         let flow = match result {
             Ok(outcome) => {
                 // A bearer success the fast path can repeat on its own (see `fast.rs`).
-                let remember = match (&self.fast, outcome.method, &outcome.access, &outcome.access_token) {
+                let remember = match (self.shortcut.bearer(), outcome.method, &outcome.access, &outcome.access_token) {
                     (Some(_), "bearer", Some(v), Some(t)) => Some((v.clone(), t.clone())),
                     _ => None,
                 };
                 match self.authorize(ctx, parts, outcome, now, &mut pending).await {
                     Ok(()) => {
-                        if let (Some(fast), Some((v, t))) = (&self.fast, remember) {
+                        if let (Some(fast), Some((v, t))) = (self.shortcut.bearer(), remember) {
                             fast.remember(&t, &v);
                         }
                         Flow::Continue
@@ -555,8 +555,7 @@ impl Oidc {
             _ => ClientAuth::SecretBasic,
         };
         let as_client = Client { id: p.user.clone(), secret: Some(p.secret.clone()), auth, key: None, alg: None };
-        let key =
-            token_key(&[self.provider.issuer(), "client_credentials", &p.user, &p.secret, &self.salt, &self.scope_key]);
+        let key = self.client_credentials_key_prefix.key(&[&p.user, &p.secret]);
         let form = || self.grant_form("client_credentials", &[], true);
         let g = self.grant("client_credentials", &as_client, Some(auth), key, form, now).await?;
         Ok(g.value.outcome("client_credentials", client))
@@ -1042,9 +1041,33 @@ mod tests {
         );
         let form = o.grant_form("refresh_token", &[("refresh_token", "rt")], false);
         assert_eq!(pairs(&form), [("grant_type", "refresh_token"), ("refresh_token", "rt")]);
-        assert_eq!(o.scope_key, "", "token_cache_key_include_scope is off by default, as in Kong");
-        let o = Oidc::for_tests(json!({ "scopes": ["openid", "email"], "token_cache_key_include_scope": true }));
-        assert_eq!(o.scope_key, "openid email");
+    }
+
+    #[test]
+    fn the_scope_is_in_password_keys_only_with_token_cache_key_include_scope() {
+        let headers =
+            http::HeaderMap::from_iter([(http::header::AUTHORIZATION, "Basic am9objpkb2U=".parse().unwrap())]);
+        let p = crate::credentials::basic_pair(&headers, "password").expect("a pair");
+        let key = |config: serde_json::Value| {
+            let mut config = config;
+            config["cache_tokens_salt"] = json!("salt");
+            Oidc::for_tests(config).password_key(&p)
+        };
+        // Off by default, as in Kong.
+        assert_eq!(key(json!({ "scopes": ["openid"] })), key(json!({ "scopes": ["openid", "email"] })));
+        let with = |scopes| key(json!({ "scopes": scopes, "token_cache_key_include_scope": true }));
+        assert_ne!(with(json!(["openid"])), with(json!(["openid", "email"])));
+        assert_eq!(
+            with(json!(["openid", "email"])),
+            crate::cache::token_key(&[
+                "http://127.0.0.1:9/realms/x",
+                "password",
+                "salt",
+                "openid email",
+                "john",
+                "doe"
+            ])
+        );
     }
 
     /// A grant as the token cache holds it after a password grant for john.
@@ -1102,7 +1125,7 @@ mod tests {
             "upstream_headers_names": ["x_user"],
             "hide_credentials": true,
         }));
-        assert!(o.password_fast);
+        assert!(matches!(o.shortcut, crate::fast::Shortcut::Password));
         let basic = "Basic am9objpkb2U=";
         cache_grant(&o, basic).await;
         let req = || request(&[("authorization", basic), ("x-user", "mallory"), ("x-consumer-id", "1")]);
@@ -1114,7 +1137,8 @@ mod tests {
         let mut wrong = request(&[("authorization", "Basic am9objp4")]);
         assert!(Fast::password(&o, &mut ctx(), &mut wrong).is_none(), "another password: the general way");
         assert_eq!(wrong.headers["authorization"], "Basic am9objp4");
-        assert!(!Oidc::for_tests(json!({ "auth_methods": ["password", "bearer"] })).password_fast);
-        assert!(!Oidc::for_tests(json!({ "auth_methods": ["password"], "cache_tokens": false })).password_fast);
+        let password = |config| matches!(Oidc::for_tests(config).shortcut, crate::fast::Shortcut::Password);
+        assert!(!password(json!({ "auth_methods": ["password", "bearer"] })));
+        assert!(!password(json!({ "auth_methods": ["password"], "cache_tokens": false })));
     }
 }

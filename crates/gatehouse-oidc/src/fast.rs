@@ -35,6 +35,50 @@ use thread_local::ThreadLocal;
 /// 2 KiB) without bounding correctness.
 const ENTRIES_PER_THREAD: usize = 2048;
 
+/// The synchronous path a config allows. At most one: their conditions exclude each other
+/// (bearer needs `session` off; password needs `session` and `bearer` off).
+pub(crate) enum Shortcut {
+    None,
+    // Boxed: the per-thread table is half a kilobyte, the other variants nothing.
+    Bearer(Box<Fast>),
+    Session,
+    Password,
+}
+
+impl Shortcut {
+    /// The shortcut of a built instance.
+    pub(crate) fn for_config(o: &Oidc) -> Shortcut {
+        if Fast::eligible(o) {
+            Shortcut::Bearer(Box::default())
+        } else if Fast::session_eligible(o) {
+            Shortcut::Session
+        } else if Fast::password_eligible(o) {
+            Shortcut::Password
+        } else {
+            Shortcut::None
+        }
+    }
+
+    /// Answers the request on the spot, or `None`: the general path answers, with the request
+    /// as it came.
+    pub(crate) fn access(&self, o: &Oidc, ctx: &mut Ctx, parts: &mut Parts) -> Option<Flow> {
+        match self {
+            Shortcut::None => None,
+            Shortcut::Bearer(fast) => fast.access(o, ctx, parts),
+            Shortcut::Session => Fast::session(o, ctx, parts),
+            Shortcut::Password => Fast::password(o, ctx, parts),
+        }
+    }
+
+    /// The bearer maps, for the general path to fill.
+    pub(crate) fn bearer(&self) -> Option<&Fast> {
+        match self {
+            Shortcut::Bearer(fast) => Some(fast),
+            _ => None,
+        }
+    }
+}
+
 /// One plugin instance's per-thread maps. Dropped with the instance, so a config change starts
 /// empty, as the verified-token cache does.
 #[derive(Default)]
@@ -298,7 +342,7 @@ pub(crate) mod tests {
     }
 
     fn run(o: &Oidc, parts: &mut Parts) -> Option<Flow> {
-        o.fast.as_ref().expect("eligible").access(o, &mut ctx(), parts)
+        o.shortcut.bearer().expect("eligible").access(o, &mut ctx(), parts)
     }
 
     fn later() -> i64 {
@@ -308,7 +352,7 @@ pub(crate) mod tests {
     #[test]
     fn a_remembered_token_passes_with_its_headers_and_spoofed_ones_gone() {
         let o = oidc(json!({}));
-        let fast = o.fast.as_ref().expect("eligible");
+        let fast = o.shortcut.bearer().expect("eligible");
         let bearer = format!("Bearer {TOKEN}");
         let mut parts =
             request("GET", &[("authorization", &bearer), ("x-user", "mallory"), ("x-consumer-id", "admin")]);
@@ -333,7 +377,7 @@ pub(crate) mod tests {
     #[test]
     fn it_never_decides_what_the_general_path_would_refuse_or_skip() {
         let o = oidc(json!({ "scopes_required": ["admin"] }));
-        o.fast.as_ref().expect("eligible").remember(TOKEN, &verified(&o, later()));
+        o.shortcut.bearer().expect("eligible").remember(TOKEN, &verified(&o, later()));
         let bearer = format!("Bearer {TOKEN}");
         assert!(
             run(&o, &mut request("GET", &[("authorization", &bearer)])).is_none(),
@@ -341,12 +385,12 @@ pub(crate) mod tests {
         );
 
         let o = oidc(json!({}));
-        let fast = o.fast.as_ref().expect("eligible");
+        let fast = o.shortcut.bearer().expect("eligible");
         fast.remember(TOKEN, &verified(&o, unix_now() - 1));
         assert!(run(&o, &mut request("GET", &[("authorization", &bearer)])).is_none(), "expired");
 
         let preflight = oidc(json!({ "run_on_preflight": false }));
-        preflight.fast.as_ref().expect("eligible").remember(TOKEN, &verified(&preflight, later()));
+        preflight.shortcut.bearer().expect("eligible").remember(TOKEN, &verified(&preflight, later()));
         let options = &mut request("OPTIONS", &[("authorization", &bearer)]);
         assert!(run(&preflight, options).is_none(), "preflight passes untouched");
         assert!(run(&preflight, &mut request("GET", &[("authorization", &bearer)])).is_some());
@@ -360,7 +404,7 @@ pub(crate) mod tests {
     #[test]
     fn hide_credentials_removes_the_token_unless_a_header_sends_it_on() {
         let o = oidc(json!({ "hide_credentials": true, "upstream_access_token_header": null }));
-        o.fast.as_ref().expect("eligible").remember(TOKEN, &verified(&o, later()));
+        o.shortcut.bearer().expect("eligible").remember(TOKEN, &verified(&o, later()));
         let mut parts = request("GET", &[("authorization", &format!("Bearer {TOKEN}"))]);
         assert!(run(&o, &mut parts).is_some());
         assert!(parts.headers.get("authorization").is_none());
@@ -369,7 +413,7 @@ pub(crate) mod tests {
 
     #[test]
     fn only_configs_where_the_token_alone_decides_are_eligible() {
-        assert!(oidc(json!({})).fast.is_some());
+        assert!(oidc(json!({})).shortcut.bearer().is_some());
         for extra in [
             json!({ "auth_methods": ["bearer", "session"] }),
             json!({ "auth_methods": ["introspection"] }),
@@ -381,14 +425,14 @@ pub(crate) mod tests {
             json!({ "authenticated_groups_claim": ["groups"] }),
             json!({ "search_user_info": true }),
         ] {
-            assert!(oidc(extra.clone()).fast.is_none(), "{extra}");
+            assert!(oidc(extra.clone()).shortcut.bearer().is_none(), "{extra}");
         }
     }
 
     #[test]
     fn each_thread_keeps_at_most_its_share_of_tokens() {
         let o = oidc(json!({}));
-        let fast = o.fast.as_ref().expect("eligible");
+        let fast = o.shortcut.bearer().expect("eligible");
         let v = verified(&o, later());
         for i in 0..ENTRIES_PER_THREAD + 10 {
             fast.remember(&format!("token-{i}"), &v);
@@ -436,7 +480,7 @@ pub(crate) mod tests {
         #[tokio::test]
         async fn a_cached_session_passes_without_the_general_path_and_as_it_would() {
             let o = oidc();
-            assert!(o.session_fast);
+            assert!(matches!(o.shortcut, Shortcut::Session));
             let cookies = format!("{}; theme=dark", cookie(&o));
             let req = || request("GET", &[("cookie", &cookies), ("x-user", "mallory"), ("x-consumer-id", "1")]);
             let again = same_as_general(&o, req, Fast::session).await;
@@ -455,12 +499,10 @@ pub(crate) mod tests {
             assert!(Fast::session(&o, &mut ctx(), &mut again).is_none());
             assert_eq!(again.headers["cookie"], cookies.as_str(), "left as it came");
 
-            assert!(!Oidc::for_tests(json!({ "auth_methods": ["session"], "consumer_claim": ["sub"] })).session_fast);
-            assert!(!Oidc::for_tests(json!({ "auth_methods": ["bearer"] })).session_fast);
-            assert!(
-                !Oidc::for_tests(json!({ "auth_methods": ["session"], "upstream_user_info_header": "x-userinfo" }))
-                    .session_fast
-            );
+            let session = |config| matches!(Oidc::for_tests(config).shortcut, Shortcut::Session);
+            assert!(!session(json!({ "auth_methods": ["session"], "consumer_claim": ["sub"] })));
+            assert!(!session(json!({ "auth_methods": ["bearer"] })));
+            assert!(!session(json!({ "auth_methods": ["session"], "upstream_user_info_header": "x-userinfo" })));
         }
     }
 }

@@ -98,10 +98,10 @@ pub struct Oidc {
     pub(crate) sessions: SessionStore,
     pub(crate) responder: Responder,
     pub(crate) salt: String,
-    /// The scope in grant cache keys (`token_cache_key_include_scope`), joined once.
-    pub(crate) scope_key: String,
-    /// Password grant cache keys up to the credentials: issuer, grant, salt, scope.
+    /// Password and client-credentials grant cache keys up to the credentials: issuer, grant,
+    /// salt, scope.
     pub(crate) password_key_prefix: crate::cache::KeyPrefix,
+    pub(crate) client_credentials_key_prefix: crate::cache::KeyPrefix,
     pub(crate) ttl: TtlRule,
     pub(crate) tokens: Option<TimedCache<[u8; 32], crate::access::Granted>>,
     pub(crate) introspections: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
@@ -119,12 +119,8 @@ pub struct Oidc {
     /// Only cookies that opened (so were sealed by us) are inserted, so clients cannot pick keys.
     pub(crate) session_cache:
         moka::sync::Cache<Box<[u8]>, Arc<crate::access::CachedSession>, foldhash::fast::RandomState>,
-    /// The synchronous path for repeated bearer tokens, when this config allows it.
-    pub(crate) fast: Option<crate::fast::Fast>,
-    /// Whether cached sessions take the synchronous path (`Fast::session`).
-    pub(crate) session_fast: bool,
-    /// Whether cached password grants take the synchronous path (`Fast::password`).
-    pub(crate) password_fast: bool,
+    /// The synchronous path for repeated credentials this config allows (`fast.rs`).
+    pub(crate) shortcut: crate::fast::Shortcut,
 }
 
 fn pairs(names: &Option<Vec<String>>, values: &Option<Vec<String>>) -> Vec<(String, String)> {
@@ -269,11 +265,14 @@ impl Oidc {
             max: s.cache_ttl_max.map(secs).unwrap_or(0),
             min: s.cache_ttl_min.map(secs).unwrap_or(0),
         };
+        // The scope is part of grant cache keys only with `token_cache_key_include_scope`.
         let scope_key = match &s.scopes {
             Some(scopes) if s.token_cache_key_include_scope => scopes.join(" "),
             _ => String::new(),
         };
-        let password_key_prefix = crate::cache::KeyPrefix::new(&[provider.issuer(), "password", &salt, &scope_key]);
+        let key_prefix = |grant| crate::cache::KeyPrefix::new(&[provider.issuer(), grant, &salt, &scope_key]);
+        let password_key_prefix = key_prefix("password");
+        let client_credentials_key_prefix = key_prefix("client_credentials");
         let mut oidc = Oidc {
             methods,
             provider,
@@ -292,7 +291,7 @@ impl Oidc {
             responder,
             salt,
             password_key_prefix,
-            scope_key,
+            client_credentials_key_prefix,
             ttl,
             tokens: s.cache_tokens.then(|| cache::timed(CACHE_ENTRIES)),
             introspections: s.cache_introspection.then(|| cache::timed(CACHE_ENTRIES)),
@@ -311,16 +310,10 @@ impl Oidc {
                 .max_capacity(CACHE_ENTRIES)
                 .time_to_live(Duration::from_secs(60))
                 .build_with_hasher(foldhash::fast::RandomState::default()),
-            fast: None,
-            session_fast: false,
-            password_fast: false,
+            shortcut: crate::fast::Shortcut::None,
             s,
         };
-        if crate::fast::Fast::eligible(&oidc) {
-            oidc.fast = Some(Default::default());
-        }
-        oidc.session_fast = crate::fast::Fast::session_eligible(&oidc);
-        oidc.password_fast = crate::fast::Fast::password_eligible(&oidc);
+        oidc.shortcut = crate::fast::Shortcut::for_config(&oidc);
         Ok(oidc)
     }
 }
@@ -385,19 +378,7 @@ impl Plugin for Oidc {
         ctx: &'a mut gatehouse_core::plugin::Ctx,
         req: &'a mut http::request::Parts,
     ) -> gatehouse_core::plugin::Step<'a> {
-        if let Some(fast) = &self.fast
-            && let Some(flow) = fast.access(self, ctx, req)
-        {
-            return gatehouse_core::plugin::Step::Ready(flow);
-        }
-        if self.session_fast
-            && let Some(flow) = crate::fast::Fast::session(self, ctx, req)
-        {
-            return gatehouse_core::plugin::Step::Ready(flow);
-        }
-        if self.password_fast
-            && let Some(flow) = crate::fast::Fast::password(self, ctx, req)
-        {
+        if let Some(flow) = self.shortcut.access(self, ctx, req) {
             return gatehouse_core::plugin::Step::Ready(flow);
         }
         gatehouse_core::plugin::Step::Wait(Box::pin(self.access_async(ctx, req)))
