@@ -206,9 +206,64 @@ impl Settings {
     }
 }
 
+/// A size in nginx's syntax: bytes, or a number with `k` or `m` (`8k`, `1m`); `0` is zero bytes
+/// (callers decide whether that means "unlimited", as nginx's `client_max_body_size 0` does).
+#[allow(dead_code)] // used by the settings that follow
+pub fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let (digits, unit) = match t.as_bytes().last() {
+        Some(b'k' | b'K') => (&t[..t.len() - 1], 1024u64),
+        Some(b'm' | b'M') => (&t[..t.len() - 1], 1024 * 1024),
+        Some(b'g' | b'G') => (&t[..t.len() - 1], 1024 * 1024 * 1024),
+        _ => (t, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("invalid size '{text}': expected bytes or a number with k, m or g (8k, 1m)");
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| anyhow::anyhow!("invalid size '{text}': too large"))
+}
+
+/// A duration in seconds, possibly fractional (`60`, `0.5`), at most one day. `0` is allowed;
+/// callers decide whether it means "off".
+#[allow(dead_code)] // used by the settings that follow
+pub fn parse_seconds(text: &str) -> anyhow::Result<std::time::Duration> {
+    let t = text.trim();
+    let secs: f64 = t.parse().map_err(|_| anyhow::anyhow!("invalid duration '{text}': expected seconds (60, 0.5)"))?;
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
+        bail!("invalid duration '{text}': expected seconds between 0 and 86400");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_in_nginx_syntax_and_hostile_ones_are_refused() {
+        assert_eq!(parse_size("0").unwrap(), 0);
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert_eq!(parse_size("8k").unwrap(), 8192);
+        assert_eq!(parse_size("1m").unwrap(), 1 << 20);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        for bad in ["", "k", "-1", "1.5m", "1t", "99999999999999999999", "18014398509481984k", " m"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn durations_parse_as_seconds_and_hostile_ones_are_refused() {
+        assert_eq!(parse_seconds("60").unwrap(), std::time::Duration::from_secs(60));
+        assert_eq!(parse_seconds("0.5").unwrap(), std::time::Duration::from_millis(500));
+        assert_eq!(parse_seconds("0").unwrap(), std::time::Duration::ZERO);
+        for bad in ["", "-1", "NaN", "inf", "1e30", "86401", "ten"] {
+            assert!(parse_seconds(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
 
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
