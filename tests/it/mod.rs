@@ -7,4 +7,5 @@ mod proxy;
 mod quickstart;
 mod tls;
 mod upstream;
+mod upstream_safety;
 pub mod util;

@@ -1,6 +1,6 @@
 //! HTTPS upstreams: real TLS to a server with a self-signed certificate.
 
-use super::util::{Gateway, get, post, tempdir};
+use super::util::{Gateway, get, post, self_signed_tls, tempdir};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -10,17 +10,7 @@ use std::sync::Arc;
 
 /// A TLS server on 127.0.0.1 that answers `{"tls": true, "path": ...}`; returns its port.
 async fn tls_upstream() -> u16 {
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    let der = cert.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![der], key)
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let config = self_signed_tls(&[b"h2", b"http/1.1"]);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

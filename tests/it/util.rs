@@ -142,3 +142,20 @@ pub fn title(name: &str) -> String {
         .collect::<Vec<_>>()
         .join("-")
 }
+
+/// A rustls server config with a fresh self-signed certificate for 127.0.0.1 and localhost,
+/// offering `alpn`.
+pub fn self_signed_tls(alpn: &[&[u8]]) -> rustls::ServerConfig {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let der = cert.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
+}

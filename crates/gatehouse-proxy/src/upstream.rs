@@ -91,7 +91,12 @@ impl Clients {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
+        // hyper-util sends a request again only when hyper hands it back unwritten (the pooled
+        // connection was found closed before the request was taken up), and only on a reused
+        // connection: that is `Progress::NothingWritten`, which `may_resend` always allows.
+        // A request hyper began to write fails with the connection, whatever its method.
         let client: HttpClient = Client::builder(TokioExecutor::new())
+            .retry_canceled_requests(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .build(connector);
@@ -153,7 +158,8 @@ impl Clients {
                             .map_err(Retry::into_proxy_error);
                     };
                     match once(&client, req, deadline).await {
-                        Err(Retry::Connect(e)) => {
+                        // A connect failure wrote nothing.
+                        Err(Retry::Connect(e)) if may_resend(Progress::NothingWritten, &parts.method, true) => {
                             attempt += 1;
                             tracing::debug!(attempt, service = %svc.id, error = %e, "retrying upstream connect");
                         }
@@ -162,8 +168,47 @@ impl Clients {
                 }
             }
         };
-        Ok(resp?.map(Either::Left))
+        let mut resp = resp?;
+        // hyper decodes such an answer as chunked (the last coding wins) but leaves the
+        // Content-Length, which the response to the client would then be cut to.
+        if crate::h1::drop_length_beside_transfer_encoding(resp.headers_mut()) {
+            tracing::warn!(service = %svc.id, "upstream sent Content-Length and Transfer-Encoding; using chunked");
+        }
+        Ok(resp.map(Either::Left))
     }
+}
+
+/// How far one attempt got before its upstream connection failed: what decides, with the
+/// method, whether the request may be sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// No byte of the request was written (a connect failure, a connection found closed before
+    /// the first write): the upstream cannot have seen it.
+    NothingWritten,
+    /// Some or all of the request was written (a partial write counts) and no byte of an answer
+    /// came back: the upstream may have acted on it.
+    Written,
+    /// Part of an answer came back: the upstream has acted on it.
+    AnswerStarted,
+}
+
+/// Whether a request whose attempt failed at `progress` may be sent again (RFC 9110 §9.2.2): an
+/// unwritten request always; a written one only when its method is idempotent and its body is
+/// still at hand (buffered, not streamed from the client); never once an answer has started.
+/// nginx's `proxy_next_upstream` default (`error timeout`, no `non_idempotent`) is as strict
+/// for POST, LOCK and PATCH; this is stricter for unknown methods, which are not replayed.
+pub(crate) fn may_resend(progress: Progress, method: &http::Method, body_replayable: bool) -> bool {
+    match progress {
+        Progress::NothingWritten => true,
+        Progress::Written => body_replayable && is_idempotent(method),
+        Progress::AnswerStarted => false,
+    }
+}
+
+/// The idempotent methods of RFC 9110 §9.2.2.
+fn is_idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
 }
 
 /// How the request body goes upstream.
@@ -218,6 +263,29 @@ async fn once(
         Ok(Err(e)) => {
             tracing::warn!(error = ?e, "upstream request failed");
             Err(Retry::Fatal(ProxyError::BadGateway))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    #[test]
+    fn only_unwritten_or_idempotent_buffered_requests_are_sent_again() {
+        let ext = Method::from_bytes(b"PURGE").unwrap();
+        for m in [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE, Method::PUT, Method::DELETE] {
+            assert!(may_resend(Progress::NothingWritten, &m, false), "{m}");
+            assert!(may_resend(Progress::Written, &m, true), "{m}");
+            assert!(!may_resend(Progress::Written, &m, false), "{m} with a streamed body");
+            assert!(!may_resend(Progress::AnswerStarted, &m, true), "{m}");
+        }
+        for m in [Method::POST, Method::PATCH, Method::CONNECT, ext] {
+            assert!(may_resend(Progress::NothingWritten, &m, true), "{m}");
+            assert!(may_resend(Progress::NothingWritten, &m, false), "{m}");
+            assert!(!may_resend(Progress::Written, &m, true), "{m}");
+            assert!(!may_resend(Progress::AnswerStarted, &m, true), "{m}");
         }
     }
 }

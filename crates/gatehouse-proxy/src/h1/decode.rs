@@ -91,9 +91,33 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
             headers.append(name, value);
         }
         let framing = framing(&headers, status, head_request)?;
-        let keep_alive = framing != Framing::Close && keeps_alive(&headers, http10);
+        let suspect = suspect_framing(&mut headers, status, http10);
+        let keep_alive = framing != Framing::Close && !suspect && keeps_alive(&headers, http10);
         return Ok(Some(Head { status, headers, framing, keep_alive }));
     }
+}
+
+/// Removes the `Content-Length` of an answer that also has `Transfer-Encoding` (RFC 9112 §6.3:
+/// the transfer coding frames the body, and a forwarded length would cut it short). Returns
+/// whether there was one.
+pub fn drop_length_beside_transfer_encoding(headers: &mut HeaderMap) -> bool {
+    if headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH) {
+        headers.remove(header::CONTENT_LENGTH);
+        return true;
+    }
+    false
+}
+
+/// Whether the head's framing is doubtful, so the connection must be closed after this answer
+/// (RFC 9112 §6.1, §6.3): `Content-Length` beside `Transfer-Encoding` (a sign of response
+/// splitting; the length is dropped), `Transfer-Encoding` in HTTP/1.0, or a 204 announcing a
+/// body, whose bytes would otherwise be read as the next answer.
+fn suspect_framing(headers: &mut HeaderMap, status: StatusCode, http10: bool) -> bool {
+    let both = drop_length_beside_transfer_encoding(headers);
+    let te = headers.contains_key(header::TRANSFER_ENCODING);
+    let bodied_204 = status == StatusCode::NO_CONTENT
+        && (te || headers.get_all(header::CONTENT_LENGTH).iter().any(|v| v.as_bytes().iter().any(|&b| b != b'0')));
+    both || (te && http10) || bodied_204
 }
 
 fn framing(headers: &HeaderMap, status: StatusCode, head_request: bool) -> Result<Framing, DecodeError> {
@@ -186,6 +210,9 @@ impl Chunked {
                             Ok(None)
                         };
                     };
+                    if end >= MAX_CHUNK_LINE {
+                        return Err(DecodeError::Invalid("chunk size line too long"));
+                    }
                     let line = buf.split_to(end + 1);
                     let size = chunk_size(&line)?;
                     self.state = if size == 0 { State::Trailers(0) } else { State::Data(size) };
@@ -217,11 +244,15 @@ impl Chunked {
                             Ok(None)
                         };
                     };
+                    let seen = seen.saturating_add(end + 1);
+                    if seen > MAX_TRAILERS {
+                        return Err(DecodeError::Invalid("trailer section too large"));
+                    }
                     let line = buf.split_to(end + 1);
                     if &line[..] == b"\r\n" || &line[..] == b"\n" {
                         self.state = State::Done;
                     } else {
-                        self.state = State::Trailers(seen + line.len());
+                        self.state = State::Trailers(seen);
                     }
                 }
                 State::Done => return Ok(Some(Chunk::End)),
@@ -230,16 +261,20 @@ impl Chunked {
     }
 }
 
-/// The size on a chunk-size line (`1a3f;ext=1\r\n`); extensions are ignored.
+/// The size on a chunk-size line (`1a3f;ext=1\r\n`). Extensions are ignored, but must follow
+/// a `;` and hold no control characters (a stray CR there is a framing disagreement waiting to
+/// happen); whitespace may precede them (RFC 9112 §7.1.1's BWS).
 fn chunk_size(line: &[u8]) -> Result<u64, DecodeError> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    let rest = &line[digits..];
     if digits == 0 || digits > 16 {
         return Err(DecodeError::Invalid("bad chunk size"));
     }
-    if !(rest.is_empty() || rest[0] == b';' || rest[0] == b' ' || rest[0] == b'\t') {
+    let rest = &line[digits..];
+    let rest = &rest[rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count()..];
+    let ext_ok = rest.is_empty() || (rest[0] == b';' && rest.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)));
+    if !ext_ok {
         return Err(DecodeError::Invalid("bad chunk size"));
     }
     let hex = std::str::from_utf8(&line[..digits]).map_err(|_| DecodeError::Invalid("bad chunk size"))?;
@@ -277,6 +312,47 @@ mod tests {
         assert!(!h.keep_alive);
         let h = head("HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n", false).unwrap().unwrap();
         assert!(h.keep_alive);
+    }
+
+    #[test]
+    fn transfer_encoding_beats_content_length_and_the_connection_is_not_reused() {
+        let raw = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let h = head(raw, false).unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(!h.keep_alive);
+        assert!(!h.headers.contains_key(header::CONTENT_LENGTH));
+        // Not chunked last: read to close, and still no length passed on.
+        let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nContent-Length: 5\r\n\r\n";
+        let h = head(raw, false).unwrap().unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Close, false));
+        assert!(!h.headers.contains_key(header::CONTENT_LENGTH));
+        // Transfer-Encoding in HTTP/1.0 (RFC 9112 §6.1): the connection is closed afterwards.
+        let raw = "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n";
+        let h = head(raw, false).unwrap().unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
+        // Differing lengths are refused even when split over one field.
+        assert!(head("HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n", false).is_err());
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n", false).unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Length(5));
+    }
+
+    #[test]
+    fn bodiless_answers_that_announce_a_body_are_not_reused() {
+        // A 204 with a length or a coding: its bytes would be read as the next answer.
+        for raw in [
+            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            let h = head(raw, false).unwrap().unwrap();
+            assert_eq!((h.framing, h.keep_alive), (Framing::Empty, false), "{raw:?}");
+        }
+        // A HEAD answer's length and a 304's are the representation's, not a body.
+        let h = head("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", false).unwrap().unwrap();
+        assert!(h.keep_alive);
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).unwrap().unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
+        let h = head("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", false).unwrap().unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
     }
 
     #[test]
@@ -338,5 +414,198 @@ mod tests {
             assert!(decode_all(bad, bad.len()).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
         assert!(decode_all(&[b'1'; MAX_CHUNK_LINE + 1], MAX_CHUNK_LINE + 1).is_err());
+    }
+
+    #[test]
+    fn chunk_lines_and_trailers_are_bounded_and_extensions_checked() {
+        for ok in [
+            &b"5;a=1\r\nhello\r\n0\r\n\r\n"[..],
+            b"5 ;a=\"q \\\" x\"\r\nhello\r\n0\r\n\r\n",
+            b"5\t\r\nhello\r\n0\r\n\r\n",
+        ] {
+            assert_eq!(decode_all(ok, ok.len()).unwrap().0, b"hello", "{:?}", String::from_utf8_lossy(ok));
+        }
+        for bad in [&b"5 x\r\nhello\r\n0\r\n\r\n"[..], b"5;a\rb\r\nhello\r\n0\r\n\r\n", b"5;a\0\r\nhello\r\n0\r\n\r\n"]
+        {
+            assert!(decode_all(bad, bad.len()).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        // A long line is refused even when its LF arrives in the same read.
+        let mut long = b"5;".to_vec();
+        long.extend(std::iter::repeat_n(b'x', MAX_CHUNK_LINE));
+        long.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+        assert!(decode_all(&long, long.len()).is_err());
+        // Many short trailer lines add up to the limit.
+        let mut trailers = b"0\r\n".to_vec();
+        while trailers.len() <= MAX_TRAILERS {
+            trailers.extend_from_slice(b"x-t: 1\r\n");
+        }
+        trailers.extend_from_slice(b"\r\n");
+        assert!(decode_all(&trailers, trailers.len()).is_err());
+    }
+
+    mod props {
+        use super::super::*;
+        use super::decode_all;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        /// `pieces` as a chunked stream with optional extensions, upper-case hex, leading
+        /// zeros and trailer fields.
+        fn chunked(pieces: &[Vec<u8>], ext: bool, upper: bool, zeros: usize, trailers: &[(String, String)]) -> Vec<u8> {
+            let mut out = Vec::new();
+            for p in pieces {
+                let size = if upper { format!("{:X}", p.len()) } else { format!("{:x}", p.len()) };
+                out.extend_from_slice("0".repeat(zeros).as_bytes());
+                out.extend_from_slice(size.as_bytes());
+                if ext {
+                    out.extend_from_slice(b" ; name=\"v;\\\"x\"");
+                }
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(p);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n");
+            for (k, v) in trailers {
+                out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+            out
+        }
+
+        /// Feeds `input` in reads of the sizes in `cuts` (cycled); returns the body, whether the
+        /// end was reached and what was left after it.
+        fn feed(input: &[u8], cuts: &[usize]) -> Result<(Vec<u8>, Option<Vec<u8>>), DecodeError> {
+            let mut d = Chunked::default();
+            let mut buf = BytesMut::new();
+            let mut out = Vec::new();
+            let mut at = 0;
+            let mut i = 0;
+            loop {
+                while let Some(c) = d.decode(&mut buf)? {
+                    match c {
+                        Chunk::Data(b) => out.extend_from_slice(&b),
+                        Chunk::End => return Ok((out, Some(buf.to_vec()))),
+                    }
+                }
+                if at == input.len() {
+                    return Ok((out, None));
+                }
+                let n = cuts[i % cuts.len()].min(input.len() - at);
+                buf.extend_from_slice(&input[at..at + n]);
+                at += n;
+                i += 1;
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_split_of_a_valid_stream_decodes_to_its_body(
+                pieces in vec(vec(any::<u8>(), 1..80), 0..6),
+                ext in any::<bool>(),
+                upper in any::<bool>(),
+                zeros in 0usize..3,
+                trailers in vec(("[a-z][a-z0-9-]{0,8}", "[ -~]{0,16}"), 0..3),
+                cuts in vec(1usize..40, 1..8),
+                next in vec(any::<u8>(), 0..16),
+            ) {
+                let mut stream = chunked(&pieces, ext, upper, zeros, &trailers);
+                stream.extend_from_slice(&next);
+                let (body, rest) = feed(&stream, &cuts).unwrap();
+                prop_assert_eq!(body, pieces.concat());
+                // The decoder stops at the message boundary: the next message's bytes stay.
+                let rest = rest.unwrap();
+                prop_assert!(next.starts_with(&rest));
+            }
+
+            #[test]
+            fn random_bytes_never_panic_nor_yield_more_than_sent(
+                input in vec(any::<u8>(), 0..600),
+                cuts in vec(1usize..64, 1..4),
+            ) {
+                if let Ok((body, _)) = feed(&input, &cuts) {
+                    prop_assert!(body.len() <= input.len());
+                }
+            }
+
+            #[test]
+            fn damaged_streams_never_yield_more_than_sent(
+                pieces in vec(vec(any::<u8>(), 1..80), 1..6),
+                flips in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+                cuts in vec(1usize..40, 1..4),
+            ) {
+                let mut stream = chunked(&pieces, false, false, 0, &[]);
+                for (at, byte) in flips {
+                    let i = at.index(stream.len());
+                    stream[i] = byte;
+                }
+                if let Ok((body, _)) = feed(&stream, &cuts) {
+                    prop_assert!(body.len() <= stream.len());
+                }
+            }
+
+            #[test]
+            fn chunk_sizes_past_64_bits_are_refused(digits in "[1-9a-fA-F][0-9a-fA-F]{16,40}") {
+                let line = format!("{digits}\r\n");
+                prop_assert!(decode_all(line.as_bytes(), line.len()).is_err());
+            }
+
+            #[test]
+            fn random_heads_never_panic(input in vec(any::<u8>(), 0..400), head_request in any::<bool>()) {
+                let mut buf = BytesMut::from(&input[..]);
+                let _ = parse_head(&mut buf, head_request);
+                let mut prefixed = BytesMut::from(&b"HTTP/1.1 200 OK\r\n"[..]);
+                prefixed.extend_from_slice(&input);
+                prefixed.extend_from_slice(b"\r\n\r\n");
+                let _ = parse_head(&mut prefixed, head_request);
+            }
+
+            #[test]
+            fn head_framing_follows_rfc_9112(
+                status in prop::sample::select(vec![200u16, 204, 304, 404]),
+                http10 in any::<bool>(),
+                fields in vec(prop::sample::select(vec![
+                    "Content-Length: 5", "Content-Length: 7", "Content-Length: 5, 5", "Content-Length: x",
+                    "Transfer-Encoding: chunked", "Transfer-Encoding: gzip", "Transfer-Encoding: gzip, chunked",
+                    "Connection: close", "Connection: keep-alive", "X-Other: 1",
+                ]), 0..5),
+                head_request in any::<bool>(),
+            ) {
+                let version = if http10 { "1.0" } else { "1.1" };
+                let mut raw = format!("HTTP/{version} {status} X\r\n");
+                for f in &fields {
+                    raw.push_str(f);
+                    raw.push_str("\r\n");
+                }
+                raw.push_str("\r\n");
+                let te = fields.iter().any(|f| f.starts_with("Transfer"));
+                let cl = fields.iter().any(|f| f.starts_with("Content"));
+                let Ok(parsed) = parse_head(&mut BytesMut::from(raw.as_str()), head_request) else {
+                    // Only a bad or conflicting length is refused, and only when it frames the body.
+                    prop_assert!(cl && !te && !head_request && status != 204 && status != 304);
+                    return Ok(());
+                };
+                let h = parsed.unwrap();
+                // The length never travels beside a transfer coding.
+                prop_assert!(!(h.headers.contains_key(header::TRANSFER_ENCODING)
+                    && h.headers.contains_key(header::CONTENT_LENGTH)));
+                if te && cl {
+                    prop_assert!(!h.keep_alive);
+                }
+                if head_request || status == 204 || status == 304 {
+                    prop_assert_eq!(h.framing, Framing::Empty);
+                } else if te {
+                    let last_chunked = fields.iter().rev().find(|f| f.starts_with("Transfer"))
+                        .is_some_and(|f| f.ends_with("chunked"));
+                    prop_assert_eq!(h.framing, if last_chunked { Framing::Chunked } else { Framing::Close });
+                } else if let Framing::Length(n) = h.framing {
+                    prop_assert!(n == 5 || n == 7);
+                }
+                if h.framing == Framing::Close {
+                    prop_assert!(!h.keep_alive);
+                }
+            }
+        }
     }
 }

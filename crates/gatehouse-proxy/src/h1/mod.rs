@@ -19,9 +19,10 @@ mod decode;
 mod encode;
 
 pub use body::ResponseBody;
+pub(crate) use decode::drop_length_beside_transfer_encoding;
 
 use crate::respond::ProxyError;
-use crate::upstream::BodyKind;
+use crate::upstream::{BodyKind, Progress, may_resend};
 use bytes::{Bytes, BytesMut};
 use decode::Framing;
 use encode::ReqFraming;
@@ -120,10 +121,15 @@ pub struct H1Pool {
     idle: Arc<Idle>,
 }
 
-/// Why one attempt failed, and whether the request may go out again.
+/// Why one attempt failed.
 enum Failure {
-    /// The pooled connection was closed before the upstream answered anything.
-    Stale(io::Error),
+    /// A pooled connection turned out to be closed (the upstream dropped it while idle, or as
+    /// the request arrived). `progress` says how far the request got, which decides whether it
+    /// may go out again.
+    Stale {
+        progress: Progress,
+        error: io::Error,
+    },
     Fatal(ProxyError),
 }
 
@@ -158,8 +164,9 @@ impl H1Pool {
 
     /// Sends the request (origin-form URI, `Host` set, hop-by-hop headers gone) to `svc` and
     /// returns the response once its head (and a small body) is read. Connect failures are retried
-    /// up to `svc.retries` times; a buffered request is sent again (up to 3 times) when a pooled
-    /// connection turns out to be closed before anything came back.
+    /// up to `svc.retries` times. When a pooled connection turns out to be closed before any
+    /// answer, the request goes again (up to 3 times) only if [`may_resend`] allows it: nothing
+    /// of it was written, or it is idempotent with a buffered body. A POST is never replayed.
     pub async fn send(
         &self,
         svc: &ServiceTarget,
@@ -186,16 +193,18 @@ impl H1Pool {
                 // every request, and a connect (with its DNS lookup) is rare.
                 None => Box::pin(self.connect(svc)).await?,
             };
-            let replayable = stream.is_none();
             match self.exchange(svc, conn, &mut out, head_len, &buffered, stream.as_mut(), framing, head_request).await
             {
                 Ok(resp) => return Ok(resp),
-                Err(Failure::Stale(e)) if replayable && resends < MAX_RESENDS => {
+                Err(Failure::Stale { progress, error })
+                    if resends < MAX_RESENDS && may_resend(progress, &parts.method, stream.is_none()) =>
+                {
                     resends += 1;
-                    tracing::debug!(error = %e, "pooled upstream connection was closed; sending the request again");
+                    tracing::debug!(error = %error, ?progress, "pooled upstream connection was closed; resending");
                 }
-                Err(Failure::Stale(e)) => {
-                    tracing::warn!(service = %svc.id, error = %e, "upstream closed the connection");
+                Err(Failure::Stale { progress, error }) => {
+                    let method = &parts.method;
+                    tracing::warn!(service = %svc.id, error = %error, ?progress, %method, "upstream closed the connection");
                     return Err(ProxyError::BadGateway);
                 }
                 Err(Failure::Fatal(e)) => return Err(e),
@@ -224,29 +233,42 @@ impl H1Pool {
             out.extend_from_slice(buffered);
         }
         // Usually the socket takes the whole head at once: then no timer is set up for it.
-        let sent = match conn.io.try_write(out) {
+        // `sent` counts every byte the socket took, so a write that failed part way is known to
+        // have delivered something.
+        let mut sent = match conn.io.try_write(out) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            Err(e) => return Err(failed(svc, e, reused, "sending the request upstream failed")),
+            Err(e) => {
+                return Err(failed(svc, e, reused, Progress::NothingWritten, "sending the request upstream failed"));
+            }
         };
         if sent < out.len() || !body_with_head {
             let write = async {
-                conn.io.write_all(&out[sent..]).await?;
+                while sent < out.len() {
+                    match tokio::io::AsyncWriteExt::write(&mut conn.io, &out[sent..]).await? {
+                        0 => return Err(io::ErrorKind::WriteZero.into()),
+                        n => sent += n,
+                    }
+                }
                 if !body_with_head {
                     conn.io.write_all(buffered).await?;
                 }
                 io::Result::Ok(())
             };
-            match tokio::time::timeout(svc.write_timeout, write).await {
+            let result = tokio::time::timeout(svc.write_timeout, write).await;
+            let progress = if sent == 0 { Progress::NothingWritten } else { Progress::Written };
+            match result {
                 Err(_) => return Err(Failure::Fatal(ProxyError::Timeout)),
-                Ok(Err(e)) => return Err(failed(svc, e, reused, "sending the request upstream failed")),
+                Ok(Err(e)) => return Err(failed(svc, e, reused, progress, "sending the request upstream failed")),
                 Ok(Ok(())) => {}
             }
         }
         if let Some(s) = stream {
             Box::pin(stream_body(&mut conn.io, s, framing, svc.write_timeout)).await.map_err(Failure::Fatal)?;
         }
-        // The response head.
+        // The response head. `answered`: some byte of an answer came (an interim 1xx counts,
+        // though the buffer no longer holds it).
+        let mut answered = false;
         let head = loop {
             match decode::parse_head(&mut conn.buf, head_request) {
                 Ok(Some(h)) => break h,
@@ -256,25 +278,25 @@ impl H1Pool {
                     return Err(Failure::Fatal(ProxyError::BadGateway));
                 }
             }
-            let nothing_yet = conn.buf.is_empty();
             conn.reserve();
             match tokio::time::timeout(svc.read_timeout, tokio::io::AsyncReadExt::read_buf(&mut conn.io, &mut conn.buf))
                 .await
             {
                 Err(_) => return Err(Failure::Fatal(ProxyError::Timeout)),
-                Ok(Ok(0)) if nothing_yet => {
+                Ok(Ok(0)) if !answered => {
                     let eof = io::ErrorKind::UnexpectedEof.into();
-                    return Err(failed(svc, eof, reused, "upstream closed the connection without answering"));
+                    let what = "upstream closed the connection without answering";
+                    return Err(failed(svc, eof, reused, Progress::Written, what));
                 }
                 Ok(Ok(0)) => {
                     tracing::warn!(service = %svc.id, "upstream closed the connection in the response head");
                     return Err(Failure::Fatal(ProxyError::BadGateway));
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) if nothing_yet => {
-                    return Err(failed(svc, e, reused, "reading the upstream response failed"));
+                Ok(Ok(_)) => answered = true,
+                Ok(Err(e)) => {
+                    let progress = if answered { Progress::AnswerStarted } else { Progress::Written };
+                    return Err(failed(svc, e, reused, progress, "reading the upstream response failed"));
                 }
-                Ok(Err(e)) => return Err(failed(svc, e, false, "reading the upstream response failed")),
             }
         };
         // The body: read now when small, streamed otherwise.
@@ -370,11 +392,12 @@ async fn write_within(timeout: Duration, write: impl Future<Output = io::Result<
     }
 }
 
-/// An I/O error before any answer. On a pooled connection the upstream had already closed, the
-/// request may go again ([`Failure::Stale`]); anything else is a 502, logged with `what`.
-fn failed(svc: &ServiceTarget, e: io::Error, reused: bool, what: &'static str) -> Failure {
-    if reused && is_disconnect(&e) {
-        return Failure::Stale(e);
+/// An I/O error at `progress`. A pooled connection the upstream had closed is
+/// [`Failure::Stale`] (the caller decides whether the request goes again); anything else is a
+/// 502, logged with `what`.
+fn failed(svc: &ServiceTarget, e: io::Error, reused: bool, progress: Progress, what: &'static str) -> Failure {
+    if reused && progress != Progress::AnswerStarted && is_disconnect(&e) {
+        return Failure::Stale { progress, error: e };
     }
     tracing::warn!(service = %svc.id, error = %e, "{what}");
     Failure::Fatal(ProxyError::BadGateway)
