@@ -90,6 +90,8 @@ async fn dot_segments_cannot_walk_from_an_open_route_to_a_protected_one() {
         "/public/./../private/x",
         "/public/x/../../private/x",
         "//public//..//private/x",
+        // Absolute-form: the path inside the URI is normalized the same way.
+        "http://gw.test/public/%2e%2e/private/x",
     ] {
         assert_eq!(raw_get(&gw, target).await, unauthorized, "{target}");
     }
@@ -109,6 +111,7 @@ async fn the_upstream_receives_the_normalized_path_and_the_query_as_sent() {
         ("/public/a%2fb", "/public/a%2Fb"),
         ("/public/x?q=/../%2e%2e&r=%41", "/public/x?q=/../%2e%2e&r=%41"),
         ("/private/../public/y?a=1", "/public/y?a=1"),
+        ("http://gw.test/public/a/%2e%2e/c?x=1", "/public/c?x=1"),
     ] {
         let (st, b) = raw_get(&gw, target).await;
         assert_eq!((st, upstream_path(&b)), (200, want.to_string()), "{target}: {b}");
