@@ -3,6 +3,7 @@ mod declarative;
 mod headers;
 mod interop;
 mod oidc;
+mod paths;
 mod proxy;
 mod quickstart;
 mod tls;

@@ -7,6 +7,7 @@
 
 pub mod consumers;
 pub mod entity;
+pub mod path;
 pub mod plugin;
 pub mod router;
 pub mod schema;

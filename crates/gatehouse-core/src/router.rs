@@ -220,7 +220,7 @@ impl RouterBuilder {
                 Some(re) => PathPat::Regex(
                     regex::Regex::new(&format!("^(?:{re})")).map_err(|e| err(format!("invalid regex {re}: {e}")))?,
                 ),
-                None => PathPat::Prefix(p.clone()),
+                None => PathPat::Prefix(prefix_path(p)),
             }));
         }
         if paths.is_empty() {
@@ -271,6 +271,15 @@ impl RouterBuilder {
         router.regexes = if patterns.len() < REGEX_SET_MIN { None } else { regex::RegexSet::new(&patterns).ok() };
         router
     }
+}
+
+/// A route's prefix path in the form request paths are matched in ([`crate::path::normalize`]),
+/// so `/%7Euser` matches a request for `/~user` (both are `/~user` once normalized). A prefix the
+/// normalizer refuses (`/..`, a bad escape) is kept as written: no normalized request path can
+/// start with it, so the route simply never matches by that path, and the rest of the table
+/// still compiles.
+fn prefix_path(p: &str) -> String {
+    crate::path::normalize(p).map_or_else(|_| p.to_owned(), |n| n.into_owned())
 }
 
 fn host_pat(h: &str) -> HostPat {
@@ -347,7 +356,9 @@ impl Entry {
 }
 
 impl Router {
-    /// Finds the route for a request. `host` is the `Host` header (or URI authority), lowercase.
+    /// Finds the route for a request. `host` is the `Host` header (or URI authority), lowercase;
+    /// `path` is the request path normalized by [`crate::path::normalize`], the form prefix paths
+    /// are kept in, so that what is matched is what the upstream is sent.
     pub fn find<'a>(
         &'a self,
         method: &http::Method,
@@ -593,6 +604,19 @@ mod tests {
         let r = b.build();
         assert!(r.find(&http::Method::GET, "h", "/x", &http::HeaderMap::new()).is_none());
         assert!(r.find(&http::Method::PUT, "h", "/api", &http::HeaderMap::new()).is_none());
+    }
+
+    #[test]
+    fn prefix_paths_are_kept_in_normal_form() {
+        let mut b = RouterBuilder::default();
+        b.add(target("tilde"), spec(&[], &[], &["/%7euser", "/a%2fb", "/x/./y"], 0, 1)).unwrap();
+        b.add(target("odd"), spec(&[], &[], &["/.."], 0, 2)).unwrap();
+        let r = b.build();
+        let find = |p: &str| r.find(&http::Method::GET, "h", p, &http::HeaderMap::new()).map(|m| m.matched_len);
+        assert_eq!(find("/~user/z"), Some(6));
+        assert_eq!(find("/a%2Fb"), Some(6));
+        assert_eq!(find("/x/y/z"), Some(4));
+        assert_eq!(find("/"), None);
     }
 
     #[test]

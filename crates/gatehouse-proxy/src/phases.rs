@@ -5,12 +5,14 @@ use crate::forward::{ConnInfo, set_forwarded, strip_hop_by_hop};
 use crate::respond::ProxyError;
 use crate::upstream::{BodyKind, ResponseBody};
 use bytes::Bytes;
+use gatehouse_core::path::{PathError, normalize};
 use gatehouse_core::plugin::{Ctx, Flow, Step};
 use gatehouse_core::router::{RouteTarget, ServiceTarget, upstream_path};
 use http::{HeaderValue, Request, Response, Uri, header};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -26,8 +28,16 @@ fn full(r: Response<Bytes>) -> Response<ClientBody> {
 }
 
 /// Handles one request. Never fails: every error becomes a Kong-shaped response.
-pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> Response<ClientBody> {
+pub async fn handle(proxy: Arc<Proxy>, mut req: Request<Incoming>, conn: Arc<ConnInfo>) -> Response<ClientBody> {
     proxy.stats.total_requests.fetch_add(1, Ordering::Relaxed);
+    // Route on the normalized path and carry it in the request from here on, so the route,
+    // the plugins, `X-Forwarded-Path` and the upstream all see the one path that is served.
+    // An already normal path (the common case) is left alone, without a copy.
+    match normalized_uri(req.uri()) {
+        Ok(None) => {}
+        Ok(Some(uri)) => *req.uri_mut() = uri,
+        Err(e) => return full(e.response()),
+    }
     let snapshot = proxy.snapshot.load_full();
     // The client's Host (a cheap shared copy), lowercased only when it has capitals. Nothing
     // here borrows the request, which is taken apart below.
@@ -118,6 +128,29 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, conn: Arc<ConnInf
             finish(&target, &mut ctx, full(e.response()))
         }
     }
+}
+
+/// The request URI with its path normalized (query and authority as sent), or `None` when the
+/// path is normal already.
+fn normalized_uri(uri: &Uri) -> Result<Option<Uri>, ProxyError> {
+    let path = match normalize(uri.path()) {
+        Ok(Cow::Borrowed(_)) => return Ok(None),
+        Ok(Cow::Owned(p)) => p,
+        Err(PathError::TooLong) => return Err(ProxyError::UriTooLong),
+        Err(e) => {
+            tracing::debug!(error = %e, "request path refused");
+            return Err(ProxyError::BadRequest);
+        }
+    };
+    let mut pq = path;
+    if let Some(q) = uri.query() {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query =
+        Some(http::uri::PathAndQuery::from_maybe_shared(Bytes::from(pq)).map_err(|_| ProxyError::BadRequest)?);
+    Uri::from_parts(parts).map(Some).map_err(|_| ProxyError::BadRequest)
 }
 
 /// The request URI for the upstream: origin-form (`/path?query`) for plain HTTP, where the

@@ -18,8 +18,10 @@ pub enum ProxyError {
     BadGateway,
     /// The upstream did not answer in time: 504.
     Timeout,
-    /// The client's request could not be read: 400.
+    /// The client's request could not be read, or its path is refused: 400.
     BadRequest,
+    /// The request path is longer than the gateway accepts: 414.
+    UriTooLong,
 }
 
 impl ProxyError {
@@ -35,6 +37,7 @@ impl ProxyError {
             }
             ProxyError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "The upstream server is timing out"),
             ProxyError::BadRequest => (StatusCode::BAD_REQUEST, "Bad request"),
+            ProxyError::UriTooLong => (StatusCode::URI_TOO_LONG, "URI too long"),
         }
     }
 
