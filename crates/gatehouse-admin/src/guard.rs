@@ -66,10 +66,10 @@ pub fn parse_origin(text: &str) -> Result<String, OriginError> {
         return Err(syntax());
     }
     let host = authority.strip_suffix(default_port).unwrap_or(authority);
-    if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.ends_with(']')) {
-        if port.parse::<u16>().is_err() {
-            return Err(syntax());
-        }
+    if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.ends_with(']'))
+        && port.parse::<u16>().is_err()
+    {
+        return Err(syntax());
     }
     Ok(format!("{scheme}://{host}"))
 }
