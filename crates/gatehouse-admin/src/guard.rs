@@ -95,12 +95,38 @@ fn same_origin(headers: &HeaderMap, origin: &str) -> bool {
     })
 }
 
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+
 /// The browser's word that the request comes from a page of another site.
 fn cross_site(headers: &HeaderMap) -> bool {
-    matches!(header(headers, &HeaderName::from_static("sec-fetch-site")), Some("cross-site" | "same-site"))
+    matches!(header(headers, &SEC_FETCH_SITE), Some("cross-site" | "same-site"))
+}
+
+/// Whether a page sent the request (not a typed URL, not a tool): browsers mark those.
+fn from_a_page(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN) || header(headers, &SEC_FETCH_SITE).is_some_and(|s| s != "none")
+}
+
+/// Whether the `Host` is an address or `localhost`. A page that rebinds its own DNS name to
+/// 127.0.0.1 is "same-origin" with the Admin API in the browser's eyes, but its requests carry
+/// its own name as `Host`.
+fn host_is_an_address(headers: &HeaderMap) -> bool {
+    let Some(host) = header(headers, &header::HOST) else { return false };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => return v6.split_once(']').is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
 const ALLOWED_METHODS: &str = "GET, HEAD, PUT, PATCH, POST, DELETE, OPTIONS";
+
+fn forbidden_host() -> Response {
+    AdminError::Forbidden(
+        "browser pages may reach the Admin API only by address or localhost, or from admin_allowed_origins",
+    )
+    .into_response()
+}
 
 fn forbidden() -> Response {
     AdminError::Forbidden("cross-origin writes to the Admin API are not allowed").into_response()
@@ -126,6 +152,11 @@ pub(crate) async fn origin_check(State(guard): State<Arc<Guard>>, mut req: Reque
         h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("3600"));
         grant(h, origin.as_deref());
         return resp;
+    }
+    if !allowed && from_a_page(headers) && !host_is_an_address(headers) {
+        tracing::warn!(%method, host = header(headers, &header::HOST).unwrap_or(""), path = req.uri().path(),
+            "refused a page's Admin API request addressed by a name (DNS rebinding?)");
+        return forbidden_host();
     }
     let safe = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe && !allowed {
@@ -243,6 +274,40 @@ mod tests {
         assert_eq!((st, h.get("access-control-allow-origin")), (200, None));
         let (_, h, _) = send(app.clone(), req("GET", "/services", &[("origin", "https://gui.example.com")])).await;
         assert_eq!(h.get("access-control-allow-origin").map(|v| v.as_bytes()), Some(&b"https://gui.example.com"[..]));
+    }
+
+    #[tokio::test]
+    async fn pages_that_address_the_admin_api_by_a_name_are_refused() {
+        let app = app(Guard::default());
+        let named = |method, site, origin: Option<&str>, host| {
+            let mut b = http::Request::builder().method(method).uri("/services").header("host", host);
+            if let Some(s) = site {
+                b = b.header("sec-fetch-site", s);
+            }
+            if let Some(o) = origin {
+                b = b.header("origin", o);
+            }
+            b.body(Body::empty()).expect("request")
+        };
+        // A rebound name: the browser calls it same-origin.
+        let o = Some("http://evil.example:8001");
+        let (st, _, _) = send(app.clone(), named("POST", Some("same-origin"), o, "evil.example:8001")).await;
+        assert_eq!(st, 403);
+        let (st, _, _) = send(app.clone(), named("GET", Some("same-origin"), None, "evil.example:8001")).await;
+        assert_eq!(st, 403);
+        // Addresses and localhost, typed URLs, and tools pass.
+        for (site, host) in [
+            (Some("same-origin"), "localhost:8001"),
+            (Some("same-origin"), "[::1]:8001"),
+            (Some("none"), "admin.internal:8001"),
+            (None, "admin.internal:8001"),
+        ] {
+            let (st, _, _) = send(app.clone(), named("GET", site, None, host)).await;
+            assert_eq!(st, 200, "{site:?} {host}");
+        }
+        let own = Some("http://localhost:8001");
+        let (st, _, _) = send(app, named("POST", Some("same-origin"), own, "localhost:8001")).await;
+        assert_eq!(st, 200);
     }
 
     #[tokio::test]
