@@ -125,6 +125,15 @@ pub struct StartArgs {
     /// Log format: `text` or `json`. [default: text]
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT")]
     pub log_format: Option<String>,
+
+    // --- Admin API boundary ---
+    /// Origins of admin GUIs allowed to write to the Admin API from a browser, comma-separated
+    /// (`https://gui.example.com,http://localhost:8002`). Other pages' writes get 403. [default: none]
+    #[arg(long, env = "GATEHOUSE_ADMIN_ALLOWED_ORIGINS")]
+    pub admin_allowed_origins: Option<String>,
+    /// Largest Admin API request body (nginx syntax: `512k`, `10m`); larger ones get 413. [default: 10m]
+    #[arg(long, env = "GATEHOUSE_ADMIN_MAX_BODY_SIZE")]
+    pub admin_max_body_size: Option<String>,
 }
 
 /// Keys of the `--conf` TOML file.
@@ -138,6 +147,9 @@ struct FileSettings {
     declarative_config: Option<PathBuf>,
     log_level: Option<String>,
     log_format: Option<String>,
+    // Admin API boundary.
+    admin_allowed_origins: Option<String>,
+    admin_max_body_size: Option<String>,
 }
 
 /// Where configuration lives.
@@ -157,6 +169,9 @@ pub struct Settings {
     pub declarative_config: Option<PathBuf>,
     pub log_level: String,
     pub log_json: bool,
+    // Admin API boundary.
+    pub admin_allowed_origins: Vec<String>,
+    pub admin_max_body_size: usize,
 }
 
 impl Settings {
@@ -181,6 +196,21 @@ impl Settings {
             "json" => true,
             other => bail!("invalid log format '{other}': expected text or json"),
         };
+        let admin_allowed_origins = match args.admin_allowed_origins.or(file.admin_allowed_origins) {
+            Some(list) => list
+                .split(',')
+                .filter(|o| !o.trim().is_empty())
+                .map(|o| gatehouse_admin::parse_origin(o).context("invalid admin_allowed_origins"))
+                .collect::<anyhow::Result<Vec<String>>>()?,
+            None => Vec::new(),
+        };
+        let admin_max_body_size = match args.admin_max_body_size.or(file.admin_max_body_size) {
+            Some(text) => match parse_size(&text).context("invalid admin_max_body_size")? {
+                0 => bail!("invalid admin_max_body_size '0': the Admin API needs a limit"),
+                n => usize::try_from(n).context("invalid admin_max_body_size: too large")?,
+            },
+            None => gatehouse_admin::Guard::default().max_body,
+        };
         let defaults = |s: &str| -> SocketAddr { s.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0))) };
         Ok(Settings {
             proxy_listen: args.proxy_listen.or(file.proxy_listen).unwrap_or_else(|| defaults("127.0.0.1:8000")),
@@ -190,6 +220,8 @@ impl Settings {
             declarative_config: args.declarative_config.or(file.declarative_config),
             log_level: args.log_level.or(file.log_level).unwrap_or_else(|| "info".into()),
             log_json,
+            admin_allowed_origins,
+            admin_max_body_size,
         })
     }
 
@@ -202,13 +234,14 @@ impl Settings {
             "prefix": self.data_dir.display().to_string(),
             "declarative_config": self.declarative_config.as_ref().map(|p| p.display().to_string()),
             "log_level": self.log_level,
+            "admin_allowed_origins": self.admin_allowed_origins,
+            "admin_max_body_size": self.admin_max_body_size,
         })
     }
 }
 
 /// A size in nginx's syntax: bytes, or a number with `k` or `m` (`8k`, `1m`); `0` is zero bytes
 /// (callers decide whether that means "unlimited", as nginx's `client_max_body_size 0` does).
-#[allow(dead_code)] // used by the settings that follow
 pub fn parse_size(text: &str) -> anyhow::Result<u64> {
     let t = text.trim();
     let (digits, unit) = match t.as_bytes().last() {
@@ -278,6 +311,29 @@ mod tests {
         assert_eq!(s.admin_listen.port(), 2);
         assert_eq!(s.database, Database::Off);
         assert_eq!(s.log_level, "info");
+    }
+
+    #[test]
+    fn admin_boundary_settings_resolve_and_hostile_values_are_refused() {
+        let s = Settings::resolve(StartArgs::default()).unwrap();
+        assert_eq!((s.admin_allowed_origins.len(), s.admin_max_body_size), (0, 10 << 20));
+        let args = StartArgs {
+            admin_allowed_origins: Some(" https://GUI.example.com/ , http://localhost:8002,".into()),
+            admin_max_body_size: Some("512k".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(args).unwrap();
+        assert_eq!(s.admin_allowed_origins, ["https://gui.example.com", "http://localhost:8002"]);
+        assert_eq!(s.admin_max_body_size, 512 << 10);
+        assert_eq!(s.to_json()["admin_allowed_origins"][0], "https://gui.example.com");
+        for bad in ["*", "null", "gui.example.com", "https://x/admin"] {
+            let args = StartArgs { admin_allowed_origins: Some(bad.into()), ..Default::default() };
+            assert!(Settings::resolve(args).is_err(), "{bad:?}");
+        }
+        for bad in ["0", "-1", "ten", "99999999999999999999g"] {
+            let args = StartArgs { admin_max_body_size: Some(bad.into()), ..Default::default() };
+            assert!(Settings::resolve(args).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

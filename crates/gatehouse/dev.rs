@@ -52,6 +52,8 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         declarative_config: None,
         log_level: args.log_level.clone().unwrap_or_else(|| "info".into()),
         log_json: false,
+        admin_allowed_origins: Vec::new(),
+        admin_max_body_size: gatehouse_admin::Guard::default().max_body,
     };
     let gw = launch(&settings).await?;
     let created = seed(&gw.admin, &idp_url, &echo_url).await?;

@@ -217,7 +217,9 @@ pub(crate) async fn launch(s: &Settings) -> anyhow::Result<Running> {
         node_id,
         configuration: s.to_json(),
     });
-    let admin = gatehouse_admin::router(admin_state);
+    let guard =
+        gatehouse_admin::Guard { allowed_origins: s.admin_allowed_origins.clone(), max_body: s.admin_max_body_size };
+    let admin = gatehouse_admin::router_with(admin_state, guard);
     let (stop_tx, stop_rx) = watch::channel(false);
     let proxy_threads = gatehouse_proxy::serve_threads(proxy_listeners, handle, stats, stop_rx.clone())?;
     let admin_task =

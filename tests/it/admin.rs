@@ -320,7 +320,7 @@ async fn bad_input_is_refused_and_nothing_is_written() {
     let (st, _) = send("<xml/>", "application/xml").await;
     assert_eq!(st, 415);
 
-    let huge = format!("{{\"host\": \"h\", \"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let huge = format!("{{\"host\": \"h\", \"name\": \"{}\"}}", "x".repeat(10 * 1024 * 1024));
     let resp =
         c.post(format!("{a}/services")).header("content-type", "application/json").body(huge).send().await.unwrap();
     let (st, e) = json(resp).await;

@@ -1,4 +1,5 @@
 mod admin;
+mod admin_boundary;
 mod declarative;
 mod headers;
 mod interop;

@@ -21,7 +21,7 @@ pub enum AdminError {
     /// 415: a body encoding Kong does not accept.
     #[error("unsupported media type")]
     UnsupportedMediaType,
-    /// 413: the body is larger than [`crate::body::MAX_BODY`].
+    /// 413: the body is larger than the Admin API's limit ([`crate::Guard::max_body`]).
     #[error("payload too large")]
     PayloadTooLarge,
     /// 405 `{"message":"Method not allowed"}`.
@@ -59,6 +59,13 @@ pub enum AdminError {
     /// 400 code 14 (`POST /config`).
     #[error("invalid declarative configuration")]
     Declarative(FieldErrors),
+    /// 403 `{"message"}`: a write from a browser page of another origin.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 500 `{"message":"An unexpected error occurred"}`, Kong's body for a handler that failed
+    /// (here: panicked). The detail is logged where it happened.
+    #[error("internal error")]
+    Internal,
     /// 500 code 8. The detail is logged, not sent.
     #[error("database error: {0}")]
     Database(String),
@@ -212,6 +219,8 @@ impl IntoResponse for AdminError {
                     Some(schema_fields(&errs)),
                 )
             }
+            AdminError::Forbidden(m) => message(StatusCode::FORBIDDEN, m),
+            AdminError::Internal => message(StatusCode::INTERNAL_SERVER_ERROR, "An unexpected error occurred"),
             AdminError::Database(detail) => {
                 tracing::error!(error = %detail, "admin API database error");
                 db_error(

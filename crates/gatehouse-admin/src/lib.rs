@@ -7,8 +7,10 @@
 mod body;
 mod entities;
 mod error;
+mod guard;
 
 pub use error::AdminError;
+pub use guard::{Guard, OriginError, parse_origin};
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -46,8 +48,25 @@ impl AdminState {
     }
 }
 
-/// The Admin API router.
+/// The Admin API router with the default [`Guard`]: no cross-origin writes, Kong's body limit.
 pub fn router(state: Arc<AdminState>) -> Router {
+    router_with(state, Guard::default())
+}
+
+/// The Admin API router, with `guard`'s origins and limits.
+pub fn router_with(state: Arc<AdminState>, guard: Guard) -> Router {
+    layers(routes(state), guard)
+}
+
+/// The outer layers, outermost first: a panic anywhere inside becomes a 500 for that request; then
+/// the origin check and body limit ([`guard`]).
+fn layers(routes: Router, guard: Guard) -> Router {
+    routes
+        .layer(axum::middleware::from_fn_with_state(Arc::new(guard), guard::origin_check))
+        .layer(axum::middleware::from_fn(guard::catch_panic))
+}
+
+fn routes(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/status", get(status))
@@ -170,11 +189,12 @@ async fn validate_plugin(State(s): State<Arc<AdminState>>, req: Request) -> Resp
     )
 }
 
-/// Reads the whole body, refusing more than [`body::MAX_BODY`] with 413.
+/// Reads the whole body, refusing more than the [`Guard`]'s limit with 413.
 pub(crate) async fn read_bytes(req: Request) -> Result<(Option<String>, bytes::Bytes), AdminError> {
     use http_body_util::BodyExt;
     let ct = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let limited = http_body_util::Limited::new(req.into_body(), body::MAX_BODY);
+    let limit = req.extensions().get::<guard::BodyLimit>().map_or(body::DEFAULT_MAX_BODY, |l| l.0);
+    let limited = http_body_util::Limited::new(req.into_body(), limit);
     match limited.collect().await {
         Ok(c) => Ok((ct, c.to_bytes())),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(AdminError::PayloadTooLarge),
@@ -199,8 +219,7 @@ async fn post_config(State(s): State<Arc<AdminState>>, req: Request) -> Response
                     b.value.get("config").and_then(Value::as_str).unwrap_or_default().to_string()
                 }
                 Some(c) if c.starts_with("application/json") => {
-                    let v: Value = serde_json::from_slice(&bytes)
-                        .map_err(|_| AdminError::BadRequest("Cannot parse JSON body".into()))?;
+                    let v = body::json(&bytes)?;
                     match v.get("config") {
                         Some(Value::String(t)) => t.clone(),
                         Some(obj @ Value::Object(_)) => obj.to_string(),

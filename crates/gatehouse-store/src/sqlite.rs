@@ -39,6 +39,95 @@ CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#,
 )];
 
+/// The database file's name in the data directory.
+const DB_FILE: &str = "gatehouse.db";
+
+/// Private files: the data directory and the database, which holds the node's session secret
+/// (with it anyone can seal a session cookie). Nothing here depends on the process umask.
+mod private {
+    use super::{DB_FILE, StoreError};
+    use std::path::Path;
+
+    /// The directory's mode: only its owner may list or enter it.
+    pub const DIR_MODE: u32 = 0o700;
+    /// The files' mode: only their owner may read or write them.
+    pub const FILE_MODE: u32 = 0o600;
+    /// SQLite's files for `gatehouse.db` in WAL mode.
+    const FILES: [&str; 3] = ["", "-wal", "-shm"];
+
+    fn err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+        StoreError::Database(format!("cannot {what} {}: {e}", path.display()))
+    }
+
+    /// Creates `dir` 0700 (or tightens it), tightens existing database files, and creates an
+    /// empty 0600 database file when there is none, so SQLite never creates one with the umask's
+    /// mode.
+    pub fn prepare(dir: &Path) -> Result<(), StoreError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(DIR_MODE)
+                    .create(dir)
+                    .map_err(|e| err("create data directory", dir, e))?;
+            }
+            tighten(dir, DIR_MODE)?;
+            tighten_files(dir)?;
+            let db = dir.join(DB_FILE);
+            if !db.exists() {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(FILE_MODE)
+                    .open(&db)
+                    .map_err(|e| err("create", &db, e))?;
+            }
+        }
+        #[cfg(not(unix))]
+        std::fs::create_dir_all(dir).map_err(|e| err("create data directory", dir, e))?;
+        Ok(())
+    }
+
+    /// Tightens whichever of the database's files exist.
+    pub fn tighten_files(dir: &Path) -> Result<(), StoreError> {
+        for suffix in FILES {
+            let path = dir.join(format!("{DB_FILE}{suffix}"));
+            if path.exists() {
+                tighten(&path, FILE_MODE)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every permission bit beyond `mode`, logging when there were any. A path this
+    /// process may not change is an error: the node refuses to start with its secret exposed.
+    #[cfg(unix)]
+    fn tighten(path: &Path, mode: u32) -> Result<(), StoreError> {
+        use std::os::unix::fs::PermissionsExt;
+        let found =
+            std::fs::metadata(path).map_err(|e| err("read the mode of", path, e))?.permissions().mode() & 0o7777;
+        if found & !mode != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(found & mode))
+                .map_err(|e| err("tighten the permissions of", path, e))?;
+            tracing::warn!(
+                path = %path.display(),
+                found = format!("{found:o}"),
+                now = format!("{:o}", found & mode),
+                "tightened permissions: the data directory holds the node's secrets"
+            );
+        }
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn tighten(_path: &Path, _mode: u32) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -61,11 +150,13 @@ fn db_err(e: sqlx::Error) -> StoreError {
 
 impl SqliteStore {
     /// Opens (creating if needed) `gatehouse.db` in `dir` and applies migrations.
+    ///
+    /// The database holds the node's session secret, so the directory is made private (0700) and
+    /// its files 0600, and looser modes found there are tightened, with a warning.
     pub async fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Database(format!("cannot create data directory {}: {e}", dir.display())))?;
+        private::prepare(dir)?;
         let opts = SqliteConnectOptions::new()
-            .filename(dir.join("gatehouse.db"))
+            .filename(dir.join(DB_FILE))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -74,6 +165,8 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(db_err)?;
         let store = SqliteStore { pool };
         store.migrate().await?;
+        // SQLite gives its -wal and -shm files the database file's mode; check them anyway.
+        private::tighten_files(dir)?;
         Ok(store)
     }
 
@@ -301,6 +394,48 @@ mod tests {
 
     fn svc(id: &str, name: &str, created: i64, tags: Value) -> Value {
         json!({"id": id, "name": name, "created_at": created, "updated_at": created, "host": "h", "tags": tags})
+    }
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_fresh_store_is_private_to_its_owner() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let s = SqliteStore::open(&dir).await.unwrap();
+        s.setting_or_insert("session_secret", "s3cret").await.unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        for f in ["gatehouse.db", "gatehouse.db-wal", "gatehouse.db-shm"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_loose_store_is_tightened_and_keeps_its_data() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        {
+            let s = SqliteStore::open(&dir).await.unwrap();
+            s.setting_or_insert("session_secret", "s3cret").await.unwrap();
+            s.pool.close().await;
+        }
+        let loosen = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        loosen(&dir, 0o755);
+        loosen(&dir.join("gatehouse.db"), 0o644);
+        std::fs::write(dir.join("gatehouse.db-shm"), b"").unwrap();
+        loosen(&dir.join("gatehouse.db-shm"), 0o666);
+        let s = SqliteStore::open(&dir).await.unwrap();
+        assert_eq!(s.setting_or_insert("session_secret", "other").await.unwrap(), "s3cret");
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("gatehouse.db")), 0o600);
+        assert_eq!(mode(&dir.join("gatehouse.db-shm")), 0o600);
     }
 
     #[tokio::test]
