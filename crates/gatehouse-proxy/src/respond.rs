@@ -20,6 +20,11 @@ pub enum ProxyError {
     Timeout,
     /// The client's request could not be read: 400.
     BadRequest,
+    /// The request body is larger than `client_max_body_size`, or than `client_body_buffer_size`
+    /// when a plugin reads it: 413.
+    PayloadTooLarge,
+    /// The client sent nothing within `client_body_timeout`: 408.
+    RequestTimeout,
 }
 
 impl ProxyError {
@@ -35,6 +40,9 @@ impl ProxyError {
             }
             ProxyError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "The upstream server is timing out"),
             ProxyError::BadRequest => (StatusCode::BAD_REQUEST, "Bad request"),
+            // Kong's error_handlers.lua bodies for nginx's own 413 and 408.
+            ProxyError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+            ProxyError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "Request timeout"),
         }
     }
 

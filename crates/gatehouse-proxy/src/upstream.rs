@@ -22,7 +22,7 @@ use std::time::Duration;
 
 /// The body sent upstream by the hyper client: streamed from the client, or buffered (so it can
 /// be retried).
-pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
+pub type UpstreamBody = Either<crate::client::RequestBody, Full<Bytes>>;
 
 /// An upstream's response body: from the HTTPS client, or from our plain-HTTP client.
 pub type ResponseBody = Either<Incoming, crate::h1::ResponseBody>;
@@ -168,8 +168,8 @@ impl Clients {
 
 /// How the request body goes upstream.
 pub enum BodyKind {
-    /// Stream the client's body through.
-    Stream(Incoming),
+    /// Stream the client's body through, within its size and time bounds.
+    Stream(crate::client::RequestBody),
     /// Send these bytes (the body was read fully).
     Buffered(Bytes),
 }

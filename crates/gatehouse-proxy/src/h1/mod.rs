@@ -20,6 +20,7 @@ mod encode;
 
 pub use body::ResponseBody;
 
+use crate::client::RequestBody;
 use crate::respond::ProxyError;
 use crate::upstream::BodyKind;
 use bytes::{Bytes, BytesMut};
@@ -29,7 +30,6 @@ use gatehouse_core::router::ServiceTarget;
 use http::uri::Authority;
 use http::{Method, header};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use rustc_hash::FxHashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -212,7 +212,7 @@ impl H1Pool {
         out: &mut Vec<u8>,
         head_len: usize,
         buffered: &Bytes,
-        stream: Option<&mut Incoming>,
+        stream: Option<&mut RequestBody>,
         framing: ReqFraming,
         head_request: bool,
     ) -> Result<http::Response<ResponseBody>, Failure> {
@@ -321,7 +321,7 @@ impl H1Pool {
 /// within `timeout` (Kong's `write_timeout` is the longest gap between two writes).
 async fn stream_body(
     io: &mut TcpStream,
-    body: &mut Incoming,
+    body: &mut RequestBody,
     framing: ReqFraming,
     timeout: Duration,
 ) -> Result<(), ProxyError> {
@@ -333,7 +333,7 @@ async fn stream_body(
             Some(Ok(f)) => f,
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "reading the client's body failed");
-                return Err(ProxyError::BadRequest);
+                return Err(e.proxy_error());
             }
         };
         let Ok(data) = frame.into_data() else { continue };
