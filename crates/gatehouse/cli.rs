@@ -411,7 +411,8 @@ mod tests {
 
     #[test]
     fn hostile_client_limits_are_refused_with_their_name() {
-        let cases: [(&str, fn(&mut StartArgs, String)); 4] = [
+        type Set = fn(&mut StartArgs, String);
+        let cases: [(&str, Set); 4] = [
             ("client_max_body_size", |a, v| a.client_max_body_size = Some(v)),
             ("client_header_timeout", |a, v| a.client_header_timeout = Some(v)),
             ("keepalive_timeout", |a, v| a.keepalive_timeout = Some(v)),

@@ -1,4 +1,5 @@
 mod admin;
+mod client_limits;
 mod declarative;
 mod headers;
 mod interop;
