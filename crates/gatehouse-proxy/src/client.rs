@@ -383,6 +383,20 @@ mod tests {
         assert!(!is_form_or_json(Some(&HeaderValue::from_bytes(b"application/\xffjson").unwrap())));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Any header bytes: no panic, and only `application/` types are read for plugins.
+        #[test]
+        fn content_type_check_never_panics_and_admits_only_application_types(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+                if is_form_or_json(Some(&v)) {
+                    let text = v.to_str().unwrap().trim_start().to_ascii_lowercase();
+                    proptest::prop_assert!(text.starts_with("application/"));
+                }
+            }
+        }
+    }
+
     #[test]
     fn slots_stop_at_the_cap_and_come_back_when_released() {
         let open = Arc::new(AtomicUsize::new(0));
