@@ -233,12 +233,16 @@ fn chunked(body_len: usize, chunk: usize) -> Vec<u8> {
 /// returns the response as text. The body is written from another thread: the gateway may
 /// answer and close before reading it.
 fn upload(env: &Env, ctype: &str, len: usize, with_length: bool, extra: &str) -> String {
+    upload_to(env, "/api/anything", ctype, len, with_length, extra)
+}
+
+fn upload_to(env: &Env, path: &str, ctype: &str, len: usize, with_length: bool, extra: &str) -> String {
     let mut s = env.connect();
     // Long enough for a 96 MiB body read whole, so such a regression fails on its memory.
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let framing = if with_length { format!("Content-Length: {len}") } else { "Transfer-Encoding: chunked".into() };
     let head = format!(
-        "POST /api/anything HTTP/1.1\r\nHost: a\r\nContent-Type: {ctype}\r\n{framing}\r\n{extra}Connection: close\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: a\r\nContent-Type: {ctype}\r\n{framing}\r\n{extra}Connection: close\r\n\r\n"
     );
     let body = if with_length { vec![b'a'; len] } else { chunked(len, 64 * 1024) };
     let mut w = s.try_clone().unwrap();
@@ -261,6 +265,26 @@ async fn body_over_client_max_body_size_gets_413_by_length_and_by_counting() {
         assert!(got.starts_with("HTTP/1.1 200"), "with_length={with_length}: {got}");
         assert_eq!(body_of(&got)["data"].as_str().map(str::len), Some(1000));
     }
+}
+
+// Multi-threaded: the upstream runs in this process while the test blocks on its socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_over_client_max_body_size_gets_413_through_an_https_upstream_too() {
+    let env = setup(&["--client-max-body-size", "1k"]).await;
+    let port = super::tls::tls_upstream().await;
+    let url = format!("https://127.0.0.1:{port}/");
+    let (st, s) =
+        post(&format!("{}/services", env.gw.admin), json!({"name": "tls", "url": url, "tls_verify": false})).await;
+    assert_eq!(st, 201, "{s}");
+    let (st, s) = post(&format!("{}/services/tls/routes", env.gw.admin), json!({"paths": ["/tls"]})).await;
+    assert_eq!(st, 201, "{s}");
+    // Chunked: counted while it streams through hyper's pooled client.
+    let got = upload_to(&env, "/tls", "application/octet-stream", 4000, false, "");
+    assert!(got.starts_with("HTTP/1.1 413"), "{got}");
+    assert_eq!(body_of(&got), json!({"message": "Payload too large"}));
+    let got = upload_to(&env, "/tls", "application/octet-stream", 1000, false, "");
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert_eq!(body_of(&got)["len"], 1000);
 }
 
 #[tokio::test]

@@ -14,8 +14,8 @@ use hyper::body::Incoming;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -89,12 +89,34 @@ pub struct RequestBody {
     // Made on the first wait only: most small bodies arrive with their head.
     sleep: Option<Pin<Box<Sleep>>>,
     armed: bool,
+    // Where the failure is told to a sender that loses the error (hyper's h2 client turns it into
+    // a stream reset); made only when asked for.
+    failure: Option<Arc<OnceLock<ProxyError>>>,
 }
 
 impl RequestBody {
     /// Wraps `inner` with `limits`' body size and timeout.
     pub fn new(inner: Incoming, limits: &ClientLimits) -> RequestBody {
-        RequestBody { inner, remaining: limits.max_body_size, timeout: limits.body_timeout, sleep: None, armed: false }
+        RequestBody {
+            inner,
+            remaining: limits.max_body_size,
+            timeout: limits.body_timeout,
+            sleep: None,
+            armed: false,
+            failure: None,
+        }
+    }
+
+    /// Where the answer for a failed body read is kept, for senders whose error loses it.
+    pub fn failure(&mut self) -> Arc<OnceLock<ProxyError>> {
+        self.failure.get_or_insert_with(Default::default).clone()
+    }
+
+    fn fail(&self, e: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(f) = &self.failure {
+            let _ = f.set(e.proxy_error());
+        }
+        Poll::Ready(Some(Err(e)))
     }
 
     /// Reads the whole body, failing with [`BodyError::TooLarge`] past `limit` bytes.
@@ -125,12 +147,12 @@ impl Body for RequestBody {
                 if let (Some(data), Some(rem)) = (frame.data_ref(), this.remaining.as_mut()) {
                     match rem.checked_sub(data.len() as u64) {
                         Some(r) => *rem = r,
-                        None => return Poll::Ready(Some(Err(BodyError::TooLarge))),
+                        None => return this.fail(BodyError::TooLarge),
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Read(e)))),
+            Poll::Ready(Some(Err(e))) => this.fail(BodyError::Read(e)),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let deadline = tokio::time::Instant::now() + this.timeout;
@@ -140,7 +162,7 @@ impl Body for RequestBody {
                     this.armed = true;
                 }
                 match sleep.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Timeout))),
+                    Poll::Ready(()) => this.fail(BodyError::Timeout),
                     Poll::Pending => Poll::Pending,
                 }
             }
@@ -388,11 +410,11 @@ mod tests {
         /// Any header bytes: no panic, and only `application/` types are read for plugins.
         #[test]
         fn content_type_check_never_panics_and_admits_only_application_types(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
-            if let Ok(v) = HeaderValue::from_bytes(&bytes) {
-                if is_form_or_json(Some(&v)) {
-                    let text = v.to_str().unwrap().trim_start().to_ascii_lowercase();
-                    proptest::prop_assert!(text.starts_with("application/"));
-                }
+            if let Ok(v) = HeaderValue::from_bytes(&bytes)
+                && is_form_or_json(Some(&v))
+            {
+                let text = v.to_str().unwrap().trim_start().to_ascii_lowercase();
+                proptest::prop_assert!(text.starts_with("application/"));
             }
         }
     }

@@ -130,9 +130,13 @@ impl Clients {
         // The response head must arrive within write + read timeout (send then wait).
         let deadline = svc.write_timeout + svc.read_timeout;
         let resp = match body {
-            BodyKind::Stream(b) => {
+            BodyKind::Stream(mut b) => {
+                // A client body that broke the request (too large, too slow) is the client's fault.
+                let failure = b.failure();
                 let req = http::Request::from_parts(parts, Either::Left(b));
-                once(&client, req, deadline).await.map_err(Retry::into_proxy_error)
+                once(&client, req, deadline)
+                    .await
+                    .map_err(|r| failure.get().copied().unwrap_or_else(|| r.into_proxy_error()))
             }
             BodyKind::Buffered(bytes) => {
                 // Earlier attempts send a copy of the head; the last possible one takes the original,
