@@ -117,6 +117,18 @@ async fn half_sent_head_and_silent_connection_are_closed_after_client_header_tim
 }
 
 #[tokio::test]
+async fn h2c_connection_without_a_request_is_closed_after_client_header_timeout() {
+    let env = setup(&["--client-header-timeout", "0.5", "--keepalive-timeout", "30"]).await;
+    let start = Instant::now();
+    let mut s = env.connect();
+    // The h2 preface and an empty SETTINGS frame, then nothing.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").unwrap();
+    let (got, took) = until_closed(&mut s, start);
+    assert!(!got.is_empty(), "the server's SETTINGS came first");
+    assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(3), "closed after {took:?}");
+}
+
+#[tokio::test]
 async fn idle_keep_alive_connection_is_closed_after_keepalive_timeout() {
     let env = setup(&["--client-header-timeout", "30", "--keepalive-timeout", "0.5"]).await;
     let mut s = env.connect();

@@ -155,12 +155,16 @@ impl Body for RequestBody {
             Poll::Ready(Some(Err(e))) => this.fail(BodyError::Read(e)),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                let deadline = tokio::time::Instant::now() + this.timeout;
-                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                // The wait is timed from the first time nothing was there, not from each poll.
                 if !this.armed {
-                    sleep.as_mut().reset(deadline);
+                    let deadline = tokio::time::Instant::now() + this.timeout;
+                    match &mut this.sleep {
+                        Some(s) => s.as_mut().reset(deadline),
+                        None => this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
                     this.armed = true;
                 }
+                let Some(sleep) = this.sleep.as_mut() else { return Poll::Pending };
                 match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => this.fail(BodyError::Timeout),
                     Poll::Pending => Poll::Pending,
