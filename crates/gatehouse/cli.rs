@@ -134,6 +134,25 @@ pub struct StartArgs {
     /// Largest Admin API request body (nginx syntax: `512k`, `10m`); larger ones get 413. [default: 10m]
     #[arg(long, env = "GATEHOUSE_ADMIN_MAX_BODY_SIZE")]
     pub admin_max_body_size: Option<String>,
+    // Client side of the proxy: body sizes, timeouts, connection cap (nginx's names).
+    /// Largest request body (nginx size: 512, 8k, 1m); larger ones get 413. `0` is unlimited. [default: 0]
+    #[arg(long, env = "GATEHOUSE_CLIENT_MAX_BODY_SIZE")]
+    pub client_max_body_size: Option<String>,
+    /// Most a plugin's body read may buffer (form and JSON bodies only); larger ones get 413. [default: 1m]
+    #[arg(long, env = "GATEHOUSE_CLIENT_BODY_BUFFER_SIZE")]
+    pub client_body_buffer_size: Option<String>,
+    /// Seconds a client has to send a whole request head. [default: 60]
+    #[arg(long, env = "GATEHOUSE_CLIENT_HEADER_TIMEOUT")]
+    pub client_header_timeout: Option<String>,
+    /// Longest wait in seconds between two reads of a request body. [default: 60]
+    #[arg(long, env = "GATEHOUSE_CLIENT_BODY_TIMEOUT")]
+    pub client_body_timeout: Option<String>,
+    /// Seconds a client connection may stay idle between requests. [default: 75]
+    #[arg(long, env = "GATEHOUSE_KEEPALIVE_TIMEOUT")]
+    pub keepalive_timeout: Option<String>,
+    /// Open client connections across the proxy; more are closed at once. [default: 16384]
+    #[arg(long, env = "GATEHOUSE_CLIENT_MAX_CONNECTIONS")]
+    pub client_max_connections: Option<String>,
 }
 
 /// Keys of the `--conf` TOML file.
@@ -150,6 +169,78 @@ struct FileSettings {
     // Admin API boundary.
     admin_allowed_origins: Option<String>,
     admin_max_body_size: Option<String>,
+    // Client side of the proxy.
+    client_max_body_size: Option<FileValue>,
+    client_body_buffer_size: Option<FileValue>,
+    client_header_timeout: Option<FileValue>,
+    client_body_timeout: Option<FileValue>,
+    keepalive_timeout: Option<FileValue>,
+    client_max_connections: Option<FileValue>,
+}
+
+/// A TOML value written as a number (`60`, `0.5`) or a string (`"1m"`), read as its text.
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum FileValue {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl FileValue {
+    fn text(self) -> String {
+        match self {
+            FileValue::Int(n) => n.to_string(),
+            FileValue::Float(x) => x.to_string(),
+            FileValue::Text(t) => t,
+        }
+    }
+}
+
+/// Flag or env, else the file's value, else `default`, as text for the parsers.
+fn pick(arg: Option<String>, file: Option<FileValue>, default: &str) -> String {
+    arg.or_else(|| file.map(FileValue::text)).unwrap_or_else(|| default.to_owned())
+}
+
+/// The client side's bounds from their settings, each checked (`name` in the errors).
+fn client_limits(args: &mut StartArgs, file: &mut FileSettings) -> anyhow::Result<gatehouse_proxy::ClientLimits> {
+    let size = |name: &str, text: String| parse_size(&text).with_context(|| format!("invalid {name}"));
+    // A zero timeout would close every connection at once: these have no "off".
+    let seconds = |name: &str, text: String| -> anyhow::Result<std::time::Duration> {
+        let d = parse_seconds(&text).with_context(|| format!("invalid {name}"))?;
+        if d.is_zero() {
+            bail!("invalid {name} '{text}': expected seconds above 0");
+        }
+        Ok(d)
+    };
+    let max_body =
+        size("client_max_body_size", pick(args.client_max_body_size.take(), file.client_max_body_size.take(), "0"))?;
+    let buffer = size(
+        "client_body_buffer_size",
+        pick(args.client_body_buffer_size.take(), file.client_body_buffer_size.take(), "1m"),
+    )?;
+    let conns_text = pick(args.client_max_connections.take(), file.client_max_connections.take(), "16384");
+    let max_connections = match conns_text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => n,
+        _ => bail!("invalid client_max_connections '{conns_text}': expected a whole number above 0"),
+    };
+    Ok(gatehouse_proxy::ClientLimits {
+        max_body_size: (max_body > 0).then_some(max_body),
+        body_buffer_size: buffer,
+        header_timeout: seconds(
+            "client_header_timeout",
+            pick(args.client_header_timeout.take(), file.client_header_timeout.take(), "60"),
+        )?,
+        body_timeout: seconds(
+            "client_body_timeout",
+            pick(args.client_body_timeout.take(), file.client_body_timeout.take(), "60"),
+        )?,
+        keepalive_timeout: seconds(
+            "keepalive_timeout",
+            pick(args.keepalive_timeout.take(), file.keepalive_timeout.take(), "75"),
+        )?,
+        max_connections,
+    })
 }
 
 /// Where configuration lives.
@@ -172,18 +263,21 @@ pub struct Settings {
     // Admin API boundary.
     pub admin_allowed_origins: Vec<String>,
     pub admin_max_body_size: usize,
+    /// The proxy's client-side bounds (body sizes, timeouts, connection cap).
+    pub client: gatehouse_proxy::ClientLimits,
 }
 
 impl Settings {
     /// Resolves flag > environment > file > default, and validates.
-    pub fn resolve(args: StartArgs) -> anyhow::Result<Settings> {
-        let file: FileSettings = match &args.conf {
+    pub fn resolve(mut args: StartArgs) -> anyhow::Result<Settings> {
+        let mut file: FileSettings = match &args.conf {
             Some(p) => {
                 let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
                 toml::from_str(&text).with_context(|| format!("invalid settings file {}", p.display()))?
             }
             None => FileSettings::default(),
         };
+        let client = client_limits(&mut args, &mut file)?;
         let database = match args.database.or(file.database).as_deref().unwrap_or("sqlite") {
             "sqlite" => Database::Sqlite,
             "off" => Database::Off,
@@ -222,6 +316,7 @@ impl Settings {
             log_json,
             admin_allowed_origins,
             admin_max_body_size,
+            client,
         })
     }
 
@@ -236,6 +331,12 @@ impl Settings {
             "log_level": self.log_level,
             "admin_allowed_origins": self.admin_allowed_origins,
             "admin_max_body_size": self.admin_max_body_size,
+            "client_max_body_size": self.client.max_body_size.unwrap_or(0),
+            "client_body_buffer_size": self.client.body_buffer_size,
+            "client_header_timeout": self.client.header_timeout.as_secs_f64(),
+            "client_body_timeout": self.client.body_timeout.as_secs_f64(),
+            "keepalive_timeout": self.client.keepalive_timeout.as_secs_f64(),
+            "client_max_connections": self.client.max_connections,
         })
     }
 }
@@ -262,7 +363,6 @@ pub fn parse_size(text: &str) -> anyhow::Result<u64> {
 
 /// A duration in seconds, possibly fractional (`60`, `0.5`), at most one day. `0` is allowed;
 /// callers decide whether it means "off".
-#[allow(dead_code)] // used by the settings that follow
 pub fn parse_seconds(text: &str) -> anyhow::Result<std::time::Duration> {
     let t = text.trim();
     let secs: f64 = t.parse().map_err(|_| anyhow::anyhow!("invalid duration '{text}': expected seconds (60, 0.5)"))?;
@@ -333,6 +433,57 @@ mod tests {
         for bad in ["0", "-1", "ten", "99999999999999999999g"] {
             let args = StartArgs { admin_max_body_size: Some(bad.into()), ..Default::default() };
             assert!(Settings::resolve(args).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn client_limits_default_to_nginx_and_come_from_flags_or_the_file() {
+        let s = Settings::resolve(StartArgs::default()).unwrap();
+        assert_eq!(s.client.max_body_size, None);
+        assert_eq!(s.client.body_buffer_size, 1 << 20);
+        assert_eq!(s.client.header_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(s.client.body_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(s.client.keepalive_timeout, std::time::Duration::from_secs(75));
+        assert_eq!(s.client.max_connections, 16384);
+
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("g.toml");
+        std::fs::write(
+            &conf,
+            "client_max_body_size = \"8k\"\nclient_header_timeout = 0.5\nkeepalive_timeout = 3\n\
+             client_max_connections = 10\nclient_body_buffer_size = 100\n",
+        )
+        .unwrap();
+        let args = StartArgs { conf: Some(conf), client_body_timeout: Some("2".into()), ..Default::default() };
+        let s = Settings::resolve(args).unwrap();
+        assert_eq!(s.client.max_body_size, Some(8192));
+        assert_eq!(s.client.body_buffer_size, 100);
+        assert_eq!(s.client.header_timeout, std::time::Duration::from_millis(500));
+        assert_eq!(s.client.body_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(s.client.keepalive_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(s.client.max_connections, 10);
+        assert_eq!(s.to_json()["client_max_body_size"], 8192);
+    }
+
+    #[test]
+    fn hostile_client_limits_are_refused_with_their_name() {
+        type Set = fn(&mut StartArgs, String);
+        let cases: [(&str, Set); 4] = [
+            ("client_max_body_size", |a, v| a.client_max_body_size = Some(v)),
+            ("client_header_timeout", |a, v| a.client_header_timeout = Some(v)),
+            ("keepalive_timeout", |a, v| a.keepalive_timeout = Some(v)),
+            ("client_max_connections", |a, v| a.client_max_connections = Some(v)),
+        ];
+        for (name, set) in cases {
+            for bad in ["-1", "NaN", "garbage", "1e400", "99999999999999999999999", "0"] {
+                if name == "client_max_body_size" && bad == "0" {
+                    continue; // 0 is "unlimited"
+                }
+                let mut args = StartArgs::default();
+                set(&mut args, bad.into());
+                let err = format!("{:#}", Settings::resolve(args).unwrap_err());
+                assert!(err.contains(name), "{name}={bad}: {err}");
+            }
         }
     }
 

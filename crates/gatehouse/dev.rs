@@ -54,6 +54,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         log_json: false,
         admin_allowed_origins: Vec::new(),
         admin_max_body_size: gatehouse_admin::Guard::default().max_body,
+        client: Default::default(),
     };
     let gw = launch(&settings).await?;
     let created = seed(&gw.admin, &idp_url, &echo_url).await?;

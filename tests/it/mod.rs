@@ -1,5 +1,6 @@
 mod admin;
 mod admin_boundary;
+mod client_limits;
 mod declarative;
 mod headers;
 mod interop;

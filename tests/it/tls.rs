@@ -8,8 +8,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use std::sync::Arc;
 
-/// A TLS server on 127.0.0.1 that answers `{"tls": true, "path": ...}`; returns its port.
-async fn tls_upstream() -> u16 {
+/// A TLS server on 127.0.0.1 that reads the request body and answers `{"tls": true, "path": ...,
+/// "len": <body length>}`; returns its port.
+pub(super) async fn tls_upstream() -> u16 {
     let config = self_signed_tls(&[b"h2", b"http/1.1"]);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -21,7 +22,9 @@ async fn tls_upstream() -> u16 {
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else { return };
                 let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let body = json!({"tls": true, "path": req.uri().path()}).to_string();
+                    let (parts, body) = req.into_parts();
+                    let len = http_body_util::BodyExt::collect(body).await.map(|b| b.to_bytes().len()).ok();
+                    let body = json!({"tls": true, "path": parts.uri.path(), "len": len}).to_string();
                     Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -53,5 +56,5 @@ async fn https_upstreams_are_verified_unless_tls_verify_is_off() {
     assert_eq!((st, body), (502, json!({"message": "An invalid response was received from the upstream server"})));
     // ...and accepted when the service says so; the request really went over TLS.
     let (st, body) = get(&format!("{}/lax/x", gw.proxy)).await;
-    assert_eq!((st, body), (200, json!({"tls": true, "path": "/base/x"})));
+    assert_eq!((st, body), (200, json!({"tls": true, "path": "/base/x", "len": 0})));
 }

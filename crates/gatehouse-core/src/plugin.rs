@@ -83,7 +83,11 @@ impl Ctx {
 
 /// One configured plugin instance, built once per config snapshot.
 pub trait Plugin: Send + Sync + 'static {
-    /// Whether `access` needs the whole request body in [`Ctx::body`].
+    /// Whether `access` wants the request body in [`Ctx::body`]. The proxy buffers it only when
+    /// its `Content-Type` is a form (`application/x-www-form-urlencoded`) or JSON
+    /// (`application/json`, `application/*+json`), and only up to `client_body_buffer_size`: a
+    /// larger one is answered 413 before any plugin runs. Any other body streams untouched to the
+    /// upstream and `ctx.body` is `None`, so a plugin must not rely on seeing every body.
     fn needs_body(&self) -> bool {
         false
     }

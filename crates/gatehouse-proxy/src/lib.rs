@@ -4,12 +4,15 @@
 //! holds no lock per request, and knows nothing of any particular plugin.
 #![warn(missing_docs)]
 
+mod client;
 mod forward;
 mod h1;
 mod phases;
 pub mod respond;
 mod upstream;
 
+pub use client::ClientLimits;
+use client::{ClockedIo, ConnClock, Slot, Tracked};
 use gatehouse_core::snapshot::SnapshotHandle;
 use gatehouse_core::stats::ProxyStats;
 use hyper::service::service_fn;
@@ -17,20 +20,30 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::TcpListener;
 
-/// The proxy's shared state: the current config and the upstream connection pools.
+/// The proxy's shared state: the current config, the upstream connection pools and the client
+/// side's bounds.
 pub struct Proxy {
     snapshot: SnapshotHandle,
     clients: upstream::Clients,
     stats: Arc<ProxyStats>,
+    limits: Arc<ClientLimits>,
+    /// Open client connections, shared by every proxy thread (`client_max_connections`).
+    open: Arc<AtomicUsize>,
 }
 
 impl Proxy {
-    /// A proxy that reads its config from `snapshot`.
-    pub fn new(snapshot: SnapshotHandle, stats: Arc<ProxyStats>) -> Arc<Proxy> {
-        Arc::new(Proxy { snapshot, clients: upstream::Clients::default(), stats })
+    /// A proxy that reads its config from `snapshot`. `open` counts client connections against
+    /// `limits.max_connections`; threads that share it share the cap.
+    pub fn new(
+        snapshot: SnapshotHandle,
+        stats: Arc<ProxyStats>,
+        limits: Arc<ClientLimits>,
+        open: Arc<AtomicUsize>,
+    ) -> Arc<Proxy> {
+        Arc::new(Proxy { snapshot, clients: upstream::Clients::default(), stats, limits, open })
     }
 }
 
@@ -63,11 +76,14 @@ pub fn serve_threads(
     listeners: Vec<std::net::TcpListener>,
     snapshot: SnapshotHandle,
     stats: Arc<ProxyStats>,
+    limits: ClientLimits,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<std::io::Result<()>>>> {
     let mut handles = Vec::with_capacity(listeners.len());
+    let limits = Arc::new(limits);
+    let open = Arc::new(AtomicUsize::new(0));
     for (i, l) in listeners.into_iter().enumerate() {
-        let proxy = Proxy::new(snapshot.clone(), stats.clone());
+        let proxy = Proxy::new(snapshot.clone(), stats.clone(), limits.clone(), open.clone());
         let mut stop = shutdown.clone();
         let h = std::thread::Builder::new().name(format!("gatehouse-proxy-{i}")).spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -85,7 +101,8 @@ pub fn serve_threads(
 }
 
 /// Serves proxy traffic on `listener` (HTTP/1.1 and h2c) until `shutdown` resolves, then lets
-/// in-flight requests finish.
+/// in-flight requests finish. Each connection is closed when it stays idle or in a request head
+/// too long ([`ClientLimits`]); past `max_connections` new ones are closed at once.
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
@@ -94,6 +111,7 @@ pub async fn serve(
     let local_port = listener.local_addr()?.port();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
+    let mut refused_log = RateLimitedLog::default();
     tokio::pin!(shutdown);
     loop {
         let (stream, client) = tokio::select! {
@@ -108,22 +126,43 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Past the cap the connection is accepted and closed at once: left in the backlog it
+        // would only wait there, and crowd out clients that come when a slot frees up.
+        let Some(slot) = Slot::take(&proxy.open, proxy.limits.max_connections) else {
+            drop(stream);
+            refused_log.warn(proxy.limits.max_connections);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         proxy.stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        let clock = ConnClock::new();
         let p = proxy.clone();
         let info = Arc::new(forward::ConnInfo::new(client, local_port));
+        let req_clock = clock.clone();
         let svc = service_fn(move |req| {
             let (p, info) = (p.clone(), info.clone());
-            async move { Ok::<_, std::convert::Infallible>(phases::handle(p, req, info).await) }
+            let active = req_clock.begin();
+            async move {
+                let resp = phases::handle(p, req, info).await;
+                Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, active)))
+            }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+        let io = TokioIo::new(ClockedIo::new(stream, clock.clone()));
+        let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
         let conn = graceful.watch(conn);
         let stats = proxy.stats.clone();
+        let limits = proxy.limits.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "client connection ended with an error");
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(error = %e, "client connection ended with an error");
+                },
+                () = client::watchdog(clock, limits) => {
+                    tracing::debug!("closing a client connection idle or in a request head too long");
+                }
             }
             stats.connections_closed.fetch_add(1, Ordering::Relaxed);
+            drop(slot);
         });
     }
     drop(listener);
@@ -134,4 +173,29 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Logs refused connections at most once a second per thread, with how many since the last line:
+/// a flood must not turn into a flood of log lines.
+#[derive(Default)]
+struct RateLimitedLog {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    fn warn(&mut self, max: usize) {
+        let now = std::time::Instant::now();
+        if self.last.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1)) {
+            self.suppressed = self.suppressed.saturating_add(1);
+            return;
+        }
+        tracing::warn!(
+            client_max_connections = max,
+            refused = self.suppressed.saturating_add(1),
+            "client connection refused: client_max_connections reached"
+        );
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
 }

@@ -1,6 +1,7 @@
 //! One request's path: route → access phase → upstream → header_filter.
 
 use crate::Proxy;
+use crate::client::{ClientLimits, RequestBody, is_form_or_json};
 use crate::forward::{ConnInfo, set_forwarded, strip_hop_by_hop};
 use crate::respond::ProxyError;
 use crate::upstream::{BodyKind, ResponseBody};
@@ -10,7 +11,7 @@ use gatehouse_core::plugin::{Ctx, Flow, Step};
 use gatehouse_core::router::{RouteTarget, ServiceTarget, upstream_path};
 use http::{HeaderValue, Request, Response, Uri, header};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -72,11 +73,11 @@ pub async fn handle(proxy: Arc<Proxy>, mut req: Request<Incoming>, conn: Arc<Con
     parts.headers.reserve(16);
     let mut ctx =
         Ctx::new(conn.client, target.route_id.clone(), target.service.as_ref().map(|s| s.id.clone()), consumers);
-    let body = match read_body(&target, body).await {
+    let (body, for_plugins) = match read_body(&target, &proxy.limits, &parts.headers, body).await {
         Ok(b) => b,
         Err(e) => return full(e.response()),
     };
-    if let BodyKind::Buffered(b) = &body {
+    if let (BodyKind::Buffered(b), true) = (&body, for_plugins) {
         ctx.body = Some(b.clone());
     }
 
@@ -170,18 +171,37 @@ fn upstream_uri(svc: &ServiceTarget, original: &Uri, matched_len: usize, target:
     Uri::builder().scheme(svc.scheme.clone()).authority(svc.authority.clone()).path_and_query(pq).build().ok()
 }
 
-async fn read_body(target: &RouteTarget, body: Incoming) -> Result<BodyKind, ProxyError> {
+/// Reads or wraps the client's body within [`ClientLimits`]. A body is buffered for plugins
+/// (`needs_body`) only when it is a form or JSON, up to `client_body_buffer_size`; any other
+/// type streams untouched and plugins see no body. Returns the body and whether plugins get it.
+async fn read_body(
+    target: &RouteTarget,
+    limits: &ClientLimits,
+    headers: &http::HeaderMap,
+    body: Incoming,
+) -> Result<(BodyKind, bool), ProxyError> {
+    let for_plugins = target.plugins_need_body && is_form_or_json(headers.get(header::CONTENT_TYPE));
     if body.is_end_stream() {
-        return Ok(BodyKind::Buffered(Bytes::new()));
+        return Ok((BodyKind::Buffered(Bytes::new()), for_plugins));
     }
-    let small = body.size_hint().upper().is_some_and(|n| n <= BUFFER_LIMIT);
-    if target.plugins_need_body || (target.request_buffering && small) {
-        return match body.collect().await {
-            Ok(c) => Ok(BodyKind::Buffered(c.to_bytes())),
-            Err(_) => Err(ProxyError::BadRequest),
-        };
+    let hint = body.size_hint();
+    // A Content-Length over a limit is refused before a byte of the body is read.
+    if limits.max_body_size.is_some_and(|max| hint.lower() > max) {
+        return Err(ProxyError::PayloadTooLarge);
     }
-    Ok(BodyKind::Stream(body))
+    let body = RequestBody::new(body, limits);
+    if for_plugins {
+        if hint.lower() > limits.body_buffer_size {
+            return Err(ProxyError::PayloadTooLarge);
+        }
+        let bytes = body.collect_bounded(limits.body_buffer_size).await.map_err(|e| e.proxy_error())?;
+        return Ok((BodyKind::Buffered(bytes), true));
+    }
+    if target.request_buffering && hint.upper().is_some_and(|n| n <= BUFFER_LIMIT) {
+        let bytes = body.collect_bounded(BUFFER_LIMIT).await.map_err(|e| e.proxy_error())?;
+        return Ok((BodyKind::Buffered(bytes), false));
+    }
+    Ok((BodyKind::Stream(body), false))
 }
 
 /// Runs the header_filter phase on the response going to the client.

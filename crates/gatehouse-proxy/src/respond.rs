@@ -22,6 +22,11 @@ pub enum ProxyError {
     BadRequest,
     /// The request path is longer than the gateway accepts: 414.
     UriTooLong,
+    /// The request body is larger than `client_max_body_size`, or than `client_body_buffer_size`
+    /// when a plugin reads it: 413.
+    PayloadTooLarge,
+    /// The client sent nothing within `client_body_timeout`: 408.
+    RequestTimeout,
 }
 
 impl ProxyError {
@@ -38,6 +43,9 @@ impl ProxyError {
             ProxyError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "The upstream server is timing out"),
             ProxyError::BadRequest => (StatusCode::BAD_REQUEST, "Bad request"),
             ProxyError::UriTooLong => (StatusCode::URI_TOO_LONG, "URI too long"),
+            // Kong's error_handlers.lua bodies for nginx's own 413 and 408.
+            ProxyError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+            ProxyError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "Request timeout"),
         }
     }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 /// The body sent upstream by the hyper client: streamed from the client, or buffered (so it can
 /// be retried).
-pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
+pub type UpstreamBody = Either<crate::client::RequestBody, Full<Bytes>>;
 
 /// An upstream's response body: from the HTTPS client, or from our plain-HTTP client.
 pub type ResponseBody = Either<Incoming, crate::h1::ResponseBody>;
@@ -135,9 +135,13 @@ impl Clients {
         // The response head must arrive within write + read timeout (send then wait).
         let deadline = svc.write_timeout + svc.read_timeout;
         let resp = match body {
-            BodyKind::Stream(b) => {
+            BodyKind::Stream(mut b) => {
+                // A client body that broke the request (too large, too slow) is the client's fault.
+                let failure = b.failure();
                 let req = http::Request::from_parts(parts, Either::Left(b));
-                once(&client, req, deadline).await.map_err(Retry::into_proxy_error)
+                once(&client, req, deadline)
+                    .await
+                    .map_err(|r| failure.get().copied().unwrap_or_else(|| r.into_proxy_error()))
             }
             BodyKind::Buffered(bytes) => {
                 // Earlier attempts send a copy of the head; the last possible one takes the original,
@@ -213,8 +217,8 @@ fn is_idempotent(method: &http::Method) -> bool {
 
 /// How the request body goes upstream.
 pub enum BodyKind {
-    /// Stream the client's body through.
-    Stream(Incoming),
+    /// Stream the client's body through, within its size and time bounds.
+    Stream(crate::client::RequestBody),
     /// Send these bytes (the body was read fully).
     Buffered(Bytes),
 }

@@ -21,6 +21,7 @@ mod encode;
 pub use body::ResponseBody;
 pub(crate) use decode::drop_length_beside_transfer_encoding;
 
+use crate::client::RequestBody;
 use crate::respond::ProxyError;
 use crate::upstream::{BodyKind, Progress, may_resend};
 use bytes::{Bytes, BytesMut};
@@ -30,7 +31,6 @@ use gatehouse_core::router::ServiceTarget;
 use http::uri::Authority;
 use http::{Method, header};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use rustc_hash::FxHashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -221,7 +221,7 @@ impl H1Pool {
         out: &mut Vec<u8>,
         head_len: usize,
         buffered: &Bytes,
-        stream: Option<&mut Incoming>,
+        stream: Option<&mut RequestBody>,
         framing: ReqFraming,
         head_request: bool,
     ) -> Result<http::Response<ResponseBody>, Failure> {
@@ -343,7 +343,7 @@ impl H1Pool {
 /// within `timeout` (Kong's `write_timeout` is the longest gap between two writes).
 async fn stream_body(
     io: &mut TcpStream,
-    body: &mut Incoming,
+    body: &mut RequestBody,
     framing: ReqFraming,
     timeout: Duration,
 ) -> Result<(), ProxyError> {
@@ -355,7 +355,7 @@ async fn stream_body(
             Some(Ok(f)) => f,
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "reading the client's body failed");
-                return Err(ProxyError::BadRequest);
+                return Err(e.proxy_error());
             }
         };
         let Ok(data) = frame.into_data() else { continue };
