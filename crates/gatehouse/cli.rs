@@ -125,6 +125,11 @@ pub struct StartArgs {
     /// Log format: `text` or `json`. [default: text]
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT")]
     pub log_format: Option<String>,
+    // --- identity provider calls (openid-connect) ---
+    /// The most bytes read of any identity provider answer (discovery, JWKS, token, introspection,
+    /// userinfo); a bigger one is an IdP failure (502). nginx size syntax, more than 0. [default: 1m]
+    #[arg(long, env = "GATEHOUSE_IDP_MAX_RESPONSE_SIZE")]
+    pub idp_max_response_size: Option<String>,
 }
 
 /// Keys of the `--conf` TOML file.
@@ -138,6 +143,8 @@ struct FileSettings {
     declarative_config: Option<PathBuf>,
     log_level: Option<String>,
     log_format: Option<String>,
+    // identity provider calls (openid-connect)
+    idp_max_response_size: Option<String>,
 }
 
 /// Where configuration lives.
@@ -157,6 +164,8 @@ pub struct Settings {
     pub declarative_config: Option<PathBuf>,
     pub log_level: String,
     pub log_json: bool,
+    // identity provider calls (openid-connect)
+    pub idp_max_response_size: u64,
 }
 
 impl Settings {
@@ -181,6 +190,14 @@ impl Settings {
             "json" => true,
             other => bail!("invalid log format '{other}': expected text or json"),
         };
+        // identity provider calls (openid-connect)
+        let idp_max_response_size = match args.idp_max_response_size.or(file.idp_max_response_size) {
+            Some(text) => match parse_size(&text).context("idp_max_response_size")? {
+                0 => bail!("idp_max_response_size must be more than 0: IdP answers are always capped"),
+                n => n,
+            },
+            None => gatehouse_core::plugin::IdpMaxResponseSize::default().0,
+        };
         let defaults = |s: &str| -> SocketAddr { s.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0))) };
         Ok(Settings {
             proxy_listen: args.proxy_listen.or(file.proxy_listen).unwrap_or_else(|| defaults("127.0.0.1:8000")),
@@ -190,6 +207,7 @@ impl Settings {
             declarative_config: args.declarative_config.or(file.declarative_config),
             log_level: args.log_level.or(file.log_level).unwrap_or_else(|| "info".into()),
             log_json,
+            idp_max_response_size,
         })
     }
 
@@ -202,13 +220,13 @@ impl Settings {
             "prefix": self.data_dir.display().to_string(),
             "declarative_config": self.declarative_config.as_ref().map(|p| p.display().to_string()),
             "log_level": self.log_level,
+            "idp_max_response_size": self.idp_max_response_size,
         })
     }
 }
 
 /// A size in nginx's syntax: bytes, or a number with `k` or `m` (`8k`, `1m`); `0` is zero bytes
 /// (callers decide whether that means "unlimited", as nginx's `client_max_body_size 0` does).
-#[allow(dead_code)] // used by the settings that follow
 pub fn parse_size(text: &str) -> anyhow::Result<u64> {
     let t = text.trim();
     let (digits, unit) = match t.as_bytes().last() {
@@ -287,5 +305,22 @@ mod tests {
         std::fs::write(&conf, "proxy_lisen = \"127.0.0.1:1\"\n").unwrap();
         assert!(Settings::resolve(StartArgs { conf: Some(conf), ..Default::default() }).is_err());
         assert!(Settings::resolve(StartArgs { database: Some("mysql".into()), ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn idp_max_response_size_defaults_to_1m_and_refuses_zero_and_garbage() {
+        let s = Settings::resolve(StartArgs::default()).unwrap();
+        assert_eq!(s.idp_max_response_size, 1 << 20);
+        let size = |v: &str| StartArgs { idp_max_response_size: Some(v.into()), ..Default::default() };
+        assert_eq!(Settings::resolve(size("64k")).unwrap().idp_max_response_size, 64 << 10);
+        for bad in ["0", "-1", "1e30", "lots", "99999999999999999999m"] {
+            assert!(Settings::resolve(size(bad)).is_err(), "{bad:?} should be refused");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("g.toml");
+        std::fs::write(&conf, "idp_max_response_size = \"2m\"\n").unwrap();
+        let s = Settings::resolve(StartArgs { conf: Some(conf), ..Default::default() }).unwrap();
+        assert_eq!(s.idp_max_response_size, 2 << 20);
+        assert_eq!(s.to_json()["idp_max_response_size"], 2 << 20);
     }
 }

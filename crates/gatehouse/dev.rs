@@ -52,6 +52,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         declarative_config: None,
         log_level: args.log_level.clone().unwrap_or_else(|| "info".into()),
         log_json: false,
+        idp_max_response_size: gatehouse_core::plugin::IdpMaxResponseSize::default().0,
     };
     let gw = launch(&settings).await?;
     let created = seed(&gw.admin, &idp_url, &echo_url).await?;
