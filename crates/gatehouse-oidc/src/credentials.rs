@@ -69,23 +69,44 @@ pub struct Args<'a> {
 enum BodyArgs {
     None,
     Form(Vec<(String, String)>),
-    Json(serde_json::Map<String, Value>),
+    /// A JSON object's top-level members: the string ones with their value, the others `None`.
+    Json(Vec<(String, Option<String>)>),
+}
+
+/// The body formats credentials are read from (Kong's form and JSON bodies). Any other body is
+/// never parsed: the plugin must not interpret bytes whose type the client did not declare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyKind {
+    Form,
+    Json,
+}
+
+/// The body's kind from `Content-Type`: its media type (before any `;` parameter), compared
+/// case-insensitively and exactly, so `application/jsonp` or `text/plain` bodies are ignored.
+fn body_kind(headers: &HeaderMap) -> Option<BodyKind> {
+    let v = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = v.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Some(BodyKind::Form)
+    } else if essence.eq_ignore_ascii_case("application/json") {
+        Some(BodyKind::Json)
+    } else {
+        None
+    }
 }
 
 impl<'a> Args<'a> {
-    /// Parses the query of `uri` and, when it is a form or JSON object, `body`.
+    /// Parses the query of `uri` and, when it is a form or a JSON object, `body` (the proxy
+    /// bounds its size). Of a JSON body only the top level is kept: credentials are top-level
+    /// strings, so nested values are skipped without being built.
     pub fn parse(uri: &'a http::Uri, headers: &HeaderMap, body: Option<&Bytes>) -> Args<'a> {
         let query = uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).collect());
-        let body = match (body, content_type(headers)) {
-            (Some(b), Some(ct)) if !b.is_empty() && ct.starts_with("application/x-www-form-urlencoded") => {
-                BodyArgs::Form(form_urlencoded::parse(b).into_owned().collect())
-            }
-            (Some(b), Some(ct)) if !b.is_empty() && ct.starts_with("application/json") => {
-                match serde_json::from_slice(b) {
-                    Ok(Value::Object(m)) => BodyArgs::Json(m),
-                    _ => BodyArgs::None,
-                }
-            }
+        let body = match (body.filter(|b| !b.is_empty()), body_kind(headers)) {
+            (Some(b), Some(BodyKind::Form)) => BodyArgs::Form(form_urlencoded::parse(b).into_owned().collect()),
+            (Some(b), Some(BodyKind::Json)) => match serde_json::from_slice::<top_level::Members>(b) {
+                Ok(m) => BodyArgs::Json(m.0),
+                Err(_) => BodyArgs::None,
+            },
             _ => BodyArgs::None,
         };
         Args { query, body }
@@ -100,7 +121,8 @@ impl<'a> Args<'a> {
     pub fn body(&self, name: &str) -> Option<&str> {
         match &self.body {
             BodyArgs::Form(f) => f.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()),
-            BodyArgs::Json(m) => m.get(name).and_then(Value::as_str),
+            // The last of repeated members, as a JSON object parser keeps it.
+            BodyArgs::Json(m) => m.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref()),
             BodyArgs::None => None,
         }
     }
@@ -114,8 +136,84 @@ impl<'a> Args<'a> {
     }
 }
 
-fn content_type(headers: &HeaderMap) -> Option<String> {
-    headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_ascii_lowercase())
+/// Reading a JSON object's top level without building its nested values.
+mod top_level {
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// The members of a JSON object: string values kept, others `None`.
+    pub(super) struct Members(pub(super) Vec<(String, Option<String>)>);
+
+    impl<'de> Deserialize<'de> for Members {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(MembersVisitor)
+        }
+    }
+
+    struct MembersVisitor;
+
+    impl<'de> Visitor<'de> for MembersVisitor {
+        type Value = Members;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+            let mut out = Vec::new();
+            while let Some(k) = map.next_key::<String>()? {
+                let Text(v) = map.next_value()?;
+                out.push((k, v));
+            }
+            Ok(Members(out))
+        }
+    }
+
+    /// A member's value: its text when it is a string; anything else is skipped (`IgnoredAny`
+    /// builds nothing, and serde_json skips nested values without recursing).
+    struct Text(Option<String>);
+
+    impl<'de> Deserialize<'de> for Text {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(TextVisitor)
+        }
+    }
+
+    struct TextVisitor;
+
+    impl<'de> Visitor<'de> for TextVisitor {
+        type Value = Text;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Text, E> {
+            Ok(Text(Some(v.to_owned())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Text, E> {
+            Ok(Text(Some(v)))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Text, E> {
+            Ok(Text(None))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Text, E> {
+            Ok(Text(None))
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Text, E> {
+            Ok(Text(None))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Text, E> {
+            Ok(Text(None))
+        }
+        fn visit_unit<E>(self) -> Result<Text, E> {
+            Ok(Text(None))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Text(None))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Text(None))
+        }
+    }
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -330,20 +428,22 @@ pub fn hide(found: &Found, parts: &mut http::request::Parts, body: Option<&Bytes
         }
         Found::Body(names) => {
             let body = body?;
-            let new = match content_type(&parts.headers) {
-                Some(ct) if ct.starts_with("application/json") => {
+            let new = match body_kind(&parts.headers) {
+                Some(BodyKind::Json) => {
                     let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(body) else { return None };
                     names.iter().for_each(|n| {
                         m.remove(n);
                     });
                     Bytes::from(serde_json::to_vec(&m).ok()?)
                 }
-                _ => {
+                Some(BodyKind::Form) => {
                     let kept: String = form_urlencoded::Serializer::new(String::new())
                         .extend_pairs(form_urlencoded::parse(body).filter(|(k, _)| !names.iter().any(|n| n == k)))
                         .finish();
                     Bytes::from(kept)
                 }
+                // Only form and JSON bodies are read, so only they can hold a found credential.
+                None => return None,
             };
             parts.headers.insert(CONTENT_LENGTH, new.len().into());
             Some(new)
@@ -453,5 +553,48 @@ mod tests {
         let new = hide(&Found::Body(vec!["username".into(), "password".into()]), &mut p, Some(&body)).expect("body");
         assert_eq!(new, "x=1");
         assert_eq!(p.headers["content-length"], "3");
+    }
+
+    fn body_bearer(content_type: &str, body: &[u8]) -> Option<String> {
+        let p = req("/", &[("content-type", content_type)]);
+        let body = Bytes::copy_from_slice(body);
+        let args = Args::parse(&p.uri, &p.headers, Some(&body));
+        bearer(&p.headers, &args, &[Place::Body], None, None).map(|x| x.0)
+    }
+
+    #[test]
+    fn only_form_and_json_bodies_are_read() {
+        assert_eq!(body_bearer("application/x-www-form-urlencoded", b"access_token=f").as_deref(), Some("f"));
+        assert_eq!(body_bearer("Application/JSON; charset=utf-8", br#"{"access_token":"j"}"#).as_deref(), Some("j"));
+        assert_eq!(body_bearer(" application/x-www-form-urlencoded ;x=y", b"access_token=f").as_deref(), Some("f"));
+        // Bodies of any other type are not looked at, even when they would parse.
+        for ct in ["text/plain", "application/jsonp", "application/json-seq", "multipart/form-data", "", "json"] {
+            assert_eq!(body_bearer(ct, b"access_token=f"), None, "{ct}");
+            assert_eq!(body_bearer(ct, br#"{"access_token":"j"}"#), None, "{ct}");
+        }
+        let p = req("/", &[]);
+        let body = Bytes::from_static(b"access_token=f");
+        let args = Args::parse(&p.uri, &p.headers, Some(&body));
+        assert_eq!(bearer(&p.headers, &args, &[Place::Body], None, None), None, "no content type");
+    }
+
+    #[test]
+    fn json_bodies_give_top_level_strings_only_and_hostile_ones_give_nothing() {
+        let json = "application/json";
+        assert_eq!(body_bearer(json, br#"{"x":{"access_token":"nested"}}"#), None);
+        assert_eq!(body_bearer(json, br#"{"access_token":42}"#), None);
+        assert_eq!(body_bearer(json, br#"["access_token","t"]"#), None);
+        assert_eq!(body_bearer(json, br#""access_token""#), None);
+        assert_eq!(body_bearer(json, br#"{"access_token":"a","access_token":"b"}"#).as_deref(), Some("b"));
+        assert_eq!(body_bearer(json, br#"{"access_token":"a","access_token":null}"#), None);
+        assert_eq!(body_bearer(json, br#"{"access_token":"t","x":[1,{"y":[true,null]}]}"#).as_deref(), Some("t"));
+        // Deep nesting is skipped without recursion (no stack overflow), and the member still found.
+        let deep = format!(r#"{{"access_token":"t","x":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(body_bearer(json, deep.as_bytes()).as_deref(), Some("t"));
+        let unclosed = format!(r#"{{"access_token":"t","x":{}"#, "{\"a\":".repeat(100_000));
+        assert_eq!(body_bearer(json, unclosed.as_bytes()), None);
+        for bad in [&b"{"[..], b"{\"access_token\":\"t\"", b"\xff\xfe", b"{\"a\":\"\\ud800\"}", b"null"] {
+            assert_eq!(body_bearer(json, bad), None);
+        }
     }
 }

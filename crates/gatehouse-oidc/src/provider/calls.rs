@@ -86,7 +86,8 @@ pub async fn token(
     Ok(TokenSet {
         id_token: text("id_token"),
         refresh_token: text("refresh_token"),
-        expires_at: expires_in.map(|s| now + s as i64),
+        // Saturating: `expires_in` is the IdP's number (`1e300` casts to i64::MAX).
+        expires_at: expires_in.map(|s| now.saturating_add(s as i64)),
         access_token,
         raw,
     })
