@@ -1,6 +1,7 @@
 mod admin;
 mod declarative;
 mod headers;
+mod idp_boundary;
 mod interop;
 mod oidc;
 mod proxy;
