@@ -180,3 +180,54 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers one request with `head` and then `body_len` bytes of `x` (as far
+    /// as they are read); returns its URL.
+    async fn server(head: String, body_len: usize) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).await;
+            let _ = conn.write_all(head.as_bytes()).await;
+            let block = vec![b'x'; 16 * 1024];
+            let mut sent = 0;
+            while sent < body_len {
+                let n = block.len().min(body_len - sent);
+                if conn.write_all(&block[..n]).await.is_err() {
+                    return;
+                }
+                sent += n;
+            }
+        });
+        url
+    }
+
+    async fn fetch(head: &str, body_len: usize, cap: u64) -> Result<usize, IdpError> {
+        let url = server(head.to_string(), body_len).await;
+        let http = shared_client(2000, true, false, cap).expect("client");
+        http.send("userinfo", http.get(&url)).await.map(|(_, _, body)| body.len())
+    }
+
+    #[tokio::test]
+    async fn answers_over_the_cap_are_refused_whether_announced_or_streamed() {
+        let sized = |n: usize| format!("HTTP/1.1 200 OK\r\ncontent-length: {n}\r\n\r\n");
+        let streamed = "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n";
+        let chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4000\r\n";
+        assert_eq!(fetch(&sized(1000), 1000, 1000).await.expect("at the cap"), 1000);
+        assert_eq!(fetch(streamed, 1000, 1000).await.expect("at the cap"), 1000);
+        for (head, len) in [(sized(1001), 1001), (sized(1 << 30), 1 << 20), (streamed.into(), 1 << 20)] {
+            let e = fetch(&head, len, 1000).await.expect_err("over the cap");
+            assert!(matches!(e, IdpError::TooLarge { what: "userinfo", limit: 1000, .. }), "{e}");
+        }
+        // A chunked body that grows past the cap (its first chunk already does).
+        let e = fetch(chunked, 16 * 1024, 1000).await.expect_err("over the cap");
+        assert!(matches!(e, IdpError::TooLarge { .. }), "{e}");
+    }
+}

@@ -293,6 +293,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn backoff_doubles_up_to_its_cap_and_never_overflows() {
+        assert_eq!(backoff_after(1), BACKOFF_FIRST);
+        assert_eq!(backoff_after(2), BACKOFF_FIRST * 2);
+        assert_eq!(backoff_after(3), BACKOFF_FIRST * 4);
+        for n in [0, 6, 31, 32, 33, 1000, u32::MAX] {
+            assert!(backoff_after(n) <= BACKOFF_MAX, "{n}");
+            assert!(backoff_after(n) >= BACKOFF_FIRST.min(BACKOFF_MAX), "{n}");
+        }
+        assert_eq!(backoff_after(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
     fn discovery_url_appends_well_known_once() {
         assert_eq!(discovery_url("https://a/realms/x"), "https://a/realms/x/.well-known/openid-configuration");
         assert_eq!(discovery_url("https://a/realms/x/"), "https://a/realms/x/.well-known/openid-configuration");
