@@ -271,3 +271,26 @@ async fn an_enormous_cache_ttl_with_a_token_without_exp_is_answered() {
         assert_eq!(st, 200, "{body}");
     }
 }
+
+#[tokio::test]
+async fn body_credentials_are_read_only_from_form_and_json_and_always_hidden() {
+    let env = Env::new(json!({"auth_methods": ["bearer"]})).await;
+    let token = env.mint(json!({})).await;
+    let send = |content_type: &'static str, body: String| {
+        client().post(format!("{}/api/x", env.gw.proxy)).header("content-type", content_type).body(body).send()
+    };
+    // Nested deeper than a JSON tree parser goes (128): the token is found, and removed.
+    let deep = format!(r#"{{"access_token":"{token}","x":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
+    let (st, body) = super::util::json(send("application/json", deep.clone()).await.unwrap()).await;
+    assert_eq!(st, 200, "{body}");
+    let data = body["data"].as_str().unwrap_or_default();
+    assert!(!data.contains(&token), "hide_credentials left the token in: {data:.200}");
+    assert_eq!(data.len(), deep.len() - format!(r#""access_token":"{token}","#).len(), "the rest is kept");
+    // Another media type is not read, even when its body would parse.
+    for content_type in ["application/jsonp", "text/plain"] {
+        let resp = send(content_type, format!(r#"{{"access_token":"{token}"}}"#)).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{content_type}");
+    }
+    let resp = send("text/plain", format!("access_token={token}")).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+}

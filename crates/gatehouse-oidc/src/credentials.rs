@@ -11,7 +11,6 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
-use serde_json::Value;
 use std::borrow::Cow;
 
 /// Where a credential may be, in Kong's words.
@@ -140,6 +139,99 @@ impl<'a> Args<'a> {
 mod top_level {
     use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use std::fmt;
+
+    /// `body` (a JSON object) without its top-level members named in `names`, every other byte
+    /// kept as sent. A scan, not a parse: it needs no recursion however deep the other members
+    /// nest, so a credential found in a body is always removable (a tree parse would refuse
+    /// depth past 128 or a number past f64, and leave the credential in).
+    pub(super) fn without(body: &[u8], names: &[String]) -> Option<Vec<u8>> {
+        let mut i = skip_ws(body, 0);
+        (body.get(i) == Some(&b'{')).then_some(())?;
+        i += 1;
+        let mut out = Vec::with_capacity(body.len());
+        out.push(b'{');
+        let mut first = true;
+        loop {
+            i = skip_ws(body, i);
+            match body.get(i)? {
+                b'}' if first => break,
+                b'"' => {}
+                _ => return None,
+            }
+            let key_start = i;
+            let key_end = string_end(body, i)?;
+            let key: String = serde_json::from_slice(&body[key_start..key_end]).ok()?;
+            i = skip_ws(body, key_end);
+            (body.get(i) == Some(&b':')).then_some(())?;
+            let value_end = value_end(body, skip_ws(body, i + 1))?;
+            if !names.contains(&key) {
+                if out.len() > 1 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&body[key_start..value_end]);
+            }
+            first = false;
+            i = skip_ws(body, value_end);
+            match body.get(i)? {
+                b',' => i += 1,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        (skip_ws(body, i + 1) == body.len()).then_some(())?;
+        out.push(b'}');
+        Some(out)
+    }
+
+    fn skip_ws(b: &[u8], mut i: usize) -> usize {
+        while b.get(i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
+            i += 1;
+        }
+        i
+    }
+
+    /// The index after the string starting at `i` (at its opening quote).
+    fn string_end(b: &[u8], i: usize) -> Option<usize> {
+        let mut j = i.checked_add(1)?;
+        while let Some(c) = b.get(j) {
+            match c {
+                b'\\' => j += 2,
+                b'"' => return Some(j + 1),
+                _ => j += 1,
+            }
+        }
+        None
+    }
+
+    /// The index after the value starting at `i`: a string, a container (brackets counted, not
+    /// recursed into), or a scalar running to the next delimiter.
+    fn value_end(b: &[u8], i: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        let mut j = i;
+        loop {
+            let c = *b.get(j)?;
+            match c {
+                b'"' => {
+                    j = string_end(b, j)?;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' if depth == 0 => return (j > i).then_some(j),
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(j + 1);
+                    }
+                }
+                b',' | b' ' | b'\t' | b'\n' | b'\r' if depth == 0 => return (j > i).then_some(j),
+                _ => {}
+            }
+            j += 1;
+        }
+    }
 
     /// The members of a JSON object: string values kept, others `None`.
     pub(super) struct Members(pub(super) Vec<(String, Option<String>)>);
@@ -429,13 +521,7 @@ pub fn hide(found: &Found, parts: &mut http::request::Parts, body: Option<&Bytes
         Found::Body(names) => {
             let body = body?;
             let new = match body_kind(&parts.headers) {
-                Some(BodyKind::Json) => {
-                    let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(body) else { return None };
-                    names.iter().for_each(|n| {
-                        m.remove(n);
-                    });
-                    Bytes::from(serde_json::to_vec(&m).ok()?)
-                }
+                Some(BodyKind::Json) => Bytes::from(top_level::without(body, names)?),
                 Some(BodyKind::Form) => {
                     let kept: String = form_urlencoded::Serializer::new(String::new())
                         .extend_pairs(form_urlencoded::parse(body).filter(|(k, _)| !names.iter().any(|n| n == k)))
@@ -555,6 +641,38 @@ mod tests {
         assert_eq!(p.headers["content-length"], "3");
     }
 
+    fn hide_json(body: &str, names: &[&str]) -> Option<String> {
+        let mut p = req("/", &[("content-type", "application/json")]);
+        let names = names.iter().map(|n| n.to_string()).collect();
+        let new = hide(&Found::Body(names), &mut p, Some(&Bytes::copy_from_slice(body.as_bytes())))?;
+        assert_eq!(p.headers["content-length"], new.len().to_string().as_str());
+        Some(String::from_utf8(new.to_vec()).expect("utf-8"))
+    }
+
+    #[test]
+    fn hide_removes_json_members_and_keeps_every_other_byte() {
+        let h = |body: &str| hide_json(body, &["username", "password"]);
+        assert_eq!(h(r#"{"username":"u","password":"p","x":1}"#).as_deref(), Some(r#"{"x":1}"#));
+        assert_eq!(
+            h(r#" { "a" : 1.50 , "password":"p", "b":[1, {"c":"}"}] } "#).as_deref(),
+            Some(r#"{"a" : 1.50,"b":[1, {"c":"}"}]}"#)
+        );
+        assert_eq!(h(r#"{"password":"p"}"#).as_deref(), Some("{}"));
+        assert_eq!(h(r#"{}"#).as_deref(), Some("{}"));
+        assert_eq!(
+            h(r#"{"pass\u0077ord":"p","username":"u","username":"v","k":"a\"b"}"#).as_deref(),
+            Some(r#"{"k":"a\"b"}"#)
+        );
+        assert_eq!(h(r#"{"x":true,"password":null,"y":-1e400}"#).as_deref(), Some(r#"{"x":true,"y":-1e400}"#));
+        // Where a tree parse gives up (depth, number range), the credential is still removed.
+        let deep = format!(r#"{{"password":"p","x":{}{}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+        let kept = h(&deep).expect("hidden");
+        assert!(!kept.contains("password") && kept.len() == deep.len() - r#""password":"p","#.len());
+        for bad in ["", "[]", "{", r#"{"a""#, r#"{"a":}"#, r#"{"a":1"#, r#"{"a":1}x"#, r#"{"a" 1}"#, r#"{,}"#] {
+            assert_eq!(h(bad), None, "{bad}");
+        }
+    }
+
     fn body_bearer(content_type: &str, body: &[u8]) -> Option<String> {
         let p = req("/", &[("content-type", content_type)]);
         let body = Bytes::copy_from_slice(body);
@@ -595,6 +713,50 @@ mod tests {
         assert_eq!(body_bearer(json, unclosed.as_bytes()), None);
         for bad in [&b"{"[..], b"{\"access_token\":\"t\"", b"\xff\xfe", b"{\"a\":\"\\ud800\"}", b"null"] {
             assert_eq!(body_bearer(json, bad), None);
+        }
+    }
+
+    mod properties {
+        use super::super::top_level::without;
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                "\\PC{0,8}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::vec(("[a-c\"\\\\]{0,3}", inner), 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn removing_members_equals_removing_them_from_the_parsed_object(
+                members in proptest::collection::vec(("[a-c\"\\\\]{0,3}", json()), 0..6),
+                pretty in any::<bool>(),
+                names in proptest::collection::vec("[a-c]{0,2}", 0..3),
+            ) {
+                let mut object: serde_json::Map<String, Value> = members.into_iter().collect();
+                let text = if pretty {
+                    serde_json::to_vec_pretty(&object).unwrap()
+                } else {
+                    serde_json::to_vec(&object).unwrap()
+                };
+                let kept = without(&text, &names).expect("a JSON object");
+                object.retain(|k, _| !names.contains(k));
+                let parsed: serde_json::Map<String, Value> = serde_json::from_slice(&kept).expect("still JSON");
+                prop_assert_eq!(parsed, object);
+            }
         }
     }
 }
