@@ -153,6 +153,11 @@ pub struct StartArgs {
     /// Open client connections across the proxy; more are closed at once. [default: 16384]
     #[arg(long, env = "GATEHOUSE_CLIENT_MAX_CONNECTIONS")]
     pub client_max_connections: Option<String>,
+    // --- identity provider calls (openid-connect) ---
+    /// The most bytes read of any identity provider answer (discovery, JWKS, token, introspection,
+    /// userinfo); a bigger one is an IdP failure (502). nginx size syntax, more than 0. [default: 1m]
+    #[arg(long, env = "GATEHOUSE_IDP_MAX_RESPONSE_SIZE")]
+    pub idp_max_response_size: Option<String>,
 }
 
 /// Keys of the `--conf` TOML file.
@@ -176,6 +181,8 @@ struct FileSettings {
     client_body_timeout: Option<FileValue>,
     keepalive_timeout: Option<FileValue>,
     client_max_connections: Option<FileValue>,
+    // identity provider calls (openid-connect)
+    idp_max_response_size: Option<String>,
 }
 
 /// A TOML value written as a number (`60`, `0.5`) or a string (`"1m"`), read as its text.
@@ -265,6 +272,8 @@ pub struct Settings {
     pub admin_max_body_size: usize,
     /// The proxy's client-side bounds (body sizes, timeouts, connection cap).
     pub client: gatehouse_proxy::ClientLimits,
+    // identity provider calls (openid-connect)
+    pub idp_max_response_size: u64,
 }
 
 impl Settings {
@@ -305,6 +314,14 @@ impl Settings {
             },
             None => gatehouse_admin::Guard::default().max_body,
         };
+        // identity provider calls (openid-connect)
+        let idp_max_response_size = match args.idp_max_response_size.or(file.idp_max_response_size) {
+            Some(text) => match parse_size(&text).context("idp_max_response_size")? {
+                0 => bail!("idp_max_response_size must be more than 0: IdP answers are always capped"),
+                n => n,
+            },
+            None => gatehouse_core::plugin::IdpMaxResponseSize::default().0,
+        };
         let defaults = |s: &str| -> SocketAddr { s.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0))) };
         Ok(Settings {
             proxy_listen: args.proxy_listen.or(file.proxy_listen).unwrap_or_else(|| defaults("127.0.0.1:8000")),
@@ -317,6 +334,7 @@ impl Settings {
             admin_allowed_origins,
             admin_max_body_size,
             client,
+            idp_max_response_size,
         })
     }
 
@@ -337,6 +355,7 @@ impl Settings {
             "client_body_timeout": self.client.body_timeout.as_secs_f64(),
             "keepalive_timeout": self.client.keepalive_timeout.as_secs_f64(),
             "client_max_connections": self.client.max_connections,
+            "idp_max_response_size": self.idp_max_response_size,
         })
     }
 }
@@ -494,5 +513,22 @@ mod tests {
         std::fs::write(&conf, "proxy_lisen = \"127.0.0.1:1\"\n").unwrap();
         assert!(Settings::resolve(StartArgs { conf: Some(conf), ..Default::default() }).is_err());
         assert!(Settings::resolve(StartArgs { database: Some("mysql".into()), ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn idp_max_response_size_defaults_to_1m_and_refuses_zero_and_garbage() {
+        let s = Settings::resolve(StartArgs::default()).unwrap();
+        assert_eq!(s.idp_max_response_size, 1 << 20);
+        let size = |v: &str| StartArgs { idp_max_response_size: Some(v.into()), ..Default::default() };
+        assert_eq!(Settings::resolve(size("64k")).unwrap().idp_max_response_size, 64 << 10);
+        for bad in ["0", "-1", "1e30", "lots", "99999999999999999999m"] {
+            assert!(Settings::resolve(size(bad)).is_err(), "{bad:?} should be refused");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("g.toml");
+        std::fs::write(&conf, "idp_max_response_size = \"2m\"\n").unwrap();
+        let s = Settings::resolve(StartArgs { conf: Some(conf), ..Default::default() }).unwrap();
+        assert_eq!(s.idp_max_response_size, 2 << 20);
+        assert_eq!(s.to_json()["idp_max_response_size"], 2 << 20);
     }
 }

@@ -55,6 +55,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         admin_allowed_origins: Vec::new(),
         admin_max_body_size: gatehouse_admin::Guard::default().max_body,
         client: Default::default(),
+        idp_max_response_size: gatehouse_core::plugin::IdpMaxResponseSize::default().0,
     };
     let gw = launch(&settings).await?;
     let created = seed(&gw.admin, &idp_url, &echo_url).await?;

@@ -197,7 +197,8 @@ impl Running {
 pub(crate) async fn launch(s: &Settings) -> anyhow::Result<Running> {
     let (store, node_id, reg) = open_store(s).await?;
     let handle: SnapshotHandle = Default::default();
-    let reloader = Arc::new(Reloader::new(store.clone(), reg.clone(), BuildEnv::default(), handle.clone()));
+    let env = BuildEnv { idp_max_response_size: gatehouse_core::plugin::IdpMaxResponseSize(s.idp_max_response_size) };
+    let reloader = Arc::new(Reloader::new(store.clone(), reg.clone(), env, handle.clone()));
     reloader.reload().await.context("cannot compile the stored configuration")?;
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

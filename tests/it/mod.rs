@@ -3,6 +3,7 @@ mod admin_boundary;
 mod client_limits;
 mod declarative;
 mod headers;
+mod idp_boundary;
 mod interop;
 mod oidc;
 mod paths;

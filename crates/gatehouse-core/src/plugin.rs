@@ -101,9 +101,22 @@ pub trait Plugin: Send + Sync + 'static {
     fn header_filter(&self, _ctx: &mut Ctx, _resp: &mut http::response::Parts) {}
 }
 
-/// What a plugin kind needs to build an instance.
-#[derive(Clone, Default)]
-pub struct BuildEnv {}
+/// What a plugin kind needs to build an instance: the node settings plugins read.
+#[derive(Clone, Debug, Default)]
+pub struct BuildEnv {
+    /// `idp_max_response_size`: the most bytes a plugin reads of an identity provider's answer.
+    pub idp_max_response_size: IdpMaxResponseSize,
+}
+
+/// A cap on identity provider answers, in bytes. Defaults to 1 MiB (`1m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdpMaxResponseSize(pub u64);
+
+impl Default for IdpMaxResponseSize {
+    fn default() -> Self {
+        IdpMaxResponseSize(1 << 20)
+    }
+}
 
 /// A kind of plugin: its name, schema and priority, and how to build an instance from a config.
 pub trait PluginFactory: Send + Sync + 'static {

@@ -344,3 +344,79 @@ fn key_sets_can_be_shared_across_threads() {
     assert_send_sync::<Verified>();
     assert_send_sync::<SigningKey>();
 }
+
+/// Property tests of compact JWS parsing: any text is parsed or refused without a panic, and
+/// nothing but the very token a key signed verifies.
+mod properties {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    fn hs_key() -> (SigningKey, KeySet) {
+        let secret = b"a shared secret that is long enough for HS256";
+        let signer = SigningKey::hmac(Algorithm::Hs256, secret).unwrap();
+        (signer, KeySet::from_keys([Jwk::from_hmac_secret(secret, None, None).unwrap()]))
+    }
+
+    /// Everything `parse` and `verify` may be asked about `token`; only checks nothing panics.
+    fn exercise(token: &str, keys: &KeySet) -> Option<Verified> {
+        if let Ok(jwt) = UnverifiedJwt::parse(token) {
+            let _ = jwt.unverified_claims();
+            let _ = jwt.signing_input();
+        }
+        verify(token, keys, &hs_enabled()).ok()
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_is_refused_without_panic(token in "\\PC{0,300}") {
+            let (_, keys) = hs_key();
+            prop_assert!(exercise(&token, &keys).is_none());
+        }
+
+        #[test]
+        fn dotted_base64_segments_are_refused_without_panic(
+            parts in vec(vec(any::<u8>(), 0..120), 1..7),
+        ) {
+            let (_, keys) = hs_key();
+            let token = parts.iter().map(|p| b64(p)).collect::<Vec<_>>().join(".");
+            prop_assert!(exercise(&token, &keys).is_none());
+        }
+
+        #[test]
+        fn json_headers_with_random_members_are_refused_without_panic(
+            alg in prop_oneof![Just("HS256".to_string()), Just("none".to_string()), Just("RS256".to_string()), "[A-Za-z0-9]{0,8}"],
+            kid in proptest::option::of("\\PC{0,20}"),
+            crit in proptest::option::of(vec("[a-z]{0,6}", 0..3)),
+            payload in vec(any::<u8>(), 0..200),
+            signature in vec(any::<u8>(), 0..80),
+        ) {
+            let (_, keys) = hs_key();
+            let header = json!({ "alg": alg, "kid": kid, "crit": crit });
+            let token = format!("{}.{}.{}", b64(&serde_json::to_vec(&header).unwrap()), b64(&payload), b64(&signature));
+            prop_assert!(exercise(&token, &keys).is_none());
+        }
+
+        #[test]
+        fn a_signed_token_verifies_and_any_changed_character_does_not(
+            sub in "\\PC{0,40}",
+            at in any::<prop::sample::Index>(),
+            with in "[A-Za-z0-9_.-]",
+        ) {
+            let (signer, keys) = hs_key();
+            let token = sign_jwt(&json!({ "typ": "JWT" }), &json!({ "sub": sub }), &signer).unwrap();
+            let verified = exercise(&token, &keys).expect("verifies");
+            prop_assert_eq!(&verified.claims["sub"], &json!(sub));
+            let i = at.index(token.len());
+            let mutated = format!("{}{}{}", &token[..i], with, &token[i + 1..]);
+            prop_assume!(mutated != token);
+            prop_assert!(exercise(&mutated, &keys).is_none(), "{} verified", mutated);
+        }
+    }
+}

@@ -504,8 +504,8 @@ impl Oidc {
             if check_active && ans.claims.get("active") != Some(&Value::Bool(true)) {
                 return Err(GrantError::Refused { status: 200, error: "inactive".into(), description: None });
             }
-            let exp = ans.claims.get("exp").and_then(Value::as_i64).map(|e| e - now);
-            let until = std::time::Instant::now() + self.ttl.ttl(exp);
+            let exp = ans.claims.get("exp").and_then(Value::as_i64).map(|e| e.saturating_sub(now));
+            let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl(exp));
             Ok(Arc::new(Timed { value: ans, until }))
         };
         let result = cache::through(self.introspections.as_ref(), Arc::from(token), fetch).await;
@@ -529,7 +529,7 @@ impl Oidc {
         };
         let fetch = || async {
             let ans = calls::userinfo(self.provider.http(), &req, token).await?;
-            let until = std::time::Instant::now() + self.ttl.ttl(None);
+            let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl(None));
             Ok(Arc::new(Timed { value: ans, until }))
         };
         let result = cache::through(self.userinfos.as_ref(), Arc::from(token), fetch).await;
@@ -616,8 +616,8 @@ impl Oidc {
                 .await
                 .map_err(|e| grant_failure(what, e))?;
             let g = self.verify_grant(what, &client.id, ts, now).await?;
-            let lifetime = (g.expires != 0).then(|| g.expires - now);
-            let until = std::time::Instant::now() + self.ttl.ttl(lifetime);
+            let lifetime = (g.expires != 0).then(|| g.expires.saturating_sub(now));
+            let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl(lifetime));
             Ok(Arc::new(Timed { value: g, until }))
         };
         // A refresh token is single-use at many IdPs: never serve its answer twice.
@@ -855,7 +855,8 @@ impl Oidc {
         // or touched one.
         let disabled = self.s.disable_session.as_ref().is_some_and(|d| d.iter().any(|m| m == o.method));
         if o.method != "session" && self.methods.session && !disabled {
-            let expires = if o.expires != 0 { o.expires } else { now + self.ttl.ttl(None).as_secs() as i64 };
+            let ttl = i64::try_from(self.ttl.ttl(None).as_secs()).unwrap_or(i64::MAX);
+            let expires = if o.expires != 0 { o.expires } else { now.saturating_add(ttl) };
             let data = SessionData {
                 client: o.client,
                 access_token: o.access_token.clone().unwrap_or_default(),

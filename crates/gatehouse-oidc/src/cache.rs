@@ -146,6 +146,16 @@ where
     }
 }
 
+/// The longest anything is cached: a year. Config values are not bounded by the schema
+/// (`cache_ttl: 1e30` is valid), and `Instant + Duration` panics when it overflows.
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `now + ttl`, with `ttl` capped at [`MAX_TTL`]: never panics, whatever the config says.
+pub fn deadline(now: Instant, ttl: Duration) -> Instant {
+    let ttl = ttl.min(MAX_TTL);
+    now.checked_add(ttl).unwrap_or(now)
+}
+
 /// Kong's TTL rule: the answer's own lifetime (`lifetime`, seconds) when it has one, else
 /// `cache_ttl`; never above `cache_ttl` nor `cache_ttl_max`, never below `cache_ttl_min`.
 #[derive(Clone, Copy, Debug)]
@@ -168,7 +178,7 @@ impl TtlRule {
         if self.min > 0 {
             t = t.max(self.min.min(if self.max > 0 { self.max } else { i64::MAX }));
         }
-        Duration::from_secs(t.max(0) as u64)
+        Duration::from_secs(u64::try_from(t).unwrap_or(0)).min(MAX_TTL)
     }
 }
 
@@ -225,6 +235,23 @@ mod tests {
         let r = TtlRule { ttl: 3600, max: 100, min: 10 };
         assert_eq!(r.ttl(Some(300)), Duration::from_secs(100));
         assert_eq!(r.ttl(Some(2)), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn extreme_ttls_neither_panic_nor_exceed_the_cap() {
+        // What `cache_ttl: 1e30` becomes after the float-to-int conversion, and its opposite.
+        for (ttl, max, min) in [(i64::MAX, 0, 0), (i64::MAX, i64::MAX, i64::MAX), (i64::MIN, i64::MIN, i64::MIN)] {
+            let r = TtlRule { ttl, max, min };
+            for lifetime in [None, Some(i64::MAX), Some(i64::MIN), Some(0)] {
+                let t = r.ttl(lifetime);
+                assert!(t <= MAX_TTL, "{r:?} {lifetime:?} gave {t:?}");
+                let now = Instant::now();
+                assert!(deadline(now, t) >= now);
+            }
+        }
+        let now = Instant::now();
+        assert_eq!(deadline(now, Duration::MAX), now + MAX_TTL);
+        assert_eq!(deadline(now, Duration::from_secs(5)), now + Duration::from_secs(5));
     }
 
     #[tokio::test]

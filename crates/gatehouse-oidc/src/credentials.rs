@@ -11,7 +11,6 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
-use serde_json::Value;
 use std::borrow::Cow;
 
 /// Where a credential may be, in Kong's words.
@@ -69,23 +68,44 @@ pub struct Args<'a> {
 enum BodyArgs {
     None,
     Form(Vec<(String, String)>),
-    Json(serde_json::Map<String, Value>),
+    /// A JSON object's top-level members: the string ones with their value, the others `None`.
+    Json(Vec<(String, Option<String>)>),
+}
+
+/// The body formats credentials are read from (Kong's form and JSON bodies). Any other body is
+/// never parsed: the plugin must not interpret bytes whose type the client did not declare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyKind {
+    Form,
+    Json,
+}
+
+/// The body's kind from `Content-Type`: its media type (before any `;` parameter), compared
+/// case-insensitively and exactly, so `application/jsonp` or `text/plain` bodies are ignored.
+fn body_kind(headers: &HeaderMap) -> Option<BodyKind> {
+    let v = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = v.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Some(BodyKind::Form)
+    } else if essence.eq_ignore_ascii_case("application/json") {
+        Some(BodyKind::Json)
+    } else {
+        None
+    }
 }
 
 impl<'a> Args<'a> {
-    /// Parses the query of `uri` and, when it is a form or JSON object, `body`.
+    /// Parses the query of `uri` and, when it is a form or a JSON object, `body` (the proxy
+    /// bounds its size). Of a JSON body only the top level is kept: credentials are top-level
+    /// strings, so nested values are skipped without being built.
     pub fn parse(uri: &'a http::Uri, headers: &HeaderMap, body: Option<&Bytes>) -> Args<'a> {
         let query = uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).collect());
-        let body = match (body, content_type(headers)) {
-            (Some(b), Some(ct)) if !b.is_empty() && ct.starts_with("application/x-www-form-urlencoded") => {
-                BodyArgs::Form(form_urlencoded::parse(b).into_owned().collect())
-            }
-            (Some(b), Some(ct)) if !b.is_empty() && ct.starts_with("application/json") => {
-                match serde_json::from_slice(b) {
-                    Ok(Value::Object(m)) => BodyArgs::Json(m),
-                    _ => BodyArgs::None,
-                }
-            }
+        let body = match (body.filter(|b| !b.is_empty()), body_kind(headers)) {
+            (Some(b), Some(BodyKind::Form)) => BodyArgs::Form(form_urlencoded::parse(b).into_owned().collect()),
+            (Some(b), Some(BodyKind::Json)) => match serde_json::from_slice::<top_level::Members>(b) {
+                Ok(m) => BodyArgs::Json(m.0),
+                Err(_) => BodyArgs::None,
+            },
             _ => BodyArgs::None,
         };
         Args { query, body }
@@ -100,7 +120,8 @@ impl<'a> Args<'a> {
     pub fn body(&self, name: &str) -> Option<&str> {
         match &self.body {
             BodyArgs::Form(f) => f.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()),
-            BodyArgs::Json(m) => m.get(name).and_then(Value::as_str),
+            // The last of repeated members, as a JSON object parser keeps it.
+            BodyArgs::Json(m) => m.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref()),
             BodyArgs::None => None,
         }
     }
@@ -114,8 +135,177 @@ impl<'a> Args<'a> {
     }
 }
 
-fn content_type(headers: &HeaderMap) -> Option<String> {
-    headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_ascii_lowercase())
+/// Reading a JSON object's top level without building its nested values.
+mod top_level {
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// `body` (a JSON object) without its top-level members named in `names`, every other byte
+    /// kept as sent. A scan, not a parse: it needs no recursion however deep the other members
+    /// nest, so a credential found in a body is always removable (a tree parse would refuse
+    /// depth past 128 or a number past f64, and leave the credential in).
+    pub(super) fn without(body: &[u8], names: &[String]) -> Option<Vec<u8>> {
+        let mut i = skip_ws(body, 0);
+        (body.get(i) == Some(&b'{')).then_some(())?;
+        i += 1;
+        let mut out = Vec::with_capacity(body.len());
+        out.push(b'{');
+        let mut first = true;
+        loop {
+            i = skip_ws(body, i);
+            match body.get(i)? {
+                b'}' if first => break,
+                b'"' => {}
+                _ => return None,
+            }
+            let key_start = i;
+            let key_end = string_end(body, i)?;
+            let key: String = serde_json::from_slice(&body[key_start..key_end]).ok()?;
+            i = skip_ws(body, key_end);
+            (body.get(i) == Some(&b':')).then_some(())?;
+            let value_end = value_end(body, skip_ws(body, i + 1))?;
+            if !names.contains(&key) {
+                if out.len() > 1 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&body[key_start..value_end]);
+            }
+            first = false;
+            i = skip_ws(body, value_end);
+            match body.get(i)? {
+                b',' => i += 1,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        (skip_ws(body, i + 1) == body.len()).then_some(())?;
+        out.push(b'}');
+        Some(out)
+    }
+
+    fn skip_ws(b: &[u8], mut i: usize) -> usize {
+        while b.get(i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
+            i += 1;
+        }
+        i
+    }
+
+    /// The index after the string starting at `i` (at its opening quote).
+    fn string_end(b: &[u8], i: usize) -> Option<usize> {
+        let mut j = i.checked_add(1)?;
+        while let Some(c) = b.get(j) {
+            match c {
+                b'\\' => j += 2,
+                b'"' => return Some(j + 1),
+                _ => j += 1,
+            }
+        }
+        None
+    }
+
+    /// The index after the value starting at `i`: a string, a container (brackets counted, not
+    /// recursed into), or a scalar running to the next delimiter.
+    fn value_end(b: &[u8], i: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        let mut j = i;
+        loop {
+            let c = *b.get(j)?;
+            match c {
+                b'"' => {
+                    j = string_end(b, j)?;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' if depth == 0 => return (j > i).then_some(j),
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(j + 1);
+                    }
+                }
+                b',' | b' ' | b'\t' | b'\n' | b'\r' if depth == 0 => return (j > i).then_some(j),
+                _ => {}
+            }
+            j += 1;
+        }
+    }
+
+    /// The members of a JSON object: string values kept, others `None`.
+    pub(super) struct Members(pub(super) Vec<(String, Option<String>)>);
+
+    impl<'de> Deserialize<'de> for Members {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(MembersVisitor)
+        }
+    }
+
+    struct MembersVisitor;
+
+    impl<'de> Visitor<'de> for MembersVisitor {
+        type Value = Members;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+            let mut out = Vec::new();
+            while let Some(k) = map.next_key::<String>()? {
+                let Text(v) = map.next_value()?;
+                out.push((k, v));
+            }
+            Ok(Members(out))
+        }
+    }
+
+    /// A member's value: its text when it is a string; anything else is skipped (`IgnoredAny`
+    /// builds nothing, and serde_json skips nested values without recursing).
+    struct Text(Option<String>);
+
+    impl<'de> Deserialize<'de> for Text {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(TextVisitor)
+        }
+    }
+
+    struct TextVisitor;
+
+    impl<'de> Visitor<'de> for TextVisitor {
+        type Value = Text;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Text, E> {
+            Ok(Text(Some(v.to_owned())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Text, E> {
+            Ok(Text(Some(v)))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Text, E> {
+            Ok(Text(None))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Text, E> {
+            Ok(Text(None))
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Text, E> {
+            Ok(Text(None))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Text, E> {
+            Ok(Text(None))
+        }
+        fn visit_unit<E>(self) -> Result<Text, E> {
+            Ok(Text(None))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Text(None))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Text(None))
+        }
+    }
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -330,20 +520,16 @@ pub fn hide(found: &Found, parts: &mut http::request::Parts, body: Option<&Bytes
         }
         Found::Body(names) => {
             let body = body?;
-            let new = match content_type(&parts.headers) {
-                Some(ct) if ct.starts_with("application/json") => {
-                    let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(body) else { return None };
-                    names.iter().for_each(|n| {
-                        m.remove(n);
-                    });
-                    Bytes::from(serde_json::to_vec(&m).ok()?)
-                }
-                _ => {
+            let new = match body_kind(&parts.headers) {
+                Some(BodyKind::Json) => Bytes::from(top_level::without(body, names)?),
+                Some(BodyKind::Form) => {
                     let kept: String = form_urlencoded::Serializer::new(String::new())
                         .extend_pairs(form_urlencoded::parse(body).filter(|(k, _)| !names.iter().any(|n| n == k)))
                         .finish();
                     Bytes::from(kept)
                 }
+                // Only form and JSON bodies are read, so only they can hold a found credential.
+                None => return None,
             };
             parts.headers.insert(CONTENT_LENGTH, new.len().into());
             Some(new)
@@ -453,5 +639,124 @@ mod tests {
         let new = hide(&Found::Body(vec!["username".into(), "password".into()]), &mut p, Some(&body)).expect("body");
         assert_eq!(new, "x=1");
         assert_eq!(p.headers["content-length"], "3");
+    }
+
+    fn hide_json(body: &str, names: &[&str]) -> Option<String> {
+        let mut p = req("/", &[("content-type", "application/json")]);
+        let names = names.iter().map(|n| n.to_string()).collect();
+        let new = hide(&Found::Body(names), &mut p, Some(&Bytes::copy_from_slice(body.as_bytes())))?;
+        assert_eq!(p.headers["content-length"], new.len().to_string().as_str());
+        Some(String::from_utf8(new.to_vec()).expect("utf-8"))
+    }
+
+    #[test]
+    fn hide_removes_json_members_and_keeps_every_other_byte() {
+        let h = |body: &str| hide_json(body, &["username", "password"]);
+        assert_eq!(h(r#"{"username":"u","password":"p","x":1}"#).as_deref(), Some(r#"{"x":1}"#));
+        assert_eq!(
+            h(r#" { "a" : 1.50 , "password":"p", "b":[1, {"c":"}"}] } "#).as_deref(),
+            Some(r#"{"a" : 1.50,"b":[1, {"c":"}"}]}"#)
+        );
+        assert_eq!(h(r#"{"password":"p"}"#).as_deref(), Some("{}"));
+        assert_eq!(h(r#"{}"#).as_deref(), Some("{}"));
+        assert_eq!(
+            h(r#"{"pass\u0077ord":"p","username":"u","username":"v","k":"a\"b"}"#).as_deref(),
+            Some(r#"{"k":"a\"b"}"#)
+        );
+        assert_eq!(h(r#"{"x":true,"password":null,"y":-1e400}"#).as_deref(), Some(r#"{"x":true,"y":-1e400}"#));
+        // Where a tree parse gives up (depth, number range), the credential is still removed.
+        let deep = format!(r#"{{"password":"p","x":{}{}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+        let kept = h(&deep).expect("hidden");
+        assert!(!kept.contains("password") && kept.len() == deep.len() - r#""password":"p","#.len());
+        for bad in ["", "[]", "{", r#"{"a""#, r#"{"a":}"#, r#"{"a":1"#, r#"{"a":1}x"#, r#"{"a" 1}"#, r#"{,}"#] {
+            assert_eq!(h(bad), None, "{bad}");
+        }
+    }
+
+    fn body_bearer(content_type: &str, body: &[u8]) -> Option<String> {
+        let p = req("/", &[("content-type", content_type)]);
+        let body = Bytes::copy_from_slice(body);
+        let args = Args::parse(&p.uri, &p.headers, Some(&body));
+        bearer(&p.headers, &args, &[Place::Body], None, None).map(|x| x.0)
+    }
+
+    #[test]
+    fn only_form_and_json_bodies_are_read() {
+        assert_eq!(body_bearer("application/x-www-form-urlencoded", b"access_token=f").as_deref(), Some("f"));
+        assert_eq!(body_bearer("Application/JSON; charset=utf-8", br#"{"access_token":"j"}"#).as_deref(), Some("j"));
+        assert_eq!(body_bearer(" application/x-www-form-urlencoded ;x=y", b"access_token=f").as_deref(), Some("f"));
+        // Bodies of any other type are not looked at, even when they would parse.
+        for ct in ["text/plain", "application/jsonp", "application/json-seq", "multipart/form-data", "", "json"] {
+            assert_eq!(body_bearer(ct, b"access_token=f"), None, "{ct}");
+            assert_eq!(body_bearer(ct, br#"{"access_token":"j"}"#), None, "{ct}");
+        }
+        let p = req("/", &[]);
+        let body = Bytes::from_static(b"access_token=f");
+        let args = Args::parse(&p.uri, &p.headers, Some(&body));
+        assert_eq!(bearer(&p.headers, &args, &[Place::Body], None, None), None, "no content type");
+    }
+
+    #[test]
+    fn json_bodies_give_top_level_strings_only_and_hostile_ones_give_nothing() {
+        let json = "application/json";
+        assert_eq!(body_bearer(json, br#"{"x":{"access_token":"nested"}}"#), None);
+        assert_eq!(body_bearer(json, br#"{"access_token":42}"#), None);
+        assert_eq!(body_bearer(json, br#"["access_token","t"]"#), None);
+        assert_eq!(body_bearer(json, br#""access_token""#), None);
+        assert_eq!(body_bearer(json, br#"{"access_token":"a","access_token":"b"}"#).as_deref(), Some("b"));
+        assert_eq!(body_bearer(json, br#"{"access_token":"a","access_token":null}"#), None);
+        assert_eq!(body_bearer(json, br#"{"access_token":"t","x":[1,{"y":[true,null]}]}"#).as_deref(), Some("t"));
+        // Deep nesting is skipped without recursion (no stack overflow), and the member still found.
+        let deep = format!(r#"{{"access_token":"t","x":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(body_bearer(json, deep.as_bytes()).as_deref(), Some("t"));
+        let unclosed = format!(r#"{{"access_token":"t","x":{}"#, "{\"a\":".repeat(100_000));
+        assert_eq!(body_bearer(json, unclosed.as_bytes()), None);
+        for bad in [&b"{"[..], b"{\"access_token\":\"t\"", b"\xff\xfe", b"{\"a\":\"\\ud800\"}", b"null"] {
+            assert_eq!(body_bearer(json, bad), None);
+        }
+    }
+
+    mod properties {
+        use super::super::top_level::without;
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                "\\PC{0,8}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::vec(("[a-c\"\\\\]{0,3}", inner), 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn removing_members_equals_removing_them_from_the_parsed_object(
+                members in proptest::collection::vec(("[a-c\"\\\\]{0,3}", json()), 0..6),
+                pretty in any::<bool>(),
+                names in proptest::collection::vec("[a-c]{0,2}", 0..3),
+            ) {
+                let mut object: serde_json::Map<String, Value> = members.into_iter().collect();
+                let text = if pretty {
+                    serde_json::to_vec_pretty(&object).unwrap()
+                } else {
+                    serde_json::to_vec(&object).unwrap()
+                };
+                let kept = without(&text, &names).expect("a JSON object");
+                object.retain(|k, _| !names.contains(k));
+                let parsed: serde_json::Map<String, Value> = serde_json::from_slice(&kept).expect("still JSON");
+                prop_assert_eq!(parsed, object);
+            }
+        }
     }
 }

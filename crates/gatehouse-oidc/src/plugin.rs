@@ -55,8 +55,8 @@ impl PluginFactory for OidcFactory {
         &["grpc", "grpcs", "http", "https", "ws", "wss"]
     }
 
-    fn build(&self, entity: &PluginEntity, _env: &BuildEnv) -> Result<Arc<dyn Plugin>, String> {
-        Ok(Arc::new(Oidc::build(&entity.config, &self.node_secret)?))
+    fn build(&self, entity: &PluginEntity, env: &BuildEnv) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(Oidc::build(&entity.config, &self.node_secret, env)?))
     }
 }
 
@@ -139,7 +139,7 @@ const CACHE_ENTRIES: u64 = 16_384;
 
 impl Oidc {
     /// Builds an instance from a validated config.
-    pub fn build(config: &serde_json::Value, node_secret: &[u8]) -> Result<Oidc, String> {
+    pub fn build(config: &serde_json::Value, node_secret: &[u8], env: &BuildEnv) -> Result<Oidc, String> {
         let s = Settings::from_config(config)?;
         let methods = Methods {
             session: s.allows("session"),
@@ -162,6 +162,7 @@ impl Oidc {
             keepalive: s.keepalive,
             cache_ttl: secs(s.cache_ttl).max(1),
             rediscovery_lifetime: secs(s.rediscovery_lifetime).max(0),
+            max_response: env.idp_max_response_size.0,
         };
         let provider = discovery::provider(key)?;
 
@@ -327,7 +328,7 @@ impl Oidc {
         }
         let cfg =
             crate::config::schema().validate(&config, gatehouse_core::schema::Mode::default()).expect("valid config");
-        Oidc::build(&cfg, b"node secret").expect("builds")
+        Oidc::build(&cfg, b"node secret", &BuildEnv::default()).expect("builds")
     }
 }
 

@@ -218,7 +218,7 @@ impl Verifier {
         let nbf = claims.get("nbf").and_then(Value::as_f64).map(|f| f as i64);
         let mut ttl = self.cache_ttl;
         if let Some(exp) = exp {
-            let left = exp.saturating_add(self.leeway).saturating_sub(now).max(0) as u64;
+            let left = u64::try_from(exp.saturating_add(self.leeway).saturating_sub(now)).unwrap_or(0);
             ttl = ttl.min(Duration::from_secs(left));
         }
         Ok(VerifiedJwt {
@@ -226,7 +226,8 @@ impl Verifier {
             jwk,
             exp,
             nbf,
-            cache_until: Instant::now() + ttl,
+            // Checked: `cache_ttl` comes from the config unbounded (`1e30` for a token without `exp`).
+            cache_until: crate::cache::deadline(Instant::now(), ttl),
             upstream_headers: Default::default(),
         })
     }

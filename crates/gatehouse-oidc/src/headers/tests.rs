@@ -151,3 +151,71 @@ fn a_plan_builds_every_kind_of_header() {
     let src = Sources { id_jwk: Some(&oct), ..Sources::default() };
     assert!(build(&p, &p.upstream, &src).is_empty());
 }
+
+/// Property tests: whatever a claim holds, its header value never carries a control character
+/// (CR, LF, NUL, any other C0 byte, DEL), and encoding never panics.
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Strings rich in what breaks headers: controls, quotes, commas, backslashes, non-ASCII.
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just('\r'),
+                Just('\n'),
+                Just('\0'),
+                Just('\t'),
+                Just('\u{7f}'),
+                Just(','),
+                Just('"'),
+                Just('\\'),
+                any::<char>(),
+                "[ -~]".prop_map(|s| s.chars().next().unwrap_or('a')),
+            ],
+            0..24,
+        )
+        .prop_map(|cs| cs.into_iter().collect())
+    }
+
+    fn claim() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((text(), inner), 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn clean(bytes: &[u8]) -> bool {
+        !bytes.iter().any(|&b| b < 0x20 || b == 0x7f)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn header_values_never_hold_control_characters(v in claim(), prefix in prop_oneof![Just(""), Just("Bearer")]) {
+            for encoding in [Encoding::Kong, Encoding::Json, Encoding::List] {
+                let Some(text) = encode(&v, encoding) else { continue };
+                match header_value(&text) {
+                    Some(hv) => prop_assert!(clean(hv.as_bytes()), "{:?}", hv),
+                    // Refused only for a reason: a control character in the text.
+                    None => prop_assert!(!clean(text.as_bytes())),
+                }
+                let mut c = Collector { max_one: 1 << 16, max_total: 1 << 20, total: 0, out: Vec::new() };
+                let name = HeaderName::from_static("x-claim");
+                if c.add(name, prefix, &text, "claim").is_ok() {
+                    prop_assert!(c.out.iter().all(|(_, hv)| clean(hv.as_bytes())));
+                }
+            }
+        }
+    }
+}

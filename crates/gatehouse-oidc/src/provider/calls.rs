@@ -1,7 +1,7 @@
 //! The identity provider's endpoints the plugin calls on a request's behalf: the token endpoint
 //! (password, client_credentials, refresh_token grants), introspection (RFC 7662) and userinfo.
 
-use super::client::{self, IdpError};
+use super::client::{IdpError, IdpHttp};
 use super::client_auth::{self, Client, ClientAuth};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -44,7 +44,7 @@ pub enum GrantError {
 
 /// Calls the token endpoint with `params` (which include `grant_type`).
 pub async fn token(
-    http: &reqwest::Client,
+    http: &IdpHttp,
     endpoint: &str,
     client: &Client,
     method: ClientAuth,
@@ -57,7 +57,7 @@ pub async fn token(
         req = req.header(n.as_str(), v.as_str());
     }
     let req = client_auth::apply(client, method, endpoint, now, req, &mut params)?;
-    let (status, body) = client::json("token endpoint", req.form(&params)).await.map_err(|e| match e {
+    let (status, body) = http.json("token endpoint", req.form(&params)).await.map_err(|e| match e {
         // A non-JSON 4xx is still a refusal.
         IdpError::Invalid { reason, .. } if reason.starts_with("status 4") => {
             GrantError::Refused { status: 400, error: "invalid_grant".into(), description: None }
@@ -86,7 +86,8 @@ pub async fn token(
     Ok(TokenSet {
         id_token: text("id_token"),
         refresh_token: text("refresh_token"),
-        expires_at: expires_in.map(|s| now + s as i64),
+        // Saturating: `expires_in` is the IdP's number (`1e300` casts to i64::MAX).
+        expires_at: expires_in.map(|s| now.saturating_add(s as i64)),
         access_token,
         raw,
     })
@@ -127,7 +128,7 @@ pub struct IntrospectionRequest<'a> {
 
 /// Calls the introspection endpoint for `token`. The caller decides what `active` means.
 pub async fn introspect(
-    http: &reqwest::Client,
+    http: &IdpHttp,
     r: &IntrospectionRequest<'_>,
     token: &str,
     now: i64,
@@ -142,7 +143,7 @@ pub async fn introspect(
         req = req.header(n.as_str(), v.as_str());
     }
     let req = client_auth::apply(r.client, r.method, r.endpoint, now, req, &mut form)?;
-    let resp = claims_answer("introspection", r.endpoint, req.form(&form)).await?;
+    let resp = claims_answer(http, "introspection", r.endpoint, req.form(&form)).await?;
     Ok(resp)
 }
 
@@ -159,11 +160,7 @@ pub struct UserinfoRequest<'a> {
 }
 
 /// Calls the userinfo endpoint with `access_token`. A 401/403 answer means the token is not valid.
-pub async fn userinfo(
-    http: &reqwest::Client,
-    r: &UserinfoRequest<'_>,
-    access_token: &str,
-) -> Result<ClaimsAnswer, GrantError> {
+pub async fn userinfo(http: &IdpHttp, r: &UserinfoRequest<'_>, access_token: &str) -> Result<ClaimsAnswer, GrantError> {
     let mut req = http.get(r.endpoint).bearer_auth(access_token).header("accept", r.accept);
     for (n, v) in r.headers {
         req = req.header(n.as_str(), v.as_str());
@@ -171,15 +168,16 @@ pub async fn userinfo(
     if !r.query.is_empty() {
         req = req.query(r.query);
     }
-    claims_answer("userinfo", r.endpoint, req).await
+    claims_answer(http, "userinfo", r.endpoint, req).await
 }
 
 async fn claims_answer(
+    http: &IdpHttp,
     what: &'static str,
     url: &str,
     req: reqwest::RequestBuilder,
 ) -> Result<ClaimsAnswer, GrantError> {
-    let (status, _, body) = client::send(what, req).await?;
+    let (status, _, body) = http.send(what, req).await?;
     if status == 400 || status == 401 || status == 403 {
         return Err(GrantError::Refused { status, error: "invalid_token".into(), description: None });
     }

@@ -7,14 +7,26 @@
 //! failed refresh keeps serving the last good document (the IdP being down must not take
 //! verified bearer tokens down with it), and refreshes are rate-limited to one per
 //! `rediscovery_lifetime`, which also bounds what a stream of tokens with unknown `kid`s costs.
+//!
+//! A failed fetch (discovery or keys) starts a backoff: until it ends, requests get that failure
+//! (or the stale document, when there is one) without a new fetch. It starts at
+//! [`BACKOFF_FIRST`] and doubles with each consecutive failure up to [`BACKOFF_MAX`], so a dead
+//! IdP costs one fetch per interval, not one per request, and requests fail fast instead of each
+//! waiting out the timeout.
 
-use super::client::{self, IdpError};
+use super::client::{self, IdpError, IdpHttp};
 use arc_swap::ArcSwapOption;
 use gatehouse_jose::KeySet;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// How long requests are answered with a fetch's failure before the next fetch.
+pub const BACKOFF_FIRST: Duration = Duration::from_secs(2);
+/// The longest backoff, reached after a few consecutive failures.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// What identifies a provider: everything that changes what discovery fetches.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -39,6 +51,8 @@ pub struct ProviderKey {
     pub cache_ttl: i64,
     /// `rediscovery_lifetime` (s): the least time between two fetches.
     pub rediscovery_lifetime: i64,
+    /// The node's `idp_max_response_size`: the most bytes read of any IdP answer.
+    pub max_response: u64,
 }
 
 /// A fetched discovery document and key set.
@@ -63,10 +77,24 @@ impl Discovered {
 /// One issuer's discovery state.
 pub struct Provider {
     key: ProviderKey,
-    http: reqwest::Client,
+    http: IdpHttp,
     current: ArcSwapOption<Discovered>,
     refresh: tokio::sync::Mutex<()>,
     last_attempt: AtomicI64,
+    backoff: Mutex<Option<Backoff>>,
+}
+
+/// The last fetch failed: until `until`, its error is the answer.
+struct Backoff {
+    until: Instant,
+    failures: u32,
+    error: IdpError,
+}
+
+/// The backoff after `failures` consecutive failures: doubling from the first, capped.
+fn backoff_after(failures: u32) -> Duration {
+    let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
+    BACKOFF_FIRST.saturating_mul(factor).min(BACKOFF_MAX)
 }
 
 static PROVIDERS: LazyLock<Mutex<HashMap<ProviderKey, Weak<Provider>>>> = LazyLock::new(Default::default);
@@ -78,13 +106,14 @@ pub fn provider(key: ProviderKey) -> Result<Arc<Provider>, String> {
     if let Some(p) = map.get(&key).and_then(Weak::upgrade) {
         return Ok(p);
     }
-    let http = client::shared_client(key.timeout_ms, key.ssl_verify, key.keepalive)?;
+    let http = client::shared_client(key.timeout_ms, key.ssl_verify, key.keepalive, key.max_response)?;
     let p = Arc::new(Provider {
         key: key.clone(),
         http,
         current: ArcSwapOption::empty(),
         refresh: tokio::sync::Mutex::new(()),
         last_attempt: AtomicI64::new(i64::MIN / 2),
+        backoff: Mutex::new(None),
     });
     map.insert(key, Arc::downgrade(&p));
     Ok(p)
@@ -92,7 +121,7 @@ pub fn provider(key: ProviderKey) -> Result<Arc<Provider>, String> {
 
 impl Provider {
     /// The shared HTTP client for this provider's settings.
-    pub fn http(&self) -> &reqwest::Client {
+    pub fn http(&self) -> &IdpHttp {
         &self.http
     }
 
@@ -104,7 +133,7 @@ impl Provider {
     /// The current document if it is still fresh, without waiting. The request path's fast path.
     pub fn fresh(&self, now: i64) -> Option<Arc<Discovered>> {
         let cur = self.current.load_full()?;
-        (now - cur.fetched_at < self.key.cache_ttl).then_some(cur)
+        (now.saturating_sub(cur.fetched_at) < self.key.cache_ttl).then_some(cur)
     }
 
     /// The current document: fresh from cache, or fetched (one fetch for all waiting requests).
@@ -126,9 +155,12 @@ impl Provider {
     async fn refresh(&self, now: i64) -> Result<Arc<Discovered>, IdpError> {
         let before = self.current.load_full();
         if let Some(cur) = &before
-            && now - self.last_attempt.load(Ordering::Relaxed) < self.key.rediscovery_lifetime
+            && self.rate_limited(now)
         {
             return Ok(cur.clone());
+        }
+        if let Some(answer) = self.backing_off(&before) {
+            return answer;
         }
         let _guard = self.refresh.lock().await;
         let cur = self.current.load_full();
@@ -139,29 +171,56 @@ impl Provider {
             return Ok(c.clone());
         }
         if let Some(c) = &cur
-            && now - self.last_attempt.load(Ordering::Relaxed) < self.key.rediscovery_lifetime
+            && self.rate_limited(now)
         {
             return Ok(c.clone());
         }
+        // The fetch we waited for failed: share its answer rather than fetching again.
+        if let Some(answer) = self.backing_off(&cur) {
+            return answer;
+        }
         self.last_attempt.store(now, Ordering::Relaxed);
-        match self.fetch(now).await {
+        let result = self.fetch(now).await;
+        let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
             Ok(d) => {
+                *backoff = None;
                 let d = Arc::new(d);
                 tracing::debug!(issuer = %self.key.issuer, keys = d.keys.len(), "discovery refreshed");
                 self.current.store(Some(d.clone()));
                 Ok(d)
             }
-            Err(e) => match cur {
-                Some(c) => {
-                    tracing::warn!(issuer = %self.key.issuer, error = %e, "discovery refresh failed; serving the cached document");
-                    Ok(c)
+            Err(e) => {
+                let failures = backoff.as_ref().map_or(0, |b| b.failures).saturating_add(1);
+                let wait = backoff_after(failures);
+                *backoff = Some(Backoff { until: Instant::now() + wait, failures, error: e.clone() });
+                match cur {
+                    Some(c) => {
+                        tracing::warn!(issuer = %self.key.issuer, error = %e, retry_in = ?wait, "discovery refresh failed; serving the cached document");
+                        Ok(c)
+                    }
+                    None => {
+                        tracing::error!(issuer = %self.key.issuer, error = %e, retry_in = ?wait, "discovery failed and nothing is cached");
+                        Err(e)
+                    }
                 }
-                None => {
-                    tracing::error!(issuer = %self.key.issuer, error = %e, "discovery failed and nothing is cached");
-                    Err(e)
-                }
-            },
+            }
         }
+    }
+
+    /// Whether the last fetch was less than `rediscovery_lifetime` ago.
+    fn rate_limited(&self, now: i64) -> bool {
+        now.saturating_sub(self.last_attempt.load(Ordering::Relaxed)) < self.key.rediscovery_lifetime
+    }
+
+    /// During a backoff, the answer without a fetch: the stale document, else the failure.
+    fn backing_off(&self, cur: &Option<Arc<Discovered>>) -> Option<Result<Arc<Discovered>, IdpError>> {
+        let backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        let b = backoff.as_ref().filter(|b| Instant::now() < b.until)?;
+        Some(match cur {
+            Some(c) => Ok(c.clone()),
+            None => Err(b.error.clone()),
+        })
     }
 
     async fn fetch(&self, now: i64) -> Result<Discovered, IdpError> {
@@ -174,7 +233,7 @@ impl Provider {
             for (n, v) in &k.discovery_headers {
                 req = req.header(n.as_str(), v.as_str());
             }
-            let (status, doc) = client::json("discovery", req).await?;
+            let (status, doc) = self.http.json("discovery", req).await?;
             if !(200..300).contains(&status) {
                 return Err(IdpError::Status { what: "discovery", url, status });
             }
@@ -202,7 +261,8 @@ impl Provider {
     }
 
     async fn fetch_jwks(&self, uri: &str) -> Result<KeySet, IdpError> {
-        let (status, url, body) = client::send("jwks", self.http.get(uri).header("accept", "application/json")).await?;
+        let (status, url, body) =
+            self.http.send("jwks", self.http.get(uri).header("accept", "application/json")).await?;
         if !(200..300).contains(&status) {
             return Err(IdpError::Status { what: "jwks", url, status });
         }
@@ -231,6 +291,18 @@ pub fn discovery_url(issuer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_never_overflows() {
+        assert_eq!(backoff_after(1), BACKOFF_FIRST);
+        assert_eq!(backoff_after(2), BACKOFF_FIRST * 2);
+        assert_eq!(backoff_after(3), BACKOFF_FIRST * 4);
+        for n in [0, 6, 31, 32, 33, 1000, u32::MAX] {
+            assert!(backoff_after(n) <= BACKOFF_MAX, "{n}");
+            assert!(backoff_after(n) >= BACKOFF_FIRST.min(BACKOFF_MAX), "{n}");
+        }
+        assert_eq!(backoff_after(u32::MAX), BACKOFF_MAX);
+    }
 
     #[test]
     fn discovery_url_appends_well_known_once() {

@@ -468,3 +468,82 @@ fn garbage_never_panics_and_never_opens() {
     store.strip(&mut map);
     assert_eq!(map.get(COOKIE).map(HeaderValue::as_bytes), Some(&b"a=\x80"[..]));
 }
+
+/// Property tests: whatever a client sends as the session cookie, `open` never panics and never
+/// opens it unless it is one we sealed, byte for byte.
+mod properties {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// The cookies `save` made for `data`, as a jar.
+    fn sealed(s: &SessionStore, data: Vec<u8>, subject: Option<String>) -> Jar {
+        let mut session = s.new_session(NOW, subject, data);
+        let set = s.save(&mut session, NOW, true, 0).expect("fits");
+        let mut jar = Jar::default();
+        jar.apply(&set);
+        jar
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_cookie_text_never_opens(value in "[!-~]{0,700}", chunks in 0usize..4) {
+            let s = store();
+            let mut text = format!("session={value}");
+            for i in 2..chunks + 2 {
+                text.push_str(&format!("; session_{i}={value}"));
+            }
+            prop_assert!(s.open(&headers(&[&text]), NOW).is_err());
+        }
+
+        #[test]
+        fn random_cookie_bytes_never_open(bytes in vec(any::<u8>(), 0..700)) {
+            let s = store();
+            let mut value = b"session=".to_vec();
+            value.extend_from_slice(&bytes);
+            // Bytes a header cannot hold never reach the store.
+            if let Ok(hv) = HeaderValue::from_bytes(&value) {
+                let mut h = HeaderMap::new();
+                h.insert(COOKIE, hv);
+                prop_assert!(s.open(&h, NOW).is_err());
+            }
+        }
+
+        #[test]
+        fn a_sealed_cookie_round_trips(data in vec(any::<u8>(), 0..6000), subject in proptest::option::of("[a-z0-9]{0,24}")) {
+            let s = store();
+            let jar = sealed(&s, data.clone(), subject.clone());
+            let opened = s.open(&jar.request(), NOW).expect("opens");
+            prop_assert_eq!(&opened.session.data, &data);
+            prop_assert_eq!(&opened.session.subject, &subject);
+            let opened = s.open(&jar.request_split(), NOW).expect("opens from split headers");
+            prop_assert_eq!(opened.session.data, data);
+        }
+
+        #[test]
+        fn a_mutated_sealed_cookie_never_opens(
+            data in vec(any::<u8>(), 0..6000),
+            which in any::<prop::sample::Index>(),
+            at in any::<prop::sample::Index>(),
+            with in "[A-Za-z0-9_-]",
+        ) {
+            let s = store();
+            let mut jar = sealed(&s, data, None);
+            let names: Vec<String> = jar.0.keys().cloned().collect();
+            let name = which.get(&names).clone();
+            let value = jar.0.get(&name).cloned().unwrap_or_default();
+            let i = at.index(value.len().max(1));
+            let mut mutated: String = value.chars().take(i).collect();
+            mutated.push_str(&with);
+            mutated.extend(value.chars().skip(i + 1));
+            prop_assume!(mutated != value);
+            jar.0.insert(name, mutated);
+            prop_assert!(s.open(&jar.request(), NOW).is_err());
+            // Nor does one sealed under another secret.
+            let other = store_with(b"another secret", |_| {});
+            prop_assert!(other.open(&sealed(&s, vec![1], None).request(), NOW).is_err());
+        }
+    }
+}
