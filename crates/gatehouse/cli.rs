@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the gateway: the proxy and the Admin API.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Run an echo upstream for trying things and for tests (answers like httpbin's /anything).
     Echo(EchoArgs),
     /// Run the development OpenID Provider, for development and tests only (never in production).

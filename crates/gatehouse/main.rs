@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Start(args) => start(Settings::resolve(args)?).await,
+            Command::Start(args) => start(Settings::resolve(*args)?).await,
             Command::Echo(args) => echo(args).await,
             Command::Idp(args) => idp(args).await,
             Command::Dev(args) => dev::dev(args).await,
