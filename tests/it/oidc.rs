@@ -240,18 +240,23 @@ async fn a_repeated_token_gets_the_same_answer_until_it_expires() {
         "upstream_headers_names": ["x_user", "x_email"],
     }))
     .await;
-    let token = env.mint(json!({"ttl": 3})).await;
+    let minted = std::time::Instant::now();
+    let token = env.mint(json!({"ttl": 5})).await;
     let auth = bearer(&token);
     let (st, first, _) = env.call(&[("authorization", &auth)]).await;
     assert_eq!(st, 200, "{first}");
     assert_eq!(first["headers"]["X-User"], "john");
+    // Repeats while the token is surely valid (exp is whole seconds, so up to 1 s early); a
+    // loaded machine may get through fewer of them.
     for _ in 0..20 {
+        if minted.elapsed() > std::time::Duration::from_secs(3) {
+            break;
+        }
         let (st, again, _) = env.call(&[("authorization", &auth), ("x-user", "mallory"), ("x-consumer-id", "1")]).await;
         assert_eq!(st, 200, "{again}");
         assert_eq!(again["headers"], first["headers"], "the same upstream request as the first time");
     }
-    // exp is at most 3 s after the mint, in whole seconds.
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(6).saturating_sub(minted.elapsed())).await;
     let (st, _, h) = env.call(&[("authorization", &auth)]).await;
     assert_eq!(st, 401, "a remembered token still expires");
     assert!(challenge(&h).ends_with("error_description=\"The access token expired\""), "{h:?}");
@@ -326,12 +331,16 @@ async fn keys_rotate_without_restart_and_unknown_kids_are_rate_limited() {
     let jwks_before = env.calls().await["jwks"].as_i64().unwrap();
     // A burst of tokens with unknown kids costs at most one JWKS fetch per rediscovery_lifetime.
     tokio::time::sleep(Duration::from_millis(2100)).await;
+    let burst = std::time::Instant::now();
     for _ in 0..10 {
         let bad = env.mint(json!({"header": {"kid": "nope"}})).await;
         assert_eq!(env.call(&[("authorization", &bearer(&bad))]).await.0, 401);
     }
+    // On a loaded machine the burst may outlast the 2 s lifetime, which rightly allows one more
+    // fetch per lifetime begun; without the rate limit there would be ten.
+    let allowed = 1 + burst.elapsed().as_secs() as i64 / 2;
     let jwks_after = env.calls().await["jwks"].as_i64().unwrap();
-    assert!(jwks_after - jwks_before <= 1, "{jwks_before} -> {jwks_after}");
+    assert!(jwks_after - jwks_before <= allowed, "{jwks_before} -> {jwks_after} (at most {allowed})");
     // Rotate: a token signed with the new key is accepted once the lifetime has passed.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     env.dev("rotate", json!({"drop_old": false})).await;

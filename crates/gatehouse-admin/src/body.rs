@@ -407,7 +407,6 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(256))]
 
             #[test]
             fn urlencoded_forms_round_trip(m in root()) {

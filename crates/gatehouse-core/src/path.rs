@@ -394,7 +394,6 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
 
         #[test]
         fn normalization_agrees_with_the_plain_model(p in path()) {

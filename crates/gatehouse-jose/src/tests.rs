@@ -372,7 +372,6 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
 
         #[test]
         fn any_text_is_refused_without_panic(token in "\\PC{0,300}") {

@@ -738,7 +738,6 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(256))]
 
             #[test]
             fn removing_members_equals_removing_them_from_the_parsed_object(

@@ -410,7 +410,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
         /// Any header bytes: no panic, and only `application/` types are read for plugins.
         #[test]
         fn content_type_check_never_panics_and_admits_only_application_types(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {

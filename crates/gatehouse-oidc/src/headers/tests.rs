@@ -199,7 +199,6 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
 
         #[test]
         fn header_values_never_hold_control_characters(v in claim(), prefix in prop_oneof![Just(""), Just("Bearer")]) {

@@ -498,7 +498,6 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(256))]
 
             #[test]
             fn any_split_of_a_valid_stream_decodes_to_its_body(

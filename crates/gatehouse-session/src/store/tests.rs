@@ -486,7 +486,6 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
 
         #[test]
         fn random_cookie_text_never_opens(value in "[!-~]{0,700}", chunks in 0usize..4) {
