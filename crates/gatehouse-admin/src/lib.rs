@@ -39,10 +39,21 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    /// Recompiles and publishes the config. A compile failure is logged by the reloader and the
-    /// last good snapshot stays; the write itself is already committed.
-    async fn publish(&self) {
-        let _ = self.reloader.reload().await;
+    /// Recompiles and publishes the config after a committed write. A failure (logged by the
+    /// reloader) leaves the last good snapshot in force and is returned, so the caller rolls the
+    /// write back instead of answering success for a config that is not running.
+    async fn publish(&self) -> Result<(), AdminError> {
+        self.reloader.reload_write().await.map(drop).map_err(reload_err)
+    }
+}
+
+/// A plugin the write broke is the writer's schema violation; anything else is the node's fault.
+fn reload_err(e: gatehouse_store::reload::ReloadError) -> AdminError {
+    use gatehouse_core::plugin::BuildError;
+    use gatehouse_store::reload::ReloadError;
+    match e {
+        ReloadError::Plugin { reason: BuildError::Config(errs), .. } => AdminError::Schema(errs),
+        other => AdminError::Database(other.to_string()),
     }
 }
 
@@ -213,8 +224,19 @@ async fn post_config(State(s): State<Arc<AdminState>>, req: Request) -> Response
                 .map_err(|e| AdminError::Declarative(gatehouse_core::schema::FieldErrors::one(vec![], e)))?;
             let set = gatehouse_store::declarative::load(&doc, &s.registry, entities::now())
                 .map_err(AdminError::Declarative)?;
+            let _writing = s.reloader.write_lock().await;
+            let old = s.store.load_all().await.map_err(|e| AdminError::Database(e.to_string()))?;
             s.store.replace_all(set).await.map_err(|e| AdminError::Database(e.to_string()))?;
-            s.reloader.reload().await.map_err(|e| AdminError::Database(e.to_string()))?;
+            if let Err(e) = s.publish().await {
+                // The old set compiled before; put it back so the store and the proxy agree.
+                if let Err(back) = s.store.replace_all(old).await {
+                    tracing::error!(error = %back, "cannot restore the previous declarative config");
+                }
+                return Err(match e {
+                    AdminError::Schema(errs) => AdminError::Declarative(errs),
+                    other => other,
+                });
+            }
             Ok(error::json_response(StatusCode::CREATED, &doc))
         }
         .await,

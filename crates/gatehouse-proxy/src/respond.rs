@@ -20,6 +20,8 @@ pub enum ProxyError {
     Timeout,
     /// The client's request could not be read: 400.
     BadRequest,
+    /// The gateway cannot serve the route (a plugin on it could not be built): 500.
+    Internal,
 }
 
 impl ProxyError {
@@ -35,6 +37,7 @@ impl ProxyError {
             }
             ProxyError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "The upstream server is timing out"),
             ProxyError::BadRequest => (StatusCode::BAD_REQUEST, "Bad request"),
+            ProxyError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "An unexpected error occurred"),
         }
     }
 
