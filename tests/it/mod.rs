@@ -1,4 +1,5 @@
 mod admin;
+mod config_refusal;
 mod declarative;
 mod headers;
 mod interop;
