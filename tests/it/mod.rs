@@ -1,6 +1,7 @@
 mod admin;
 mod config_refusal;
 mod declarative;
+mod extremes;
 mod headers;
 mod interop;
 mod oidc;
