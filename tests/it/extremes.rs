@@ -165,17 +165,22 @@ async fn extreme_numbers_in_every_numeric_field_never_break_the_node() {
     let (st, b) = post(&format!("{a}/services/echo/routes"), json!({"name": "x", "paths": ["/x"]})).await;
     assert_eq!(st, 201, "{b}");
 
-    // Tokens the plugin meets: none, one without `exp` (the `cache_ttl` path), an expired one.
+    // Tokens the plugin meets: a good one, one without `exp` (the `cache_ttl` path), an expired
+    // one, and one whose claims sit at the ends of the integer range.
     let mint = |body: Value| {
         let issuer = issuer.clone();
-
         async move {
             let (st, v) = post(&format!("{issuer}/_dev/mint"), body).await;
             assert_eq!(st, 200, "{v}");
             format!("Bearer {}", v["token"].as_str().expect("token"))
         }
     };
-    let tokens = [mint(json!({})).await, mint(json!({"claims": {"exp": null}})).await, mint(json!({"ttl": -60})).await];
+    let tokens = [
+        mint(json!({})).await,
+        mint(json!({"claims": {"exp": null}})).await,
+        mint(json!({"ttl": -60})).await,
+        mint(json!({"claims": {"exp": i64::MAX, "nbf": i64::MIN, "iat": i64::MIN}})).await,
+    ];
 
     let (_, enabled) = get(&format!("{a}/plugins/enabled")).await;
     let names: Vec<String> = enabled["enabled_plugins"]

@@ -356,7 +356,9 @@ impl Oidc {
         }
         let leeway = self.verifier.leeway;
         let refreshable = self.s.refresh_tokens && c.data.refresh_token.is_some();
-        let deadline = if refreshable { c.data.expires - leeway } else { c.data.expires + leeway };
+        // `expires` can come from a token's `exp` (any i64): saturate rather than overflow.
+        let deadline =
+            if refreshable { c.data.expires.saturating_sub(leeway) } else { c.data.expires.saturating_add(leeway) };
         c.data.expires == 0 || now < deadline
     }
 
@@ -616,14 +618,14 @@ impl Oidc {
                 .await
                 .map_err(|e| grant_failure(what, e))?;
             let g = self.verify_grant(what, &client.id, ts, now).await?;
-            let lifetime = (g.expires != 0).then(|| g.expires - now);
+            let lifetime = (g.expires != 0).then(|| g.expires.saturating_sub(now));
             let until = std::time::Instant::now() + self.ttl.ttl(lifetime);
             Ok(Arc::new(Timed { value: g, until }))
         };
         // A refresh token is single-use at many IdPs: never serve its answer twice.
         let tokens = self.tokens.as_ref().filter(|_| what != "refresh_token");
         let g = cache::through(tokens, key, fetch).await?;
-        if g.value.expires != 0 && g.value.expires + self.verifier.leeway <= now {
+        if g.value.expires != 0 && g.value.expires.saturating_add(self.verifier.leeway) <= now {
             if let Some(c) = &self.tokens {
                 c.invalidate(&key);
             }
@@ -678,7 +680,8 @@ impl Oidc {
     ) -> Result<Outcome, Failure> {
         let leeway = self.verifier.leeway;
         let refreshable = self.s.refresh_tokens && data.refresh_token.is_some();
-        let deadline = if refreshable { data.expires - leeway } else { data.expires + leeway };
+        let deadline =
+            if refreshable { data.expires.saturating_sub(leeway) } else { data.expires.saturating_add(leeway) };
         let mut changed = false;
         if data.expires != 0 && now >= deadline {
             if !refreshable {
@@ -855,7 +858,8 @@ impl Oidc {
         // or touched one.
         let disabled = self.s.disable_session.as_ref().is_some_and(|d| d.iter().any(|m| m == o.method));
         if o.method != "session" && self.methods.session && !disabled {
-            let expires = if o.expires != 0 { o.expires } else { now + self.ttl.ttl(None).as_secs() as i64 };
+            let expires =
+                if o.expires != 0 { o.expires } else { now.saturating_add(self.ttl.ttl(None).as_secs() as i64) };
             let data = SessionData {
                 client: o.client,
                 access_token: o.access_token.clone().unwrap_or_default(),
