@@ -47,12 +47,18 @@ impl AdminState {
     }
 }
 
-/// A plugin the write broke is the writer's schema violation; anything else is the node's fault.
+/// The last good config compiled, so a compile that fails now was broken by this write: the
+/// writer's schema violation (a plugin's with its field, else on `@entity`). A store that cannot
+/// be read, or a resource that cannot be made, is the node's fault.
 fn reload_err(e: gatehouse_store::reload::ReloadError) -> AdminError {
     use gatehouse_core::plugin::BuildError;
+    use gatehouse_core::schema::{FieldErrors, Seg};
     use gatehouse_store::reload::ReloadError;
     match e {
         ReloadError::Plugin { reason: BuildError::Config(errs), .. } => AdminError::Schema(errs),
+        ReloadError::Compile(e) => {
+            AdminError::Schema(FieldErrors::one(vec![Seg::Key("@entity".into())], e.to_string()))
+        }
         other => AdminError::Database(other.to_string()),
     }
 }
