@@ -270,8 +270,24 @@ fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    match gatehouse_store::declarative::load(&doc, &registry(random_secret().as_bytes()), now()) {
+    let reg = registry(random_secret().as_bytes());
+    match gatehouse_store::declarative::load(&doc, &reg, now()) {
         Ok(set) => {
+            // Compile as `start` would, so what only the routing table or a build can refuse is
+            // reported here too, not at the next start.
+            match gatehouse_core::snapshot::compile(&set, &reg, &BuildEnv::default(), None, 1) {
+                Ok(snapshot) if snapshot.broken.is_empty() => {}
+                Ok(snapshot) => {
+                    for b in &snapshot.broken {
+                        println!("{}: plugin {} ({}): {}", file.display(), b.name, b.id, b.reason);
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => {
+                    println!("{}: {e}", file.display());
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
             println!(
                 "{}: ok ({} services, {} routes, {} consumers, {} plugins)",
                 file.display(),

@@ -1,7 +1,9 @@
 mod admin;
 mod admin_boundary;
 mod client_limits;
+mod config_refusal;
 mod declarative;
+mod extremes;
 mod headers;
 mod idp_boundary;
 mod interop;

@@ -130,12 +130,33 @@ fn write_err(e: StoreError, entity: &Value) -> AdminError {
     }
 }
 
-/// Validates, stores and publishes one entity; the proxy sees it before this returns.
-async fn save(state: &AdminState, kind: Kind, input: Value, body: &Body, exists: bool) -> Result<Value, AdminError> {
+/// Validates, stores and publishes one entity; the proxy sees it before this returns. `prev` is
+/// the stored entity an update replaces. If the new config does not compile, the write is undone
+/// and refused: the Admin API never answers success for a config that is not in force.
+async fn save(
+    state: &AdminState,
+    kind: Kind,
+    input: Value,
+    body: &Body,
+    prev: Option<&Value>,
+) -> Result<Value, AdminError> {
     let entity = validate_entity(kind, &input, body.mode, &state.registry).map_err(AdminError::Schema)?;
-    let res = if exists { state.store.update(kind, &entity).await } else { state.store.insert(kind, &entity).await };
+    let _writing = state.reloader.write_lock().await;
+    let res = match prev {
+        Some(_) => state.store.update(kind, &entity).await,
+        None => state.store.insert(kind, &entity).await,
+    };
     res.map_err(|e| write_err(e, &entity))?;
-    state.publish().await;
+    if let Err(e) = state.publish().await {
+        let undo = match prev {
+            Some(old) => state.store.update(kind, old).await,
+            None => state.store.delete(kind, &id_of(&entity)).await,
+        };
+        if let Err(undo) = undo {
+            tracing::error!(error = %undo, id = %id_of(&entity), "cannot roll back a write that does not compile");
+        }
+        return Err(e);
+    }
     Ok(entity)
 }
 
@@ -249,7 +270,7 @@ async fn create_inner(
     obj.insert("created_at".into(), t.into());
     obj.insert("updated_at".into(), t.into());
     resolve_refs(s, kind, &mut obj).await?;
-    let entity = save(s, kind, Value::Object(obj), &body, false).await?;
+    let entity = save(s, kind, Value::Object(obj), &body, None).await?;
     Ok(json_response(StatusCode::CREATED, &entity))
 }
 
@@ -341,7 +362,7 @@ pub async fn update(State(s): St, Path(p): Path<HashMap<String, String>>, req: R
                 obj.insert(field.to_string(), json!({"id": pid}));
             }
             resolve_refs(&s, kind, &mut obj).await?;
-            let entity = save(&s, kind, Value::Object(obj), &body, true).await?;
+            let entity = save(&s, kind, Value::Object(obj), &body, Some(&existing)).await?;
             Ok(json_response(StatusCode::OK, &entity))
         }
         .await,
@@ -385,7 +406,7 @@ pub async fn upsert(State(s): St, Path(p): Path<HashMap<String, String>>, req: R
                 obj.insert(field.to_string(), json!({"id": pid}));
             }
             resolve_refs(&s, kind, &mut obj).await?;
-            let entity = save(&s, kind, Value::Object(obj), &body, existing.is_some()).await?;
+            let entity = save(&s, kind, Value::Object(obj), &body, existing.as_ref()).await?;
             Ok(json_response(StatusCode::OK, &entity))
         }
         .await,
@@ -401,6 +422,7 @@ pub async fn remove(State(s): St, Path(p): Path<HashMap<String, String>>) -> Res
                 return Ok(StatusCode::NO_CONTENT.into_response());
             };
             read_only(&s, kind, "remove")?;
+            let _writing = s.reloader.write_lock().await;
             match s.store.delete(kind, &id_of(&e)).await {
                 Ok(()) => {}
                 Err(StoreError::Referenced { by }) => {
@@ -411,7 +433,13 @@ pub async fn remove(State(s): St, Path(p): Path<HashMap<String, String>>) -> Res
                 }
                 Err(other) => return Err(store_err(other)),
             }
-            s.publish().await;
+            if let Err(err) = s.publish().await {
+                // Put the entity back (its cascaded plugins are gone), so the answer says the truth.
+                if let Err(undo) = s.store.insert(kind, &e).await {
+                    tracing::error!(error = %undo, id = %id_of(&e), "cannot roll back a delete that does not compile");
+                }
+                return Err(err);
+            }
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         .await,

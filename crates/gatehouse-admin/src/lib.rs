@@ -41,10 +41,27 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    /// Recompiles and publishes the config. A compile failure is logged by the reloader and the
-    /// last good snapshot stays; the write itself is already committed.
-    async fn publish(&self) {
-        let _ = self.reloader.reload().await;
+    /// Recompiles and publishes the config after a committed write. A failure (logged by the
+    /// reloader) leaves the last good snapshot in force and is returned, so the caller rolls the
+    /// write back instead of answering success for a config that is not running.
+    async fn publish(&self) -> Result<(), AdminError> {
+        self.reloader.reload_write().await.map(drop).map_err(reload_err)
+    }
+}
+
+/// The last good config compiled, so a compile that fails now was broken by this write: the
+/// writer's schema violation (a plugin's with its field, else on `@entity`). A store that cannot
+/// be read, or a resource that cannot be made, is the node's fault.
+fn reload_err(e: gatehouse_store::reload::ReloadError) -> AdminError {
+    use gatehouse_core::plugin::BuildError;
+    use gatehouse_core::schema::{FieldErrors, Seg};
+    use gatehouse_store::reload::ReloadError;
+    match e {
+        ReloadError::Plugin { reason: BuildError::Config(errs), .. } => AdminError::Schema(errs),
+        ReloadError::Compile(e) => {
+            AdminError::Schema(FieldErrors::one(vec![Seg::Key("@entity".into())], e.to_string()))
+        }
+        other => AdminError::Database(other.to_string()),
     }
 }
 
@@ -232,10 +249,113 @@ async fn post_config(State(s): State<Arc<AdminState>>, req: Request) -> Response
                 .map_err(|e| AdminError::Declarative(gatehouse_core::schema::FieldErrors::one(vec![], e)))?;
             let set = gatehouse_store::declarative::load(&doc, &s.registry, entities::now())
                 .map_err(AdminError::Declarative)?;
+            let _writing = s.reloader.write_lock().await;
+            let old = s.store.load_all().await.map_err(|e| AdminError::Database(e.to_string()))?;
             s.store.replace_all(set).await.map_err(|e| AdminError::Database(e.to_string()))?;
-            s.reloader.reload().await.map_err(|e| AdminError::Database(e.to_string()))?;
+            if let Err(e) = s.publish().await {
+                // The old set compiled before; put it back so the store and the proxy agree.
+                if let Err(back) = s.store.replace_all(old).await {
+                    tracing::error!(error = %back, "cannot restore the previous declarative config");
+                }
+                return Err(match e {
+                    AdminError::Schema(errs) => AdminError::Declarative(errs),
+                    other => other,
+                });
+            }
             Ok(error::json_response(StatusCode::CREATED, &doc))
         }
         .await,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_core::entity::PluginEntity;
+    use gatehouse_core::plugin::{BuildEnv, BuildError, Plugin, PluginFactory};
+    use gatehouse_core::schema::{Field, FieldErrors, Record};
+    use gatehouse_store::sqlite::SqliteStore;
+    use http::Request;
+    use tower::ServiceExt as _;
+
+    /// A plugin whose check passes but whose build fails when `fail` is set: a write the
+    /// check cannot see through (a resource failing at compile time).
+    struct Flaky(Record);
+    struct Noop;
+    impl Plugin for Noop {}
+
+    impl PluginFactory for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        fn priority(&self) -> i32 {
+            1
+        }
+        fn config_schema(&self) -> &Record {
+            &self.0
+        }
+        fn build(&self, entity: &PluginEntity, _env: &BuildEnv) -> Result<Arc<dyn Plugin>, BuildError> {
+            if entity.config["fail"] == json!(true) {
+                return Err(BuildError::field("fail", "cannot be built now"));
+            }
+            Ok(Arc::new(Noop))
+        }
+        fn check(&self, _entity: &PluginEntity) -> Result<(), FieldErrors> {
+            Ok(())
+        }
+    }
+
+    async fn state(dir: &std::path::Path) -> Arc<AdminState> {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).await.expect("store"));
+        let mut registry = Registry::default();
+        registry.register(Arc::new(Flaky(Record::new(vec![Field::boolean("fail").default(json!(false))]))));
+        let reloader =
+            Arc::new(Reloader::new(store.clone(), registry.clone(), BuildEnv::default(), Default::default()));
+        reloader.reload().await.expect("empty config compiles");
+        Arc::new(AdminState {
+            store,
+            registry,
+            reloader,
+            stats: Default::default(),
+            node_id: "node".into(),
+            configuration: json!({}),
+        })
+    }
+
+    async fn call(s: &Arc<AdminState>, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let req = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+        let req = req.body(axum::body::Body::from(body.map(|b| b.to_string()).unwrap_or_default())).expect("request");
+        let resp = router(s.clone()).oneshot(req).await.expect("answer");
+        let status = resp.status();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.expect("body").to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_compile_fails_is_rolled_back_and_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = state(dir.path()).await;
+        let version = s.reloader.handle().load().version;
+
+        // An insert that does not build is refused and not stored.
+        let (st, body) = call(&s, "POST", "/plugins", Some(json!({"name": "flaky", "config": {"fail": true}}))).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["fields"]["config"]["fail"], "cannot be built now");
+        assert_eq!(call(&s, "GET", "/plugins", None).await.1["data"], json!([]));
+        assert_eq!(s.reloader.handle().load().version, version, "nothing published");
+
+        // An update that does not build is undone: the stored row is the old one.
+        let (st, body) = call(&s, "POST", "/plugins", Some(json!({"name": "flaky"}))).await;
+        assert_eq!(st, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().expect("id").to_string();
+        let (st, _) = call(&s, "PATCH", &format!("/plugins/{id}"), Some(json!({"config": {"fail": true}}))).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        let (_, stored) = call(&s, "GET", &format!("/plugins/{id}"), None).await;
+        assert_eq!(stored["config"]["fail"], false, "rolled back: {stored}");
+
+        // And the next write goes through.
+        let (st, _) = call(&s, "PATCH", &format!("/plugins/{id}"), Some(json!({"tags": ["ok"]}))).await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(s.reloader.handle().load().version > version);
+    }
 }

@@ -25,6 +25,9 @@ pub enum Flow {
     Continue,
     /// Answer the client with this response; no later plugin and no upstream runs.
     Respond(http::Response<Bytes>),
+    /// The plugin cannot run (its config could not be built): the proxy answers with its own
+    /// internal-error response. Core does not know that body, so this says only "fail closed".
+    Fail,
 }
 
 /// The access phase's answer: ready at once (no allocation), or a future to await.
@@ -118,6 +121,45 @@ impl Default for IdpMaxResponseSize {
     }
 }
 
+/// Why a plugin instance could not be built.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The config cannot run. Paths are relative to the plugin entity (`config.session_cookie_name`),
+    /// so the Admin API can answer them as a schema violation.
+    #[error("{0}")]
+    Config(FieldErrors),
+    /// Something other than the config failed (randomness, the TLS backend). Not the writer's
+    /// fault, but the instance still does not exist.
+    #[error("{0}")]
+    Resource(String),
+}
+
+impl BuildError {
+    /// The config field `field` (under `config`) is the reason.
+    pub fn field(field: &str, msg: impl Into<String>) -> BuildError {
+        BuildError::Config(FieldErrors::one(vec![Seg::Key("config".into()), Seg::Key(field.into())], msg))
+    }
+
+    /// The error as field errors: a resource failure lands on `@entity`.
+    pub fn into_field_errors(self) -> FieldErrors {
+        match self {
+            BuildError::Config(e) => e,
+            BuildError::Resource(msg) => FieldErrors::one(vec![Seg::Key("@entity".into())], msg),
+        }
+    }
+}
+
+/// A plugin whose entity could not be built, left in the chain so its routes fail closed rather
+/// than run without it (a broken auth plugin must not mean an open route).
+pub struct Broken;
+
+impl Plugin for Broken {
+    fn access<'a>(&'a self, _ctx: &'a mut Ctx, _req: &'a mut http::request::Parts) -> Step<'a> {
+        Step::Ready(Flow::Fail)
+    }
+}
+
 /// A kind of plugin: its name, schema and priority, and how to build an instance from a config.
 pub trait PluginFactory: Send + Sync + 'static {
     /// The name used in the Admin API (`openid-connect`).
@@ -134,8 +176,17 @@ pub trait PluginFactory: Send + Sync + 'static {
     fn protocols(&self) -> &'static [&'static str] {
         &["grpc", "grpcs", "http", "https"]
     }
-    /// Builds a running instance from a validated entity.
-    fn build(&self, entity: &PluginEntity, env: &BuildEnv) -> Result<Arc<dyn Plugin>, String>;
+    /// Builds a running instance from a validated entity. Must refuse (never panic on) any
+    /// config the schema let through but the instance cannot run with.
+    fn build(&self, entity: &PluginEntity, env: &BuildEnv) -> Result<Arc<dyn Plugin>, BuildError>;
+
+    /// Everything `build` would refuse, without keeping an instance. Every write path runs it
+    /// (through [`Registry::validate_plugin`]), so a config that cannot run is never stored. The
+    /// default builds and drops the instance, so check and build cannot disagree; a factory
+    /// whose build is costly may override it with the pure part of its build.
+    fn check(&self, entity: &PluginEntity) -> Result<(), FieldErrors> {
+        self.build(entity, &BuildEnv::default()).map(drop).map_err(BuildError::into_field_errors)
+    }
 }
 
 /// The plugin kinds this node knows, by name.
@@ -205,6 +256,22 @@ impl Registry {
                         );
                     }
                 }
+            }
+        }
+        // Only a config the schema accepts is built: the build may rely on the schema's shape.
+        if errs.is_empty()
+            && let Some(f) = factory
+        {
+            let mut whole = out.clone();
+            // `POST /schemas/plugins/validate` bodies need not carry an id.
+            if let Value::Object(o) = &mut whole
+                && o.get("id").is_none_or(Value::is_null)
+            {
+                o.insert("id".into(), Value::String(String::new()));
+            }
+            match serde_json::from_value::<PluginEntity>(whole) {
+                Ok(entity) => f.check(&entity)?,
+                Err(e) => errs.push(&[Seg::Key("@entity".into())], e.to_string()),
             }
         }
         if errs.is_empty() { Ok(out) } else { Err(errs) }

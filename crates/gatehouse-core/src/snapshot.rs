@@ -6,7 +6,7 @@
 
 use crate::consumers::Consumers;
 use crate::entity::{Consumer, EntitySet, PluginEntity, Route, Service};
-use crate::plugin::{BuildEnv, Plugin, Registry};
+use crate::plugin::{Broken, BuildEnv, BuildError, Plugin, Registry};
 use crate::router::{RouteSpec, RouteTarget, Router, RouterBuilder, ServiceTarget};
 use arc_swap::ArcSwap;
 use serde_json::Value;
@@ -26,6 +26,22 @@ pub struct Snapshot {
     pub instances: HashMap<String, (Value, Arc<dyn Plugin>)>,
     /// Consumers, indexed for auth plugins.
     pub consumers: Arc<Consumers>,
+    /// Plugins that could not be built (stored by an older version, or a resource failed). Their
+    /// routes fail closed; every other route serves. Rebuilt on every compile.
+    pub broken: Vec<BrokenPlugin>,
+}
+
+/// A plugin entity the compiler could not build, and why.
+#[derive(Clone, Debug)]
+pub struct BrokenPlugin {
+    /// The entity id.
+    pub id: String,
+    /// The plugin name.
+    pub name: String,
+    /// The entity as stored, to tell a plugin broken by a write from one that already was.
+    pub entity: Value,
+    /// Why it could not be built.
+    pub reason: BuildError,
 }
 
 /// Where the current snapshot is published. Readers `load()`, the compiler `store()`s.
@@ -45,16 +61,6 @@ pub enum CompileError {
         /// The decode error.
         #[source]
         source: serde_json::Error,
-    },
-    /// A plugin could not be built from its config.
-    #[error("plugin {name} ({id}): {msg}")]
-    Plugin {
-        /// Plugin name.
-        name: String,
-        /// Entity id.
-        id: String,
-        /// What went wrong.
-        msg: String,
     },
     /// A route could not be compiled.
     #[error(transparent)]
@@ -94,30 +100,36 @@ pub fn compile(
         services.insert(s.id.clone(), Arc::new(service_target(&s)?));
     }
 
-    // Build every enabled plugin once (or reuse it), remembering its scope and priority.
+    // Build every plugin once (or reuse it), remembering its scope and priority. One that
+    // cannot be built does not fail the compile: it becomes `Broken` and runs first on its
+    // routes, so they fail closed while every other route serves.
     let mut instances = HashMap::new();
+    let mut broken = Vec::new();
     let mut scoped: Vec<(PluginEntity, i32, Arc<dyn Plugin>)> = Vec::new();
     for v in &set.plugins {
         let p: PluginEntity = decode("plugin", v)?;
-        let factory = registry.get(&p.name).ok_or_else(|| CompileError::Plugin {
-            name: p.name.clone(),
-            id: p.id.clone(),
-            msg: "plugin is not available on this node".into(),
-        })?;
-        let instance = match prev.and_then(|s| s.instances.get(&p.id)) {
-            Some((old, inst)) if old == v => inst.clone(),
-            _ => factory.build(&p, env).map_err(|msg| CompileError::Plugin {
-                name: p.name.clone(),
-                id: p.id.clone(),
-                msg,
-            })?,
+        let built = match registry.get(&p.name) {
+            None => Err(BuildError::Resource("plugin is not available on this node".into())),
+            Some(factory) => match prev.and_then(|s| s.instances.get(&p.id)) {
+                Some((old, inst)) if old == v => Ok((factory.priority(), inst.clone())),
+                _ => factory.build(&p, env).map(|inst| (factory.priority(), inst)),
+            },
         };
-        instances.insert(p.id.clone(), (v.clone(), instance.clone()));
+        let (priority, instance) = match built {
+            Ok((priority, instance)) => {
+                instances.insert(p.id.clone(), (v.clone(), instance.clone()));
+                (priority, instance)
+            }
+            Err(reason) => {
+                broken.push(BrokenPlugin { id: p.id.clone(), name: p.name.clone(), entity: v.clone(), reason });
+                (i32::MAX, Arc::new(Broken) as Arc<dyn Plugin>)
+            }
+        };
         let serves_http = p.protocols.iter().any(|x| x == "http" || x == "https");
         // Consumer-scoped plugins need the consumer an auth plugin finds; they join the chain in
         // the issue that brings consumer mapping.
         if p.enabled && serves_http && p.consumer.is_none() {
-            scoped.push((p, factory.priority(), instance));
+            scoped.push((p, priority, instance));
         }
     }
 
@@ -158,7 +170,7 @@ pub fn compile(
         )?;
     }
     let consumers = set.consumers.iter().map(|v| decode::<Consumer>("consumer", v)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Snapshot { version, router: builder.build(), instances, consumers: Arc::new(Consumers::new(consumers)) })
+    Ok(Snapshot { version, router: builder.build(), instances, consumers: Arc::new(Consumers::new(consumers)), broken })
 }
 
 /// Resolves Kong's plugin precedence for one route: per plugin name, the most specific of
@@ -209,4 +221,118 @@ fn service_target(s: &Service) -> Result<ServiceTarget, CompileError> {
         read_timeout: Duration::from_millis(s.read_timeout),
         tls_verify: s.tls_verify.unwrap_or(true),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::{Kind, validate_entity};
+    use crate::plugin::{Ctx, Flow, PluginFactory, Step};
+    use crate::schema::{Field, Mode, Record, Seg};
+    use serde_json::json;
+
+    /// A plugin kind whose schema accepts `ok: false` but whose build refuses it, as a config
+    /// written by an older version (or a schema gap) would be.
+    struct Picky(Record);
+
+    struct Noop;
+    impl Plugin for Noop {}
+
+    impl PluginFactory for Picky {
+        fn name(&self) -> &'static str {
+            "picky"
+        }
+        fn priority(&self) -> i32 {
+            10
+        }
+        fn config_schema(&self) -> &Record {
+            &self.0
+        }
+        fn build(&self, entity: &PluginEntity, _env: &BuildEnv) -> Result<Arc<dyn Plugin>, BuildError> {
+            match entity.config.get("ok").and_then(Value::as_bool) {
+                Some(false) => Err(BuildError::field("ok", "cannot run with ok = false")),
+                _ => Ok(Arc::new(Noop)),
+            }
+        }
+    }
+
+    fn registry() -> Registry {
+        let mut r = Registry::default();
+        r.register(Arc::new(Picky(Record::new(vec![Field::boolean("ok").default(json!(true))]))));
+        r
+    }
+
+    fn entity(kind: Kind, v: Value, reg: &Registry) -> Value {
+        validate_entity(kind, &v, Mode::default(), reg).expect("valid entity")
+    }
+
+    const ROUTE_A: &str = "00000000-0000-0000-0000-00000000000a";
+    const ROUTE_B: &str = "00000000-0000-0000-0000-00000000000b";
+
+    fn set_with_plugin(ok: bool, reg: &Registry) -> EntitySet {
+        let route = |id: &str, path: &str| {
+            entity(Kind::Routes, json!({"id": id, "paths": [path], "created_at": 1, "updated_at": 1}), reg)
+        };
+        // Written straight into the set, as an older version could have stored it.
+        let mut plugin = entity(
+            Kind::Plugins,
+            json!({"id": "00000000-0000-0000-0000-000000000001", "name": "picky",
+                   "route": {"id": ROUTE_A}, "created_at": 1, "config": {}}),
+            reg,
+        );
+        plugin["config"]["ok"] = json!(ok);
+        EntitySet {
+            routes: vec![route(ROUTE_A, "/a"), route(ROUTE_B, "/b")],
+            plugins: vec![plugin],
+            ..EntitySet::default()
+        }
+    }
+
+    fn first_flow(s: &Snapshot, path: &str) -> Option<Flow> {
+        let m = s.router.find(&http::Method::GET, "", path, &http::HeaderMap::new())?;
+        let mut ctx = Ctx::new("127.0.0.1:1".parse().ok()?, "r".into(), None, Arc::default());
+        let mut req = http::Request::new(()).into_parts().0;
+        match m.target.plugins.first()?.access(&mut ctx, &mut req) {
+            Step::Ready(f) => Some(f),
+            Step::Wait(_) => None,
+        }
+    }
+
+    #[test]
+    fn validate_plugin_refuses_what_build_refuses_with_the_field_path() {
+        let reg = registry();
+        let errs = reg
+            .validate_plugin(&json!({"name": "picky", "config": {"ok": false}}), Mode::default())
+            .expect_err("build refuses it");
+        assert_eq!(
+            errs.errors,
+            [(vec![Seg::Key("config".into()), Seg::Key("ok".into())], "cannot run with ok = false".to_string())]
+        );
+        assert!(reg.validate_plugin(&json!({"name": "picky", "config": {"ok": true}}), Mode::default()).is_ok());
+    }
+
+    #[test]
+    fn a_stored_plugin_that_cannot_be_built_fails_only_its_routes_closed() {
+        let reg = registry();
+        let s = compile(&set_with_plugin(false, &reg), &reg, &BuildEnv::default(), None, 1).expect("compiles");
+        assert_eq!(s.broken.len(), 1);
+        assert!(matches!(s.broken[0].reason, BuildError::Config(_)));
+        assert!(matches!(first_flow(&s, "/a"), Some(Flow::Fail)));
+        let b = s.router.find(&http::Method::GET, "", "/b", &http::HeaderMap::new()).expect("route b");
+        assert!(b.target.plugins.is_empty());
+
+        // Fixed, the same entity id builds and its route runs the real plugin.
+        let s = compile(&set_with_plugin(true, &reg), &reg, &BuildEnv::default(), Some(&s), 2).expect("compiles");
+        assert!(s.broken.is_empty());
+        assert!(matches!(first_flow(&s, "/a"), Some(Flow::Continue)));
+    }
+
+    #[test]
+    fn a_plugin_unknown_to_this_node_fails_its_routes_closed() {
+        let reg = registry();
+        let set = set_with_plugin(true, &reg);
+        let s = compile(&set, &Registry::default(), &BuildEnv::default(), None, 1).expect("compiles");
+        assert_eq!(s.broken.len(), 1);
+        assert!(matches!(first_flow(&s, "/a"), Some(Flow::Fail)));
+    }
 }

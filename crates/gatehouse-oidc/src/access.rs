@@ -356,7 +356,9 @@ impl Oidc {
         }
         let leeway = self.verifier.leeway;
         let refreshable = self.s.refresh_tokens && c.data.refresh_token.is_some();
-        let deadline = if refreshable { c.data.expires - leeway } else { c.data.expires + leeway };
+        // `expires` can come from a token's `exp` (any i64): saturate rather than overflow.
+        let deadline =
+            if refreshable { c.data.expires.saturating_sub(leeway) } else { c.data.expires.saturating_add(leeway) };
         c.data.expires == 0 || now < deadline
     }
 
@@ -623,7 +625,7 @@ impl Oidc {
         // A refresh token is single-use at many IdPs: never serve its answer twice.
         let tokens = self.tokens.as_ref().filter(|_| what != "refresh_token");
         let g = cache::through(tokens, key, fetch).await?;
-        if g.value.expires != 0 && g.value.expires + self.verifier.leeway <= now {
+        if g.value.expires != 0 && g.value.expires.saturating_add(self.verifier.leeway) <= now {
             if let Some(c) = &self.tokens {
                 c.invalidate(&key);
             }
@@ -678,7 +680,8 @@ impl Oidc {
     ) -> Result<Outcome, Failure> {
         let leeway = self.verifier.leeway;
         let refreshable = self.s.refresh_tokens && data.refresh_token.is_some();
-        let deadline = if refreshable { data.expires - leeway } else { data.expires + leeway };
+        let deadline =
+            if refreshable { data.expires.saturating_sub(leeway) } else { data.expires.saturating_add(leeway) };
         let mut changed = false;
         if data.expires != 0 && now >= deadline {
             if !refreshable {

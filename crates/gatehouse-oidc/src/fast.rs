@@ -191,7 +191,7 @@ impl Fast {
         let p = crate::credentials::basic_pair(&parts.headers, "password")?;
         let g = o.tokens.as_ref()?.get(&o.password_key(&p))?;
         let g = &g.value;
-        if g.expires != 0 && g.expires + o.verifier.leeway <= unix_now() {
+        if g.expires != 0 && g.expires.saturating_add(o.verifier.leeway) <= unix_now() {
             return None;
         }
         let claims = g.access.as_ref().map(|a| &a.claims);

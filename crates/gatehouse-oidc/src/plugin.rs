@@ -14,7 +14,7 @@ use crate::tokens::Verifier;
 use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use gatehouse_core::consumers::ConsumerBy;
 use gatehouse_core::entity::PluginEntity;
-use gatehouse_core::plugin::{BuildEnv, Plugin, PluginFactory};
+use gatehouse_core::plugin::{BuildEnv, BuildError, Plugin, PluginFactory};
 use gatehouse_core::schema::Record;
 use gatehouse_jose::sign::SigningKey;
 use gatehouse_jose::{Algorithm, Jwk, KeySet, Policy};
@@ -55,7 +55,7 @@ impl PluginFactory for OidcFactory {
         &["grpc", "grpcs", "http", "https", "ws", "wss"]
     }
 
-    fn build(&self, entity: &PluginEntity, env: &BuildEnv) -> Result<Arc<dyn Plugin>, String> {
+    fn build(&self, entity: &PluginEntity, env: &BuildEnv) -> Result<Arc<dyn Plugin>, BuildError> {
         Ok(Arc::new(Oidc::build(&entity.config, &self.node_secret, env)?))
     }
 }
@@ -130,8 +130,25 @@ fn pairs(names: &Option<Vec<String>>, values: &Option<Vec<String>>) -> Vec<(Stri
     }
 }
 
+/// The longest duration any config value means: ten years. Kong's schema leaves these numbers
+/// unbounded; clamping here keeps every `now + ttl` and `Instant + Duration` far from overflow.
+const MAX_SECS: i64 = 10 * 366 * 24 * 3600;
+
+/// A config number of seconds as whole seconds, clamped to ±[`MAX_SECS`].
 fn secs(f: f64) -> i64 {
-    if f.is_finite() { f as i64 } else { 0 }
+    if f.is_finite() { (f as i64).clamp(-MAX_SECS, MAX_SECS) } else { 0 }
+}
+
+/// A build error message of the form `field: reason` (as the header plan and session config
+/// write them) placed at `config.field`; anything else lands on `config` as a whole.
+fn config_error(msg: String) -> BuildError {
+    match msg.split_once(": ") {
+        Some((field, reason)) if crate::config::schema().field(field).is_some() => BuildError::field(field, reason),
+        _ => BuildError::Config(gatehouse_core::schema::FieldErrors::one(
+            vec![gatehouse_core::schema::Seg::Key("config".into())],
+            msg,
+        )),
+    }
 }
 
 /// How many answers each IdP cache keeps per instance.
@@ -139,8 +156,8 @@ const CACHE_ENTRIES: u64 = 16_384;
 
 impl Oidc {
     /// Builds an instance from a validated config.
-    pub fn build(config: &serde_json::Value, node_secret: &[u8], env: &BuildEnv) -> Result<Oidc, String> {
-        let s = Settings::from_config(config)?;
+    pub fn build(config: &serde_json::Value, node_secret: &[u8], env: &BuildEnv) -> Result<Oidc, BuildError> {
+        let s = Settings::from_config(config).map_err(config_error)?;
         let methods = Methods {
             session: s.allows("session"),
             bearer: s.allows("bearer"),
@@ -150,7 +167,11 @@ impl Oidc {
             password: s.allows("password"),
             client_credentials: s.allows("client_credentials"),
         };
-        let timeout_ms = if s.timeout.is_finite() && s.timeout > 0.0 { s.timeout as u64 } else { 10_000 };
+        let timeout_ms = if s.timeout.is_finite() && s.timeout > 0.0 {
+            (s.timeout as u64).clamp(1, MAX_SECS as u64 * 1000)
+        } else {
+            10_000
+        };
         let key = ProviderKey {
             issuer: s.issuer.clone(),
             pseudo: s.using_pseudo_issuer,
@@ -164,14 +185,17 @@ impl Oidc {
             rediscovery_lifetime: secs(s.rediscovery_lifetime).max(0),
             max_response: env.idp_max_response_size.0,
         };
-        let provider = discovery::provider(key)?;
+        let provider = discovery::provider(key).map_err(BuildError::Resource)?;
 
         let clients = clients(&s)?;
         let mut hs_keys = KeySet::default();
         if s.enable_hs_signatures {
             for c in &clients {
                 if let Some(secret) = c.secret.as_deref().filter(|x| !x.is_empty()) {
-                    hs_keys.push(Jwk::from_hmac_secret(secret.as_bytes(), None, None).map_err(|e| e.to_string())?);
+                    hs_keys.push(
+                        Jwk::from_hmac_secret(secret.as_bytes(), None, None)
+                            .map_err(|e| BuildError::field("client_secret", e.to_string()))?,
+                    );
                 }
             }
         }
@@ -239,7 +263,10 @@ impl Oidc {
             cookie_name: s.session_cookie_name.clone(),
             cookie_path: s.session_cookie_path.clone(),
             cookie_domain: s.session_cookie_domain.clone(),
-            same_site: s.session_cookie_same_site.parse::<SameSite>().map_err(|e| e.to_string())?,
+            same_site: s
+                .session_cookie_same_site
+                .parse::<SameSite>()
+                .map_err(|e| BuildError::field("session_cookie_same_site", e.to_string()))?,
             http_only: s.session_cookie_http_only,
             secure: s.session_cookie_secure,
             rolling_timeout: secs(s.session_rolling_timeout).max(0) as u64,
@@ -248,7 +275,7 @@ impl Oidc {
             audience: s.session_audience.clone(),
             ..SessionConfig::default()
         };
-        let sessions = SessionStore::new(SessionCodec::new(&secret), session_config).map_err(|e| e.to_string())?;
+        let sessions = SessionStore::new(SessionCodec::new(&secret), session_config).map_err(session_error)?;
 
         let responder = Responder {
             unauthorized_message: s.unauthorized_error_message.clone(),
@@ -259,7 +286,7 @@ impl Oidc {
         };
         let salt = match &s.cache_tokens_salt {
             Some(salt) if !salt.is_empty() => salt.clone(),
-            _ => random_salt()?,
+            _ => random_salt().map_err(BuildError::Resource)?,
         };
         let ttl = TtlRule {
             ttl: secs(s.cache_ttl),
@@ -304,7 +331,7 @@ impl Oidc {
             token_post_args: pairs(&s.token_post_args_names, &s.token_post_args_values),
             token_headers: pairs(&s.token_headers_names, &s.token_headers_values),
             id_token_places: Place::list(&s.id_token_param_type),
-            headers: crate::headers::HeaderPlan::build(&s)?,
+            headers: crate::headers::HeaderPlan::build(&s).map_err(config_error)?,
             // Entries are checked against the session's deadlines on every use; the TTL only
             // bounds how long a cookie no client sends any more stays in memory.
             session_cache: moka::sync::Cache::builder()
@@ -332,6 +359,24 @@ impl Oidc {
     }
 }
 
+/// The session config's errors, each at the field it is about.
+fn session_error(e: gatehouse_session::ConfigError) -> BuildError {
+    use gatehouse_session::ConfigError as E;
+    let field = match &e {
+        E::CookieName => "session_cookie_name",
+        E::CookiePath => "session_cookie_path",
+        E::CookieDomain => "session_cookie_domain",
+        E::Audience => "session_audience",
+        E::SameSite(_) => "session_cookie_same_site",
+        // The cookie's fixed overhead outgrows the size limit only with a long path or domain.
+        E::MaxCookieSize { .. } => "session_cookie_path",
+    };
+    // The session crate prefixes its messages with the field name; the path already says it.
+    let msg = e.to_string();
+    let msg = msg.strip_prefix(field).and_then(|m| m.strip_prefix(": ")).map_or(msg.clone(), str::to_string);
+    BuildError::field(field, msg)
+}
+
 fn random_salt() -> Result<String, String> {
     let mut b = [0u8; 16];
     SystemRandom::new().fill(&mut b).map_err(|_| "no randomness".to_string())?;
@@ -340,7 +385,7 @@ fn random_salt() -> Result<String, String> {
 
 /// The configured clients: `client_id[i]` with `client_secret[i]`, `client_auth[i]`,
 /// `client_jwk[i]`, `client_alg[i]` (a shorter list repeats its last entry, as Kong does).
-fn clients(s: &Settings) -> Result<Vec<Client>, String> {
+fn clients(s: &Settings) -> Result<Vec<Client>, BuildError> {
     let ids = s.client_id.clone().unwrap_or_default();
     let pick = |list: &Option<Vec<String>>, i: usize| -> Option<String> {
         list.as_ref().and_then(|l| l.get(i).or(l.last())).cloned()
@@ -353,13 +398,14 @@ fn clients(s: &Settings) -> Result<Vec<Client>, String> {
         let key = match jwk {
             Some(j) => Some(
                 SigningKey::from_private_jwk(j, alg.filter(|a| !a.is_hmac()))
-                    .map_err(|e| format!("client_jwk for client {}: {e}", i + 1))?,
+                    .map_err(|e| BuildError::field("client_jwk", format!("client {}: {e}", i + 1)))?,
             ),
             None => None,
         };
         let auth = match pick(&s.client_auth, i) {
-            Some(name) => ClientAuth::from_name(&name)
-                .ok_or_else(|| format!("client_auth {name} is not supported (no TLS client certificates yet)"))?,
+            Some(name) => ClientAuth::from_name(&name).ok_or_else(|| {
+                BuildError::field("client_auth", format!("{name} is not supported (no TLS client certificates yet)"))
+            })?,
             None if secret.is_none() && key.is_some() => ClientAuth::PrivateKeyJwt,
             None if secret.is_none() => ClientAuth::None,
             None => ClientAuth::SecretBasic,
@@ -395,5 +441,47 @@ impl Plugin for Oidc {
                 resp.headers.append(name, value);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_core::schema::{Mode, Seg};
+    use serde_json::json;
+
+    fn build_error(config: serde_json::Value) -> Vec<(Vec<Seg>, String)> {
+        let cfg = crate::config::schema().validate(&config, Mode::default()).expect("the schema accepts it");
+        match Oidc::build(&cfg, b"node secret", &BuildEnv::default()) {
+            Err(BuildError::Config(errs)) => errs.errors,
+            Err(other) => panic!("not a config error: {other}"),
+            Ok(_) => panic!("built"),
+        }
+    }
+
+    fn path(field: &str) -> Vec<Seg> {
+        vec![Seg::Key("config".into()), Seg::Key(field.into())]
+    }
+
+    #[test]
+    fn build_errors_name_the_config_field() {
+        let issuer = "http://127.0.0.1:9/realms/x";
+        let e = build_error(json!({"issuer": issuer, "session_cookie_name": "bad name;"}));
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].0, path("session_cookie_name"));
+        assert!(e[0].1.starts_with("must be 1 to 128 token characters"), "{}", e[0].1);
+
+        let e = build_error(json!({"issuer": issuer, "session_cookie_domain": "a b"}));
+        assert_eq!(e[0].0, path("session_cookie_domain"));
+    }
+
+    #[test]
+    fn huge_durations_are_clamped_to_ten_years() {
+        assert_eq!(secs(1e30), MAX_SECS);
+        assert_eq!(secs(-1e30), -MAX_SECS);
+        assert_eq!(secs(f64::NAN), 0);
+        assert_eq!(secs(1.5), 1);
+        let o = Oidc::for_tests(json!({"cache_ttl": 1e300, "leeway": -1e300, "timeout": 1e300}));
+        assert_eq!(o.verifier.leeway, -MAX_SECS);
     }
 }

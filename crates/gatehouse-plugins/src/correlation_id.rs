@@ -6,7 +6,7 @@
 
 use crate::check_header_name;
 use gatehouse_core::entity::PluginEntity;
-use gatehouse_core::plugin::{BuildEnv, Ctx, Flow, Plugin, PluginFactory, Step};
+use gatehouse_core::plugin::{BuildEnv, BuildError, Ctx, Flow, Plugin, PluginFactory, Step};
 use gatehouse_core::schema::{Field, Record};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue};
@@ -56,16 +56,17 @@ impl PluginFactory for CorrelationIdFactory {
         &self.schema
     }
 
-    fn build(&self, entity: &PluginEntity, _env: &BuildEnv) -> Result<Arc<dyn Plugin>, String> {
+    fn build(&self, entity: &PluginEntity, _env: &BuildEnv) -> Result<Arc<dyn Plugin>, BuildError> {
         let cfg = &entity.config;
         let name = cfg.get("header_name").and_then(Value::as_str).unwrap_or("Kong-Request-ID");
-        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("invalid header_name: {e}"))?;
+        let header =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|e| BuildError::field("header_name", e.to_string()))?;
         let generator = match cfg.get("generator").and_then(Value::as_str).unwrap_or("uuid#counter") {
             // Kong's tracker joins nginx connection variables we do not have; a random id serves the
             // same purpose (unique per request), only without the connection details in it.
             "uuid" | "tracker" => Generator::Uuid,
             "uuid#counter" => Generator::Counter { prefix: format!("{}#", Uuid::new_v4()), count: AtomicU64::new(0) },
-            other => return Err(format!("unknown generator '{other}'")),
+            other => return Err(BuildError::field("generator", format!("unknown generator '{other}'"))),
         };
         Ok(Arc::new(CorrelationId {
             header,
@@ -177,7 +178,7 @@ mod tests {
     fn access(p: &dyn Plugin, ctx: &mut Ctx, req: &mut Parts) {
         match p.access(ctx, req) {
             Step::Ready(Flow::Continue) => {}
-            Step::Ready(Flow::Respond(_)) => panic!("correlation-id never answers"),
+            Step::Ready(Flow::Respond(_) | Flow::Fail) => panic!("correlation-id never answers"),
             Step::Wait(_) => panic!("correlation-id never waits"),
         }
     }

@@ -10,7 +10,7 @@
 use crate::check_header_name;
 use bytes::Bytes;
 use gatehouse_core::entity::PluginEntity;
-use gatehouse_core::plugin::{BuildEnv, Ctx, Flow, Plugin, PluginFactory, Step};
+use gatehouse_core::plugin::{BuildEnv, BuildError, Ctx, Flow, Plugin, PluginFactory, Step};
 use gatehouse_core::schema::{Field, Record};
 use http::header::{CONTENT_TYPE, HOST};
 use http::request::Parts;
@@ -61,7 +61,7 @@ impl PluginFactory for RequestTerminationFactory {
         &self.schema
     }
 
-    fn build(&self, entity: &PluginEntity, _env: &BuildEnv) -> Result<Arc<dyn Plugin>, String> {
+    fn build(&self, entity: &PluginEntity, _env: &BuildEnv) -> Result<Arc<dyn Plugin>, BuildError> {
         let cfg = &entity.config;
         let text = |key: &str| cfg.get(key).and_then(Value::as_str);
 
@@ -69,10 +69,11 @@ impl PluginFactory for RequestTerminationFactory {
         let status = u16::try_from(code)
             .ok()
             .and_then(|c| StatusCode::from_u16(c).ok())
-            .ok_or_else(|| format!("invalid status_code {code}"))?;
+            .ok_or_else(|| BuildError::field("status_code", format!("invalid status_code {code}")))?;
         let trigger = match text("trigger") {
             Some(name) => Some(Trigger {
-                header: HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("invalid trigger: {e}"))?,
+                header: HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| BuildError::field("trigger", e.to_string()))?,
                 name: name.to_owned(),
             }),
             None => None,
@@ -83,12 +84,13 @@ impl PluginFactory for RequestTerminationFactory {
         let (body, content_type) = match text("body") {
             Some(body) => {
                 let ct = HeaderValue::from_str(text("content_type").unwrap_or(JSON_UTF8))
-                    .map_err(|e| format!("invalid content_type: {e}"))?;
+                    .map_err(|e| BuildError::field("content_type", e.to_string()))?;
                 (Bytes::copy_from_slice(body.as_bytes()), Some(ct))
             }
             None => match &message {
                 Some(m) => {
-                    let body = serde_json::to_vec(&json!({ "message": m })).map_err(|e| e.to_string())?;
+                    let body = serde_json::to_vec(&json!({ "message": m }))
+                        .map_err(|e| BuildError::field("message", e.to_string()))?;
                     (Bytes::from(body), Some(HeaderValue::from_static(JSON_UTF8)))
                 }
                 None => (Bytes::new(), None),
@@ -291,6 +293,7 @@ mod tests {
         match p.access(ctx, req) {
             Step::Ready(Flow::Respond(resp)) => Some(resp),
             Step::Ready(Flow::Continue) => None,
+            Step::Ready(Flow::Fail) => panic!("request-termination always builds its answer"),
             Step::Wait(_) => panic!("request-termination never waits"),
         }
     }

@@ -87,8 +87,11 @@ pub async fn handle(proxy: Arc<Proxy>, mut req: Request<Incoming>, conn: Arc<Con
             Step::Ready(f) => f,
             Step::Wait(fut) => fut.await,
         };
-        if let Flow::Respond(resp) = flow {
-            return finish(&target, &mut ctx, full(resp));
+        match flow {
+            Flow::Continue => {}
+            Flow::Respond(resp) => return finish(&target, &mut ctx, full(resp)),
+            // A plugin that could not be built: its route fails closed.
+            Flow::Fail => return finish(&target, &mut ctx, full(ProxyError::Internal.response())),
         }
     }
 

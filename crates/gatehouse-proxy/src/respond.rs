@@ -27,6 +27,8 @@ pub enum ProxyError {
     PayloadTooLarge,
     /// The client sent nothing within `client_body_timeout`: 408.
     RequestTimeout,
+    /// The gateway cannot serve the route (a plugin on it could not be built): 500.
+    Internal,
 }
 
 impl ProxyError {
@@ -46,6 +48,7 @@ impl ProxyError {
             // Kong's error_handlers.lua bodies for nginx's own 413 and 408.
             ProxyError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
             ProxyError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "Request timeout"),
+            ProxyError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "An unexpected error occurred"),
         }
     }
 

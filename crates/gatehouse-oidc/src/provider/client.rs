@@ -138,6 +138,9 @@ impl IdpHttp {
 
 type Key = (u64, bool, bool);
 
+/// Distinct client settings remembered for sharing.
+const MAX_SHARED_CLIENTS: usize = 64;
+
 static CLIENTS: LazyLock<Mutex<HashMap<Key, reqwest::Client>>> = LazyLock::new(Default::default);
 
 /// The shared client for these settings, reading at most `max_body` bytes of an answer.
@@ -166,6 +169,12 @@ fn pooled(timeout_ms: u64, ssl_verify: bool, keepalive: bool) -> Result<reqwest:
         b = b.pool_max_idle_per_host(0);
     }
     let client = b.build().map_err(|e| format!("http client: {e}"))?;
+    // Every Admin write builds its plugin, so each distinct `timeout` ever written would stay here.
+    // Forgetting them all past a bound is safe: instances keep their own clones, and only the
+    // sharing of idle connections between later instances is lost.
+    if map.len() >= MAX_SHARED_CLIENTS {
+        map.clear();
+    }
     map.insert(key, client.clone());
     Ok(client)
 }
