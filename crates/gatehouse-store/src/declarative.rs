@@ -13,9 +13,80 @@ use std::collections::HashMap;
 /// Namespace for generated ids (a fixed random UUID, so ids are stable across nodes and reloads).
 const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b0f_93a4_5c1e_4f7e_9d2a_3e8b_1c4d_7a90);
 
-/// Parses YAML (a superset of JSON) into a JSON value.
+/// The deepest flow nesting (`[`, `{`) a document may have. Kong's own files nest a few levels;
+/// libyaml's scanner takes time quadratic in this depth before any depth limit can refuse it
+/// (20 000 levels: seconds), so it is bounded before the parser runs.
+pub const MAX_FLOW_DEPTH: usize = 64;
+
+/// Parses YAML (a superset of JSON) into a JSON value. JSON text goes to serde_json, which is
+/// linear and refuses nesting past 128 levels by itself.
 pub fn parse(text: &str) -> Result<Value, String> {
+    if text.trim_start().starts_with('{')
+        && let Ok(v) = serde_json::from_str::<Value>(text)
+    {
+        return Ok(v);
+    }
+    if flow_depth(text) > MAX_FLOW_DEPTH {
+        return Err(format!("flow collections nested deeper than {MAX_FLOW_DEPTH} levels"));
+    }
     serde_norway::from_str::<Value>(text).map_err(|e| e.to_string())
+}
+
+/// An upper bound of the YAML flow nesting depth, without recursion. Brackets inside quoted
+/// scalars and comments are not counted; a quote opens a scalar only where one may start (after
+/// indentation, `:`, `-`, `?`, `[`, `{` or `,`), as in YAML, so a stray apostrophe in a plain
+/// scalar (`it's`) cannot hide what follows. Closers never take the depth below zero.
+fn flow_depth(text: &str) -> usize {
+    let b = text.as_bytes();
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    // The last byte that was not a space or tab on this line (b'\n' at a line's start).
+    let mut prev = b'\n';
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'#' if i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                prev = b'\n';
+                continue;
+            }
+            b'"' | b'\'' if matches!(prev, b'\n' | b':' | b'-' | b'?' | b'[' | b'{' | b',') => {
+                i += 1;
+                while i < b.len() {
+                    match b[i] {
+                        b'\\' if c == b'"' => i += 1,
+                        q if q == c => {
+                            // '' is an escaped quote inside a single-quoted scalar.
+                            if c == b'\'' && b.get(i + 1) == Some(&b'\'') {
+                                i += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                prev = c;
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        if c == b'\n' {
+            prev = b'\n';
+        } else if c != b' ' && c != b'\t' && c != b'\r' {
+            prev = c;
+        }
+        i += 1;
+    }
+    max
 }
 
 struct Loader<'a> {
@@ -239,6 +310,36 @@ impl Loader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flow_depth_counts_brackets_outside_quotes_and_comments() {
+        for (text, want) in [
+            ("a: [1, [2, {b: 3}]]", 3),
+            ("a: \"[[[[\"\nb: '{{{{'", 0),
+            ("a: 'it''s [[[ '", 0),
+            ("# [[[[\na: [x] # {{{{", 1),
+            ("paths: [\"~/a[0-9]+\"]", 1),
+            ("a: \"\\\"[[\"", 0),
+            // An apostrophe inside a plain scalar opens nothing: the brackets after it count.
+            ("a: it's\nb: [[[x]]]\nc: '", 3),
+            ("a: x]]]]\nb: [[y", 2),
+        ] {
+            assert_eq!(flow_depth(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_the_parser_runs() {
+        let deep = format!("a: {}x{}", "[".repeat(100_000), "]".repeat(100_000));
+        let started = std::time::Instant::now();
+        assert!(parse(&deep).is_err_and(|e| e.contains("nested deeper than")));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let ok = format!("a: {}x{}", "[".repeat(MAX_FLOW_DEPTH), "]".repeat(MAX_FLOW_DEPTH));
+        assert!(parse(&ok).is_ok());
+        // JSON text takes serde_json's path; flow-style YAML that is not JSON still parses.
+        assert_eq!(parse(r#"{"a": [1]}"#).unwrap(), json!({"a": [1]}));
+        assert_eq!(parse("{a: [1]}").unwrap(), json!({"a": [1]}));
+    }
 
     const DOC: &str = r#"
 _format_version: "3.0"
