@@ -396,3 +396,64 @@ async fn peak_memory_stays_flat_under_96_mib_uploads_without_a_token() {
     eprintln!("idle RSS {} KiB, peak {} KiB", idle >> 10, peak >> 10);
     assert!(peak < idle + (32 << 20), "peak RSS {} MiB against {} MiB idle", peak >> 20, idle >> 20);
 }
+
+#[tokio::test]
+async fn buffered_bodies_share_one_memory_budget_and_past_it_plugins_get_503() {
+    // 1 KiB per plugin body: the budget is 64 of them.
+    let env = setup(&["--client-body-buffer-size", "1k"]).await;
+    env.plugin("request-termination", json!({"status_code": 200, "echo": true})).await;
+    let head = b"POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: 1024\r\n\r\na=1";
+    // 64 slow clients each hold a plugin body's share while they trickle.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        let mut s = env.connect();
+        s.write_all(head).unwrap();
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut s = env.connect();
+    s.write_all(head).unwrap();
+    let got = read_response(&mut s);
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    assert_eq!(body_of(&got), json!({"message": "Service temporarily unavailable"}));
+    assert!(env.gw.proc.logs().contains("memory budget exhausted"));
+    // When they are gone, the memory is back.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let ok = upload(&env, "application/x-www-form-urlencoded", 100, true, "");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}
+
+#[tokio::test]
+async fn a_request_head_over_64_kib_gets_431() {
+    let env = setup(&[]).await;
+    let mut s = env.connect();
+    let big = format!("GET /api/x HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "a".repeat(70 * 1024));
+    let _ = s.write_all(big.as_bytes());
+    let (got, _) = until_closed(&mut s, Instant::now());
+    assert!(got.starts_with("HTTP/1.1 431"), "{got}");
+    // A large but allowed head still passes.
+    let mut s = env.connect();
+    let ok = format!("GET /api/x HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "a".repeat(32 * 1024));
+    s.write_all(ok.as_bytes()).unwrap();
+    assert!(read_response(&mut s).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn a_body_with_a_transfer_coding_other_than_chunked_gets_501() {
+    let env = setup(&[]).await;
+    for te in ["gzip, chunked", "chunked, chunked", "identity, chunked"] {
+        let mut s = env.connect();
+        let req = format!("POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let got = read_response(&mut s);
+        assert!(got.starts_with("HTTP/1.1 501"), "{te}: {got}");
+        assert_eq!(body_of(&got), json!({"message": "Not implemented"}));
+    }
+    let mut s = env.connect();
+    s.write_all(b"POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n").unwrap();
+    let got = read_response(&mut s);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert_eq!(body_of(&got)["data"], "abc");
+}

@@ -187,4 +187,10 @@ async fn strip_path_path_handling_and_regex_routes_work_on_the_normalized_path()
     // The regex matches the normalized path only: `/items/12/..` is `/items/`, which it does not.
     let (st, b) = raw_get(&gw, "/items/12/..").await;
     assert_eq!((st, b), (404, json!({"message": "no Route matched with those values"})));
+    // A prefix that ends inside a segment leaves a leftover that would become a dot segment
+    // after the service path (`/base/../admin`): refused, never forwarded out of `/base`.
+    for target in ["/s0../admin", "/s0..", "/s0./x", "/s1../admin", "/s1..;/admin"] {
+        assert_eq!(raw_get(&gw, target).await, bad_request(), "{target}");
+    }
+    assert_forwarded(&gw, &[("/s0...x", "/base/...x"), ("/s0.v2/x", "/base/.v2/x")]).await;
 }

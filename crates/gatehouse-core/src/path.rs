@@ -126,6 +126,11 @@ const SPECIAL: [bool; 256] = {
     t
 };
 
+/// Whether `s` starts with the segment `.` or `..` (a joined path would resolve it).
+pub fn starts_with_dot_segment(s: &str) -> bool {
+    is_dot_segment(s.as_bytes())
+}
+
 /// Whether `s` starts with the segment `.` or `..`, with or without `;` parameters (what follows
 /// the dots is the end, a `/` or a `;`).
 fn is_dot_segment(s: &[u8]) -> bool {

@@ -417,7 +417,27 @@ impl Router {
 /// The upstream path for a request, following Kong's `path_handling` rules.
 ///
 /// `matched_len` bytes of `req_path` were matched by the route; `strip` removes them.
-pub fn upstream_path(service_path: Option<&str>, req_path: &str, matched_len: usize, strip: bool, v1: bool) -> String {
+/// `None` when the stripped leftover would start a dot segment (the proxy answers 400).
+pub fn upstream_path(
+    service_path: Option<&str>,
+    req_path: &str,
+    matched_len: usize,
+    strip: bool,
+    v1: bool,
+) -> Option<String> {
+    if strip {
+        // The request path is normal, but a prefix can end inside a segment (`/api` matches
+        // `/api../x`): its leftover joined after the service path would be a new dot segment
+        // (`/svc/../x`) and climb out of the service path. Refused, never forwarded.
+        let postfix = req_path.get(matched_len..).unwrap_or("");
+        if crate::path::starts_with_dot_segment(postfix.strip_prefix('/').unwrap_or(postfix)) {
+            return None;
+        }
+    }
+    Some(join_upstream(service_path, req_path, matched_len, strip, v1))
+}
+
+fn join_upstream(service_path: Option<&str>, req_path: &str, matched_len: usize, strip: bool, v1: bool) -> String {
     let base = service_path.unwrap_or("/");
     if !strip {
         if v1 {
@@ -633,9 +653,26 @@ mod tests {
             ("/s/", "/api", true, "/api/x", "/s/x"),
         ];
         for (svc, route, strip, req, want) in cases {
-            assert_eq!(upstream_path(Some(svc), req, route.len(), strip, false), want, "{svc} {route} {req}");
+            assert_eq!(
+                upstream_path(Some(svc), req, route.len(), strip, false).as_deref(),
+                Some(want),
+                "{svc} {route} {req}"
+            );
         }
-        assert_eq!(upstream_path(None, "/a/b", 2, false, false), "/a/b");
-        assert_eq!(upstream_path(Some("/s"), "/tv1req", 4, true, true), "/sreq");
+        assert_eq!(upstream_path(None, "/a/b", 2, false, false).as_deref(), Some("/a/b"));
+        assert_eq!(upstream_path(Some("/s"), "/tv1req", 4, true, true).as_deref(), Some("/sreq"));
+    }
+
+    #[test]
+    fn a_stripped_leftover_never_starts_a_dot_segment() {
+        for (req, v1) in [("/api../x", false), ("/api..", false), ("/api./x", false), ("/api..;/x", true)] {
+            for svc in ["/s", "/s/"] {
+                assert_eq!(upstream_path(Some(svc), req, 4, true, v1), None, "{svc} {req}");
+            }
+        }
+        // Dots that are part of a longer name, or a leftover that is not stripped, are data.
+        assert_eq!(upstream_path(Some("/s"), "/api...x", 4, true, false).as_deref(), Some("/s/...x"));
+        assert_eq!(upstream_path(Some("/s"), "/api.v2", 4, true, false).as_deref(), Some("/s/.v2"));
+        assert_eq!(upstream_path(Some("/s"), "/api../x", 4, false, false).as_deref(), Some("/s/api../x"));
     }
 }

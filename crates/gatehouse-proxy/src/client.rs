@@ -79,6 +79,52 @@ impl BodyError {
     }
 }
 
+/// Bytes of request bodies held in memory at once, shared by every proxy thread. Each body is
+/// bounded on its own, but many slow clients each sending just under a bound would add up (16 384
+/// connections × 1 MiB); past this budget a body that was to be buffered for a retry streams
+/// instead, and one a plugin must read is refused with 503 until memory is free again.
+#[derive(Debug)]
+pub struct BufferBudget {
+    used: AtomicU64,
+    max: u64,
+}
+
+impl BufferBudget {
+    /// A budget of `max` bytes.
+    pub fn new(max: u64) -> Arc<BufferBudget> {
+        Arc::new(BufferBudget { used: AtomicU64::new(0), max })
+    }
+
+    /// The budget for these limits: 64 plugin-sized bodies (64 MiB by default).
+    pub fn for_limits(limits: &ClientLimits) -> Arc<BufferBudget> {
+        BufferBudget::new(limits.body_buffer_size.saturating_mul(64))
+    }
+
+    /// Takes `n` bytes of the budget until the returned guard drops, or `None` when they are not
+    /// there.
+    pub fn take(self: &Arc<Self>, n: u64) -> Option<BufferHeld> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|&total| total <= self.max)
+            })
+            .ok()?;
+        Some(BufferHeld { budget: self.clone(), n })
+    }
+}
+
+/// Bytes taken from a [`BufferBudget`], given back on drop.
+#[derive(Debug)]
+pub struct BufferHeld {
+    budget: Arc<BufferBudget>,
+    n: u64,
+}
+
+impl Drop for BufferHeld {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.n, Ordering::AcqRel);
+    }
+}
+
 /// The client's request body with its bounds: at most `remaining` more bytes, and a frame within
 /// `timeout` of asking for it. Used for every body, buffered or streamed, so no path reads
 /// without them.
@@ -121,8 +167,8 @@ impl RequestBody {
 
     /// Reads the whole body, failing with [`BodyError::TooLarge`] past `limit` bytes.
     pub async fn collect_bounded(mut self, limit: u64) -> Result<Bytes, BodyError> {
-        let hint = self.size_hint().lower().min(limit);
-        let mut buf = BytesMut::with_capacity(usize::try_from(hint).unwrap_or(0));
+        // Room is made as bytes come, not for what the client announced.
+        let mut buf = BytesMut::new();
         while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut self).poll_frame(cx)).await {
             let Ok(data) = frame?.into_data() else { continue };
             let total = (buf.len() as u64).saturating_add(data.len() as u64);
@@ -387,6 +433,20 @@ pub fn is_form_or_json(content_type: Option<&http::HeaderValue>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_buffer_budget_is_shared_and_given_back_on_drop() {
+        let budget = BufferBudget::new(100);
+        let a = budget.take(60).unwrap();
+        assert!(budget.take(41).is_none(), "over the budget");
+        let b = budget.take(40).unwrap();
+        assert!(budget.take(1).is_none());
+        drop(a);
+        assert!(budget.take(60).is_some());
+        drop(b);
+        assert!(budget.take(u64::MAX).is_none(), "no overflow");
+        assert!(budget.take(100).is_some());
+    }
     use http::HeaderValue;
 
     #[test]

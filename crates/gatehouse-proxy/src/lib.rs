@@ -11,7 +11,7 @@ mod phases;
 pub mod respond;
 mod upstream;
 
-pub use client::ClientLimits;
+pub use client::{BufferBudget, ClientLimits};
 use client::{ClockedIo, ConnClock, Slot, Tracked};
 use gatehouse_core::snapshot::SnapshotHandle;
 use gatehouse_core::stats::ProxyStats;
@@ -32,20 +32,27 @@ pub struct Proxy {
     limits: Arc<ClientLimits>,
     /// Open client connections, shared by every proxy thread (`client_max_connections`).
     open: Arc<AtomicUsize>,
+    /// Memory for buffered request bodies, shared by every proxy thread.
+    buffers: Arc<BufferBudget>,
 }
 
 impl Proxy {
     /// A proxy that reads its config from `snapshot`. `open` counts client connections against
-    /// `limits.max_connections`; threads that share it share the cap.
+    /// `limits.max_connections`, and `buffers` the memory of buffered request bodies; threads that
+    /// share them share the caps.
     pub fn new(
         snapshot: SnapshotHandle,
         stats: Arc<ProxyStats>,
         limits: Arc<ClientLimits>,
         open: Arc<AtomicUsize>,
+        buffers: Arc<BufferBudget>,
     ) -> Arc<Proxy> {
-        Arc::new(Proxy { snapshot, clients: upstream::Clients::default(), stats, limits, open })
+        Arc::new(Proxy { snapshot, clients: upstream::Clients::default(), stats, limits, open, buffers })
     }
 }
+
+/// The largest request head a client may send (bytes).
+const HEAD_LIMIT: usize = 64 * 1024;
 
 /// Binds `threads` listening sockets to `addr` with `SO_REUSEPORT`, so the kernel spreads new
 /// connections over them. With port 0, the first socket picks the port and the others share it.
@@ -82,8 +89,9 @@ pub fn serve_threads(
     let mut handles = Vec::with_capacity(listeners.len());
     let limits = Arc::new(limits);
     let open = Arc::new(AtomicUsize::new(0));
+    let buffers = BufferBudget::for_limits(&limits);
     for (i, l) in listeners.into_iter().enumerate() {
-        let proxy = Proxy::new(snapshot.clone(), stats.clone(), limits.clone(), open.clone());
+        let proxy = Proxy::new(snapshot.clone(), stats.clone(), limits.clone(), open.clone(), buffers.clone());
         let mut stop = shutdown.clone();
         let h = std::thread::Builder::new().name(format!("gatehouse-proxy-{i}")).spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -110,7 +118,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let local_port = listener.local_addr()?.port();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A request head is at most 64 KiB (hyper's default is ~400 KiB; nginx's is 4 × 8 KiB): past it
+    // hyper answers 431. h2c: at most 128 streams per connection (nginx's default), each with its
+    // own bounded body.
+    builder.http1().max_buf_size(HEAD_LIMIT);
+    builder.http2().max_concurrent_streams(128);
     let mut refused_log = RateLimitedLog::default();
     tokio::pin!(shutdown);
     loop {

@@ -1,7 +1,7 @@
 //! One request's path: route → access phase → upstream → header_filter.
 
 use crate::Proxy;
-use crate::client::{ClientLimits, RequestBody, is_form_or_json};
+use crate::client::{BufferHeld, RequestBody, is_form_or_json};
 use crate::forward::{ConnInfo, set_forwarded, strip_hop_by_hop};
 use crate::respond::ProxyError;
 use crate::upstream::{BodyKind, ResponseBody};
@@ -68,12 +68,20 @@ pub async fn handle(proxy: Arc<Proxy>, mut req: Request<Incoming>, conn: Arc<Con
         return full(ProxyError::HttpsRequired.response());
     }
     let (mut parts, body) = req.into_parts();
+    // hyper decodes `chunked` only; a body under any other coding would reach the upstream still
+    // coded but with the coding's header stripped (hop-by-hop). nginx answers 501 too.
+    if let Some(te) = parts.headers.get(header::TRANSFER_ENCODING)
+        && !te.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked")
+    {
+        return full(ProxyError::NotImplemented.response());
+    }
     // Room for what the proxy and plugins add (six forwarding headers, claim and identity
     // headers), so the map grows once here rather than rehashing at each doubling.
     parts.headers.reserve(16);
     let mut ctx =
         Ctx::new(conn.client, target.route_id.clone(), target.service.as_ref().map(|s| s.id.clone()), consumers);
-    let (body, for_plugins) = match read_body(&target, &proxy.limits, &parts.headers, body).await {
+    // `_held` keeps a buffered body's share of the memory budget until the request is done.
+    let (body, for_plugins, _held) = match read_body(&target, &proxy, &parts.headers, body).await {
         Ok(b) => b,
         Err(e) => return full(e.response()),
     };
@@ -162,7 +170,7 @@ fn normalized_uri(uri: &Uri) -> Result<Option<Uri>, ProxyError> {
 /// picks the connection from it.
 fn upstream_uri(svc: &ServiceTarget, original: &Uri, matched_len: usize, target: &RouteTarget) -> Option<Uri> {
     let mut path =
-        upstream_path(svc.path.as_deref(), original.path(), matched_len, target.strip_path, target.path_handling_v1);
+        upstream_path(svc.path.as_deref(), original.path(), matched_len, target.strip_path, target.path_handling_v1)?;
     if let Some(q) = original.query() {
         path.push('?');
         path.push_str(q);
@@ -179,13 +187,14 @@ fn upstream_uri(svc: &ServiceTarget, original: &Uri, matched_len: usize, target:
 /// type streams untouched and plugins see no body. Returns the body and whether plugins get it.
 async fn read_body(
     target: &RouteTarget,
-    limits: &ClientLimits,
+    proxy: &Proxy,
     headers: &http::HeaderMap,
     body: Incoming,
-) -> Result<(BodyKind, bool), ProxyError> {
+) -> Result<(BodyKind, bool, Option<BufferHeld>), ProxyError> {
+    let limits = &proxy.limits;
     let for_plugins = target.plugins_need_body && is_form_or_json(headers.get(header::CONTENT_TYPE));
     if body.is_end_stream() {
-        return Ok((BodyKind::Buffered(Bytes::new()), for_plugins));
+        return Ok((BodyKind::Buffered(Bytes::new()), for_plugins, None));
     }
     let hint = body.size_hint();
     // A Content-Length over a limit is refused before a byte of the body is read.
@@ -197,14 +206,23 @@ async fn read_body(
         if hint.lower() > limits.body_buffer_size {
             return Err(ProxyError::PayloadTooLarge);
         }
-        let bytes = body.collect_bounded(limits.body_buffer_size).await.map_err(|e| e.proxy_error())?;
-        return Ok((BodyKind::Buffered(bytes), true));
+        let room = hint.upper().unwrap_or(limits.body_buffer_size).min(limits.body_buffer_size);
+        let Some(held) = proxy.buffers.take(room) else {
+            tracing::warn!(route = %target.route_id, "request body memory budget exhausted; answering 503");
+            return Err(ProxyError::Overloaded);
+        };
+        let bytes = body.collect_bounded(room).await.map_err(|e| e.proxy_error())?;
+        return Ok((BodyKind::Buffered(bytes), true, Some(held)));
     }
-    if target.request_buffering && hint.upper().is_some_and(|n| n <= BUFFER_LIMIT) {
-        let bytes = body.collect_bounded(BUFFER_LIMIT).await.map_err(|e| e.proxy_error())?;
-        return Ok((BodyKind::Buffered(bytes), false));
+    if target.request_buffering
+        && let Some(n) = hint.upper().filter(|&n| n <= BUFFER_LIMIT)
+        && let Some(held) = proxy.buffers.take(n)
+    {
+        let bytes = body.collect_bounded(n).await.map_err(|e| e.proxy_error())?;
+        return Ok((BodyKind::Buffered(bytes), false, Some(held)));
     }
-    Ok((BodyKind::Stream(body), false))
+    // Streamed: no retry is possible, but nothing is held.
+    Ok((BodyKind::Stream(body), false, None))
 }
 
 /// Runs the header_filter phase on the response going to the client.

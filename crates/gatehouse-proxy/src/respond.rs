@@ -27,6 +27,10 @@ pub enum ProxyError {
     PayloadTooLarge,
     /// The client sent nothing within `client_body_timeout`: 408.
     RequestTimeout,
+    /// The request's body has a transfer coding other than `chunked`: 501.
+    NotImplemented,
+    /// The memory for request bodies is spoken for (many large bodies at once): 503.
+    Overloaded,
     /// The gateway cannot serve the route (a plugin on it could not be built): 500.
     Internal,
 }
@@ -49,6 +53,8 @@ impl ProxyError {
             ProxyError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
             ProxyError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "Request timeout"),
             ProxyError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "An unexpected error occurred"),
+            ProxyError::NotImplemented => (StatusCode::NOT_IMPLEMENTED, "Not implemented"),
+            ProxyError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable"),
         }
     }
 
