@@ -13,10 +13,11 @@ use std::collections::HashMap;
 /// Namespace for generated ids (a fixed random UUID, so ids are stable across nodes and reloads).
 const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b0f_93a4_5c1e_4f7e_9d2a_3e8b_1c4d_7a90);
 
-/// The deepest flow nesting (`[`, `{`) a document may have. Kong's own files nest a few levels;
-/// libyaml's scanner takes time quadratic in this depth before any depth limit can refuse it
-/// (20 000 levels: seconds), so it is bounded before the parser runs.
-pub const MAX_FLOW_DEPTH: usize = 64;
+/// The deepest nesting of collections (block or flow, `[`, `{`, `-`, `key:`) a document may
+/// have. Kong's own files nest about ten levels. libyaml's scanner takes time quadratic in the
+/// flow depth before serde_norway's own depth limit can refuse it (20 000 levels: seconds), so
+/// the depth is bounded before libyaml sees the text.
+pub const MAX_NESTING_DEPTH: usize = 64;
 
 /// Parses YAML (a superset of JSON) into a JSON value. JSON text goes to serde_json, which is
 /// linear and refuses nesting past 128 levels by itself.
@@ -26,67 +27,44 @@ pub fn parse(text: &str) -> Result<Value, String> {
     {
         return Ok(v);
     }
-    if flow_depth(text) > MAX_FLOW_DEPTH {
-        return Err(format!("flow collections nested deeper than {MAX_FLOW_DEPTH} levels"));
-    }
+    check_nesting(text)?;
     serde_norway::from_str::<Value>(text).map_err(|e| e.to_string())
 }
 
-/// An upper bound of the YAML flow nesting depth, without recursion. Brackets inside quoted
-/// scalars and comments are not counted; a quote opens a scalar only where one may start (after
-/// indentation, `:`, `-`, `?`, `[`, `{` or `,`), as in YAML, so a stray apostrophe in a plain
-/// scalar (`it's`) cannot hide what follows. Closers never take the depth below zero.
-fn flow_depth(text: &str) -> usize {
-    let b = text.as_bytes();
-    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
-    // The last byte that was not a space or tab on this line (b'\n' at a line's start).
-    let mut prev = b'\n';
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'[' | b'{' => {
+fn too_deep() -> String {
+    format!("collections nested deeper than {MAX_NESTING_DEPTH} levels")
+}
+
+/// Refuses a document nested deeper than [`MAX_NESTING_DEPTH`], reading it with a second, pure
+/// Rust YAML parser (saphyr) whose events stop as soon as the limit is passed. Its scanner
+/// refuses flow nesting past 255 levels by itself, so the scan ahead it needs to resolve keys
+/// (`[[[…` is resolved only at its closer) costs at most 255² steps, whatever the input.
+///
+/// Where saphyr finds the text invalid, its events do not bound libyaml's depth (the two parsers
+/// differ in corner cases). The number of `[` and `{` bytes always does, so libyaml only decides
+/// (and words the error) when that count is within the limit; otherwise saphyr's error stands.
+fn check_nesting(text: &str) -> Result<(), String> {
+    use saphyr_parser::{Event, Parser};
+    let mut depth = 0usize;
+    for event in Parser::new_from_str(text) {
+        match event {
+            Ok((Event::SequenceStart(..) | Event::MappingStart(..), _)) => {
                 depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            b'#' if i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
+                if depth > MAX_NESTING_DEPTH {
+                    return Err(too_deep());
                 }
-                prev = b'\n';
-                continue;
             }
-            b'"' | b'\'' if matches!(prev, b'\n' | b':' | b'-' | b'?' | b'[' | b'{' | b',') => {
-                i += 1;
-                while i < b.len() {
-                    match b[i] {
-                        b'\\' if c == b'"' => i += 1,
-                        q if q == c => {
-                            // '' is an escaped quote inside a single-quoted scalar.
-                            if c == b'\'' && b.get(i + 1) == Some(&b'\'') {
-                                i += 1;
-                            } else {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                prev = c;
-                i += 1;
-                continue;
+            Ok((Event::SequenceEnd | Event::MappingEnd, _)) => depth = depth.saturating_sub(1),
+            Ok(_) => {}
+            // saphyr's words for flow nesting past 255 levels.
+            Err(e) if e.info() == "recursion limit exceeded" => return Err(too_deep()),
+            Err(e) => {
+                let openers = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+                return if openers <= MAX_NESTING_DEPTH { Ok(()) } else { Err(e.to_string()) };
             }
-            _ => {}
         }
-        if c == b'\n' {
-            prev = b'\n';
-        } else if c != b' ' && c != b'\t' && c != b'\r' {
-            prev = c;
-        }
-        i += 1;
     }
-    max
+    Ok(())
 }
 
 struct Loader<'a> {
@@ -311,34 +289,137 @@ impl Loader<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn flow_depth_counts_brackets_outside_quotes_and_comments() {
-        for (text, want) in [
-            ("a: [1, [2, {b: 3}]]", 3),
-            ("a: \"[[[[\"\nb: '{{{{'", 0),
-            ("a: 'it''s [[[ '", 0),
-            ("# [[[[\na: [x] # {{{{", 1),
-            ("paths: [\"~/a[0-9]+\"]", 1),
-            ("a: \"\\\"[[\"", 0),
-            // An apostrophe inside a plain scalar opens nothing: the brackets after it count.
-            ("a: it's\nb: [[[x]]]\nc: '", 3),
-            ("a: x]]]]\nb: [[y", 2),
-        ] {
-            assert_eq!(flow_depth(text), want, "{text:?}");
-        }
+    /// Each form refused within a generous bound (debug build, loaded machine); libyaml alone
+    /// takes seconds for 20 000 levels and minutes for 200 000.
+    fn refused_fast(text: &str) -> String {
+        let started = std::time::Instant::now();
+        let Err(e) = parse(text) else { panic!("accepted {:?}…", &text[..text.len().min(40)]) };
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{e}: {:?}", started.elapsed());
+        e
+    }
+
+    /// Documents that fooled the former byte scanner's quote and comment heuristics.
+    fn bypasses(n: usize) -> Vec<String> {
+        let open = "[".repeat(n);
+        vec![
+            format!("a: {open}x{}", "]".repeat(n)),
+            format!("{{\"config\":\"{open}"),
+            // In flow context `a:"` is a plain scalar: no quoted scalar starts there.
+            format!("{{\"config\":\"[a:\"{open}"),
+            format!("[-\"{open}"),
+            format!("[a:\"{open}"),
+            // A tag or anchor before a real quote: the quoted `]` closes nothing.
+            format!("x: {}", "[!t \"]\", ".repeat(n)),
+            format!("x: {}", "[&a \"]\", ".repeat(n)),
+            // `#` right after a quoted scalar starts no comment.
+            format!("x: [!t \" #\", {open}"),
+            format!("x: [\"a\"#, {open}"),
+            // An apostrophe inside a plain scalar opens nothing, even across lines.
+            format!("x: a '\ny: {open}\nz: '"),
+            format!("x: a\n  '\ny: {open}\nz: '"),
+            format!("x: [\"{}\", {open}", "]".repeat(n)),
+            format!("{}x", "{a: ".repeat(n)),
+            format!("{}x", "- ".repeat(n)),
+            format!("{}x", "[{".repeat(n / 2)),
+            // Closers past the openers never lower the depth that counts.
+            format!("a: x{}\nb: {open}", "]".repeat(n)),
+        ]
     }
 
     #[test]
-    fn deep_flow_nesting_is_refused_before_the_parser_runs() {
-        let deep = format!("a: {}x{}", "[".repeat(100_000), "]".repeat(100_000));
+    fn deep_nesting_is_refused_fast_in_every_form() {
+        // Some forms are invalid YAML too; each is refused before libyaml scans it.
+        for text in bypasses(200_000) {
+            refused_fast(&text);
+        }
+        // Just past the limit, block and flow alike, each refused by depth.
+        for text in bypasses(MAX_NESTING_DEPTH + 1) {
+            assert!(parse(&text).is_err(), "{:?}", &text[..40]);
+        }
+        let deep = format!("a: {}x{}", "[".repeat(MAX_NESTING_DEPTH), "]".repeat(MAX_NESTING_DEPTH));
+        assert!(refused_fast(&deep).contains("nested deeper than 64"));
+        let block = format!("{}x", "- ".repeat(MAX_NESTING_DEPTH + 1));
+        assert!(refused_fast(&block).contains("nested deeper than 64"));
+    }
+
+    #[test]
+    fn saphyr_alone_stops_flow_nesting_within_its_own_limit() {
+        // The scan ahead before the first event must not cost time quadratic in the input.
+        let text = format!("a: {}", "[".repeat(2_000_000));
         let started = std::time::Instant::now();
-        assert!(parse(&deep).is_err_and(|e| e.contains("nested deeper than")));
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
-        let ok = format!("a: {}x{}", "[".repeat(MAX_FLOW_DEPTH), "]".repeat(MAX_FLOW_DEPTH));
-        assert!(parse(&ok).is_ok());
+        assert_eq!(check_nesting(&text), Err(too_deep()));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn legit_documents_are_accepted() {
+        let ok = format!("a: {}x{}", "[".repeat(MAX_NESTING_DEPTH - 1), "]".repeat(MAX_NESTING_DEPTH - 1));
+        assert_eq!(parse(&ok).map(|v| v.is_object()), Ok(true));
+        for (text, want) in [
+            ("paths: [\"~/a[0-9]+\", '~/b{2}']", json!({"paths": ["~/a[0-9]+", "~/b{2}"]})),
+            ("a: {b: [1, {c: 2}]}", json!({"a": {"b": [1, {"c": 2}]}})),
+            ("a: \"[[[[\"\nb: '{{{{'\nc: 'it''s ]]'", json!({"a": "[[[[", "b": "{{{{", "c": "it's ]]"})),
+            ("# [[[[ {{\na: [x] # {{{{\nb: it's", json!({"a": ["x"], "b": "it's"})),
+            ("a: x]]\nb: |\n  [[[[\n", json!({"a": "x]]", "b": "[[[[\n"})),
+            ("a: [b:\"c\", !!str 1, &x d, *x]", json!({"a": ["b:\"c\"", "1", "d", "d"]})),
+        ] {
+            assert_eq!(parse(text), Ok(want), "{text:?}");
+        }
         // JSON text takes serde_json's path; flow-style YAML that is not JSON still parses.
-        assert_eq!(parse(r#"{"a": [1]}"#).unwrap(), json!({"a": [1]}));
-        assert_eq!(parse("{a: [1]}").unwrap(), json!({"a": [1]}));
+        assert_eq!(parse(r#"{"a": [1]}"#), Ok(json!({"a": [1]})));
+        assert_eq!(parse("{a: [1]}"), Ok(json!({"a": [1]})));
+        // Invalid YAML with few brackets keeps libyaml's (serde_norway's) error.
+        let e = parse("a: [1\nb: 2").unwrap_err();
+        assert_eq!(e, serde_norway::from_str::<Value>("a: [1\nb: 2").unwrap_err().to_string());
+    }
+
+    /// A kong.yml in the shapes Kong's own docs use: comments, anchors, block scalars, flow lists,
+    /// regex paths with brackets, tabs inside quotes, several levels of block nesting.
+    const KONG_YML: &str = r#"# Kong declarative config [generated] {v3}
+_format_version: "3.0"
+_transform: true
+x-oidc: &oidc
+  issuer: https://idp.example.com/.well-known/openid-configuration
+  client_id: [gatehouse]
+  client_secret: ["s3cr3t#[not a comment]"]
+  scopes: [openid, profile, 'email']   # [trailing comment]
+  auth_methods:
+  - authorization_code
+  - session
+services:
+- name: api
+  url: http://upstream:8080/v1
+  tags: [a, "b]", 'c[']
+  routes:
+  - name: regex
+    paths: ["~/users/(?<id>[0-9]+)$", '~/a{2,3}', /plain]
+    methods: [GET, POST]
+    headers: {x-version: ["1", "2"]}
+    strip_path: false
+  plugins:
+  - name: openid-connect
+    config:
+      <<: *oidc
+      login_redirect_uri: ["https://app.example.com/?q=[x]"]
+      description: |
+        Block scalar with [[[ brackets ]]] and {{ braces }}
+        and a # that is text.
+      note: >-
+        folded 'quote and "quote
+consumers:
+- username: "alice\t[admin]"
+  custom_id: it's-alice
+"#;
+
+    #[test]
+    fn a_kong_file_parses_exactly_as_libyaml_reads_it() {
+        assert_eq!(check_nesting(KONG_YML), Ok(()));
+        let direct = serde_norway::from_str::<Value>(KONG_YML).map_err(|e| e.to_string());
+        assert_eq!(parse(KONG_YML), direct);
+        let doc = parse(KONG_YML).unwrap();
+        assert_eq!(doc["services"][0]["routes"][0]["paths"][0], "~/users/(?<id>[0-9]+)$");
+        assert_eq!(doc["x-oidc"]["client_secret"], json!(["s3cr3t#[not a comment]"]));
+        assert_eq!(doc["consumers"][0]["username"], "alice\t[admin]");
     }
 
     const DOC: &str = r#"
