@@ -130,34 +130,85 @@ fn write_err(e: StoreError, entity: &Value) -> AdminError {
     }
 }
 
+/// The Admin write lock ([`gatehouse_store::reload::Reloader::write_lock`]). A write holds it
+/// from reading the row it changes to its publish or rollback, so a rollback restores exactly what
+/// this write replaced, never a copy that another write has changed since.
+type Writing<'a> = tokio::sync::MutexGuard<'a, ()>;
+
 /// Validates, stores and publishes one entity; the proxy sees it before this returns. `prev` is
-/// the stored entity an update replaces. If the new config does not compile, the write is undone
-/// and refused: the Admin API never answers success for a config that is not in force.
+/// the stored entity an update replaces, read under `_writing`. If the new config does not
+/// compile, the write is undone and refused: the Admin API never answers success for a config
+/// that is not in force.
 async fn save(
     state: &AdminState,
+    _writing: &Writing<'_>,
     kind: Kind,
     input: Value,
     body: &Body,
     prev: Option<&Value>,
 ) -> Result<Value, AdminError> {
     let entity = validate_entity(kind, &input, body.mode, &state.registry).map_err(AdminError::Schema)?;
-    let _writing = state.reloader.write_lock().await;
     let res = match prev {
         Some(_) => state.store.update(kind, &entity).await,
         None => state.store.insert(kind, &entity).await,
     };
     res.map_err(|e| write_err(e, &entity))?;
     if let Err(e) = state.publish().await {
+        // An insert has nothing cascading from it yet: the lock kept others from adding any.
         let undo = match prev {
             Some(old) => state.store.update(kind, old).await,
             None => state.store.delete(kind, &id_of(&entity)).await,
         };
         if let Err(undo) = undo {
-            tracing::error!(error = %undo, id = %id_of(&entity), "cannot roll back a write that does not compile");
+            return Err(rollback_failed(undo, kind, &entity));
         }
         return Err(e);
     }
     Ok(entity)
+}
+
+/// A write whose publish failed could not be undone: the store now holds a config that is not
+/// the running one, and the next reload would publish it. Said loudly, and a 500, not the
+/// writer's 400.
+fn rollback_failed(e: StoreError, kind: Kind, entity: &Value) -> AdminError {
+    tracing::error!(error = %e, collection = kind.name(), id = %id_of(entity),
+        "cannot roll back a write that was not published; the store differs from the running config");
+    AdminError::Database(format!("rollback failed: {e}"))
+}
+
+/// The plugins deleting this entity cascades to (the store's `ON DELETE CASCADE` on a plugin's
+/// `service`, `route` and `consumer`; a service's routes are refused instead), read under the
+/// write lock so a failed delete can put them back.
+async fn cascaded(state: &AdminState, kind: Kind, id: &str) -> Result<Vec<Value>, AdminError> {
+    let Ok(field) = nesting(kind, Kind::Plugins) else { return Ok(Vec::new()) };
+    let mut plugins = Vec::new();
+    let mut offset = None;
+    loop {
+        let q = ListQuery { size: 1000, offset, tags: None, parent: Some((field, id.to_string())) };
+        let page = state.store.list(Kind::Plugins, &q).await.map_err(store_err)?;
+        plugins.extend(page.data);
+        match page.offset {
+            Some(next) => offset = Some(next),
+            None => return Ok(plugins),
+        }
+    }
+}
+
+/// Puts back an entity a failed delete removed, then the plugins its delete cascaded to. If a
+/// plugin cannot be put back, the entity is deleted again: the next reload would publish a route
+/// back without its auth plugin unauthenticated, while a missing route fails closed (404).
+async fn restore(state: &AdminState, kind: Kind, entity: &Value, plugins: &[Value]) -> Result<(), StoreError> {
+    state.store.insert(kind, entity).await?;
+    for p in plugins {
+        if let Err(e) = state.store.insert(Kind::Plugins, p).await {
+            if let Err(again) = state.store.delete(kind, &id_of(entity)).await {
+                tracing::error!(error = %again, id = %id_of(entity),
+                    "cannot remove an entity whose plugins could not be restored");
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 fn read_only(state: &AdminState, kind: Kind, op: &str) -> Result<(), AdminError> {
@@ -269,8 +320,9 @@ async fn create_inner(
     let t = now();
     obj.insert("created_at".into(), t.into());
     obj.insert("updated_at".into(), t.into());
+    let writing = s.reloader.write_lock().await;
     resolve_refs(s, kind, &mut obj).await?;
-    let entity = save(s, kind, Value::Object(obj), &body, None).await?;
+    let entity = save(s, &writing, kind, Value::Object(obj), &body, None).await?;
     Ok(json_response(StatusCode::CREATED, &entity))
 }
 
@@ -338,11 +390,16 @@ pub async fn update(State(s): St, Path(p): Path<HashMap<String, String>>, req: R
     result(
         async {
             let (kind, id, parent) = entity_path(&s, &p).await?;
+            if addressed(&s, kind, &id, &parent).await?.is_none() {
+                return Err(AdminError::NotFound);
+            }
+            read_only(&s, kind, "update")?;
+            // The body is read before the lock: a slow client does not hold up every writer.
+            let body = read_body(req).await?;
+            let writing = s.reloader.write_lock().await;
             let Some(existing) = addressed(&s, kind, &id, &parent).await? else {
                 return Err(AdminError::NotFound);
             };
-            read_only(&s, kind, "update")?;
-            let body = read_body(req).await?;
             let mut merged = existing.clone();
             let mut patch = body.value.clone();
             patch.remove("id");
@@ -362,7 +419,7 @@ pub async fn update(State(s): St, Path(p): Path<HashMap<String, String>>, req: R
                 obj.insert(field.to_string(), json!({"id": pid}));
             }
             resolve_refs(&s, kind, &mut obj).await?;
-            let entity = save(&s, kind, Value::Object(obj), &body, Some(&existing)).await?;
+            let entity = save(&s, &writing, kind, Value::Object(obj), &body, Some(&existing)).await?;
             Ok(json_response(StatusCode::OK, &entity))
         }
         .await,
@@ -376,6 +433,7 @@ pub async fn upsert(State(s): St, Path(p): Path<HashMap<String, String>>, req: R
             let (kind, id, parent) = entity_path(&s, &p).await?;
             read_only(&s, kind, "create or update")?;
             let body = read_body(req).await?;
+            let writing = s.reloader.write_lock().await;
             let existing = find(&s, kind, &id).await?;
             let mut obj = body.value.clone();
             let t = now();
@@ -406,7 +464,7 @@ pub async fn upsert(State(s): St, Path(p): Path<HashMap<String, String>>, req: R
                 obj.insert(field.to_string(), json!({"id": pid}));
             }
             resolve_refs(&s, kind, &mut obj).await?;
-            let entity = save(&s, kind, Value::Object(obj), &body, existing.as_ref()).await?;
+            let entity = save(&s, &writing, kind, Value::Object(obj), &body, existing.as_ref()).await?;
             Ok(json_response(StatusCode::OK, &entity))
         }
         .await,
@@ -418,11 +476,15 @@ pub async fn remove(State(s): St, Path(p): Path<HashMap<String, String>>) -> Res
     result(
         async {
             let (kind, id, parent) = entity_path(&s, &p).await?;
+            if addressed(&s, kind, &id, &parent).await?.is_none() {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+            read_only(&s, kind, "remove")?;
+            let _writing = s.reloader.write_lock().await;
             let Some(e) = addressed(&s, kind, &id, &parent).await? else {
                 return Ok(StatusCode::NO_CONTENT.into_response());
             };
-            read_only(&s, kind, "remove")?;
-            let _writing = s.reloader.write_lock().await;
+            let plugins = cascaded(&s, kind, &id_of(&e)).await?;
             match s.store.delete(kind, &id_of(&e)).await {
                 Ok(()) => {}
                 Err(StoreError::Referenced { by }) => {
@@ -434,9 +496,10 @@ pub async fn remove(State(s): St, Path(p): Path<HashMap<String, String>>) -> Res
                 Err(other) => return Err(store_err(other)),
             }
             if let Err(err) = s.publish().await {
-                // Put the entity back (its cascaded plugins are gone), so the answer says the truth.
-                if let Err(undo) = s.store.insert(kind, &e).await {
-                    tracing::error!(error = %undo, id = %id_of(&e), "cannot roll back a delete that does not compile");
+                // Put back the entity and the plugins that went with it, so the store still holds
+                // the running config and the answer says the truth.
+                if let Err(undo) = restore(&s, kind, &e, &plugins).await {
+                    return Err(rollback_failed(undo, kind, &e));
                 }
                 return Err(err);
             }

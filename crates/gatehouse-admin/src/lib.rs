@@ -255,7 +255,12 @@ async fn post_config(State(s): State<Arc<AdminState>>, req: Request) -> Response
             if let Err(e) = s.publish().await {
                 // The old set compiled before; put it back so the store and the proxy agree.
                 if let Err(back) = s.store.replace_all(old).await {
-                    tracing::error!(error = %back, "cannot restore the previous declarative config");
+                    // The store keeps the refused config and the next reload publishes it: a
+                    // node fault (500), not the writer's 400.
+                    tracing::error!(error = %back,
+                        "cannot restore the previous declarative config after a refused POST /config; \
+                         the store differs from the running config");
+                    return Err(AdminError::Database(format!("rollback failed: {back}")));
                 }
                 return Err(match e {
                     AdminError::Schema(errs) => AdminError::Declarative(errs),
@@ -306,7 +311,10 @@ mod tests {
     }
 
     async fn state(dir: &std::path::Path) -> Arc<AdminState> {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).await.expect("store"));
+        state_on(Arc::new(SqliteStore::open(dir).await.expect("store"))).await
+    }
+
+    async fn state_on(store: Arc<dyn Store>) -> Arc<AdminState> {
         let mut registry = Registry::default();
         registry.register(Arc::new(Flaky(Record::new(vec![Field::boolean("fail").default(json!(false))]))));
         let reloader =
@@ -357,5 +365,215 @@ mod tests {
         let (st, _) = call(&s, "PATCH", &format!("/plugins/{id}"), Some(json!({"tags": ["ok"]}))).await;
         assert_eq!(st, StatusCode::OK);
         assert!(s.reloader.handle().load().version > version);
+    }
+
+    /// A store that forwards to another, with hooks to interleave writes and to fail on cue.
+    #[derive(Default)]
+    struct Hooks {
+        /// Taken by the next `get` of this id, which then waits for it before answering.
+        gate: std::sync::Mutex<Option<(String, tokio::sync::oneshot::Receiver<()>)>>,
+        /// Signalled when the gated `get` has read its row.
+        gated: tokio::sync::Notify,
+        /// `load_all` fails while set (a database that cannot be read at publish time).
+        fail_load: std::sync::atomic::AtomicBool,
+        /// How many more `replace_all` calls succeed.
+        replaces_left: std::sync::atomic::AtomicUsize,
+    }
+
+    struct Hooked {
+        inner: Arc<dyn Store>,
+        hooks: Arc<Hooks>,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Hooked {
+        fn backend(&self) -> &'static str {
+            self.inner.backend()
+        }
+        fn read_only(&self) -> bool {
+            self.inner.read_only()
+        }
+        async fn get(
+            &self,
+            kind: gatehouse_core::entity::Kind,
+            id: &str,
+        ) -> Result<Option<Value>, gatehouse_store::StoreError> {
+            let row = self.inner.get(kind, id).await;
+            let gate = {
+                let mut g = self.hooks.gate.lock().expect("gate");
+                if g.as_ref().is_some_and(|(gid, _)| gid == id) { g.take() } else { None }
+            };
+            if let Some((_, rx)) = gate {
+                self.hooks.gated.notify_one();
+                rx.await.expect("gate opened");
+            }
+            row
+        }
+        async fn get_by(
+            &self,
+            kind: gatehouse_core::entity::Kind,
+            field: &'static str,
+            value: &str,
+        ) -> Result<Option<Value>, gatehouse_store::StoreError> {
+            self.inner.get_by(kind, field, value).await
+        }
+        async fn list(
+            &self,
+            kind: gatehouse_core::entity::Kind,
+            q: &gatehouse_store::ListQuery,
+        ) -> Result<gatehouse_store::Page, gatehouse_store::StoreError> {
+            self.inner.list(kind, q).await
+        }
+        async fn insert(
+            &self,
+            kind: gatehouse_core::entity::Kind,
+            e: &Value,
+        ) -> Result<(), gatehouse_store::StoreError> {
+            self.inner.insert(kind, e).await
+        }
+        async fn update(
+            &self,
+            kind: gatehouse_core::entity::Kind,
+            e: &Value,
+        ) -> Result<(), gatehouse_store::StoreError> {
+            self.inner.update(kind, e).await
+        }
+        async fn delete(
+            &self,
+            kind: gatehouse_core::entity::Kind,
+            id: &str,
+        ) -> Result<(), gatehouse_store::StoreError> {
+            self.inner.delete(kind, id).await
+        }
+        async fn load_all(&self) -> Result<gatehouse_core::entity::EntitySet, gatehouse_store::StoreError> {
+            if self.hooks.fail_load.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(gatehouse_store::StoreError::Database("cannot read (test)".into()));
+            }
+            self.inner.load_all().await
+        }
+        async fn replace_all(&self, set: gatehouse_core::entity::EntitySet) -> Result<(), gatehouse_store::StoreError> {
+            let left = &self.hooks.replaces_left;
+            if left
+                .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                    n.checked_sub(1)
+                })
+                .is_err()
+            {
+                return Err(gatehouse_store::StoreError::Database("cannot write (test)".into()));
+            }
+            self.inner.replace_all(set).await
+        }
+        async fn ping(&self) -> bool {
+            self.inner.ping().await
+        }
+    }
+
+    async fn hooked(dir: &std::path::Path) -> (Arc<AdminState>, Arc<Hooks>) {
+        let hooks = Arc::new(Hooks::default());
+        let inner: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).await.expect("store"));
+        (state_on(Arc::new(Hooked { inner, hooks: hooks.clone() })).await, hooks)
+    }
+
+    /// Two writes of one plugin (B a PATCH or a PUT): B read the row, then A committed and was
+    /// answered 200, then B's config failed to build. B's rollback must restore A's row, not the
+    /// copy B read first, or the store disagrees with the running config and the next reload
+    /// silently reverts A.
+    #[tokio::test]
+    async fn a_rolled_back_update_restores_the_row_a_concurrent_write_committed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (s, hooks) = hooked(dir.path()).await;
+        for (method, b_body) in
+            [("PATCH", json!({"config": {"fail": true}})), ("PUT", json!({"name": "flaky", "config": {"fail": true}}))]
+        {
+            let (st, body) = call(&s, "POST", "/plugins", Some(json!({"name": "flaky", "enabled": false}))).await;
+            assert_eq!(st, StatusCode::CREATED, "{body}");
+            let id = body["id"].as_str().expect("id").to_string();
+            let uri = format!("/plugins/{id}");
+
+            // B reads the row and is held there until A is done.
+            let (open, held) = tokio::sync::oneshot::channel();
+            *hooks.gate.lock().expect("gate") = Some((id.clone(), held));
+            let b = tokio::spawn({
+                let (s, uri) = (s.clone(), uri.clone());
+                async move { call(&s, method, &uri, Some(b_body)).await }
+            });
+            let wait = std::time::Duration::from_secs(5);
+            tokio::time::timeout(wait, hooks.gated.notified()).await.expect("B read the row");
+
+            // If B read the row under the write lock, A waits for B (serialized, nothing to
+            // interleave); otherwise A commits between B's read and B's rollback. A zero timeout
+            // polls the lock once: a try-lock.
+            let b_holds_the_lock =
+                tokio::time::timeout(std::time::Duration::ZERO, s.reloader.write_lock()).await.is_err();
+            let a_body = json!({"enabled": true});
+            if !b_holds_the_lock {
+                let (st, body) = call(&s, "PATCH", &uri, Some(a_body.clone())).await;
+                assert_eq!((st, &body["enabled"]), (StatusCode::OK, &json!(true)), "{body}");
+            }
+            open.send(()).expect("B waits");
+            let (st, body) = tokio::time::timeout(wait, b).await.expect("B ends").expect("B");
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{method}: {body}");
+            if b_holds_the_lock {
+                assert_eq!(call(&s, "PATCH", &uri, Some(a_body)).await.0, StatusCode::OK);
+            }
+
+            let (_, stored) = call(&s, "GET", &uri, None).await;
+            let kept = (&stored["enabled"], &stored["config"]["fail"]);
+            assert_eq!(kept, (&json!(true), &json!(false)), "{method}: A kept: {stored}");
+            assert_eq!(call(&s, "DELETE", &uri, None).await.0, StatusCode::NO_CONTENT);
+        }
+    }
+
+    /// A delete whose publish fails is undone with everything it removed: the plugins of a
+    /// service, route or consumer go with it (ON DELETE CASCADE) and must come back with it, or
+    /// the next reload publishes a route without its auth plugin.
+    #[tokio::test]
+    async fn a_rolled_back_delete_restores_the_plugins_that_cascaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (s, hooks) = hooked(dir.path()).await;
+        let (st, b) = call(&s, "POST", "/services", Some(json!({"name": "svc", "url": "http://127.0.0.1:9"}))).await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        let (st, b) = call(&s, "POST", "/routes", Some(json!({"name": "r", "paths": ["/r"]}))).await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        let (st, b) = call(&s, "POST", "/consumers", Some(json!({"username": "c"}))).await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+
+        for parent in ["services/svc", "routes/r", "consumers/c"] {
+            let (st, plugin) = call(&s, "POST", &format!("/{parent}/plugins"), Some(json!({"name": "flaky"}))).await;
+            assert_eq!(st, StatusCode::CREATED, "{plugin}");
+            let (_, before) = call(&s, "GET", &format!("/{parent}"), None).await;
+
+            hooks.fail_load.store(true, std::sync::atomic::Ordering::SeqCst);
+            let (st, body) = call(&s, "DELETE", &format!("/{parent}"), None).await;
+            hooks.fail_load.store(false, std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR, "{parent}: {body}");
+
+            assert_eq!(call(&s, "GET", &format!("/{parent}"), None).await.1, before, "{parent} restored");
+            let (_, plugins) = call(&s, "GET", &format!("/{parent}/plugins"), None).await;
+            assert_eq!(plugins["data"], json!([plugin]), "{parent}'s plugin restored");
+        }
+        // The restored rows are the running config: it still compiles, and deleting works.
+        s.reloader.reload_write().await.expect("reload");
+        assert_eq!(call(&s, "DELETE", "/routes/r", None).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(call(&s, "GET", "/plugins", None).await.1["data"].as_array().map(Vec::len), Some(2));
+    }
+
+    /// `POST /config` that does not compile, when the previous config cannot be put back: a 500
+    /// (the store no longer holds the running config), not the writer's 400.
+    #[tokio::test]
+    async fn a_declarative_config_that_cannot_be_restored_is_a_server_error() {
+        let hooks = Arc::new(Hooks::default());
+        let inner: Arc<dyn Store> = Arc::new(gatehouse_store::memory::MemoryStore::new(Default::default()));
+        let s = state_on(Arc::new(Hooked { inner, hooks: hooks.clone() })).await;
+        let broken = json!({"_format_version": "3.0", "plugins": [{"name": "flaky", "config": {"fail": true}}]});
+
+        hooks.replaces_left.store(2, std::sync::atomic::Ordering::SeqCst);
+        let (st, body) = call(&s, "POST", "/config", Some(json!({"config": broken.to_string()}))).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "restored: the writer's error: {body}");
+
+        hooks.replaces_left.store(1, std::sync::atomic::Ordering::SeqCst);
+        let (st, body) = call(&s, "POST", "/config", Some(json!({"config": broken.to_string()}))).await;
+        assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR, "not restored: {body}");
+        assert_eq!(body["name"], "database error", "{body}");
     }
 }
