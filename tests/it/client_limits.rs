@@ -117,6 +117,22 @@ async fn half_sent_head_and_silent_connection_are_closed_after_client_header_tim
 }
 
 #[tokio::test]
+async fn a_later_half_sent_head_on_a_kept_alive_connection_is_timed_from_its_first_byte() {
+    let env = setup(&["--client-header-timeout", "0.8", "--keepalive-timeout", "30"]).await;
+    let mut s = env.connect();
+    s.write_all(GET).unwrap();
+    assert!(read_response(&mut s).starts_with("HTTP/1.1 200"));
+    // Idle for a while (under both timeouts), then half a head: the header timeout runs from its
+    // first byte, not from the connection's start nor from when it went idle.
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    s.write_all(b"GET /api/anything HTTP/1.1\r\nHost: a\r\nX-Slow: ").unwrap();
+    let (got, took) = until_closed(&mut s, started);
+    assert!(got.is_empty(), "{got}");
+    assert!(took >= Duration::from_millis(700) && took < Duration::from_secs(3), "closed after {took:?}");
+}
+
+#[tokio::test]
 async fn h2c_connection_without_a_request_is_closed_after_client_header_timeout() {
     let env = setup(&["--client-header-timeout", "0.5", "--keepalive-timeout", "30"]).await;
     let start = Instant::now();
