@@ -165,17 +165,28 @@ pub async fn serve(
         let conn = graceful.watch(conn);
         let stats = proxy.stats.clone();
         let limits = proxy.limits.clone();
+        // The watchdog is a task of its own, not a `select!` beside the connection: the connection
+        // is polled several times per request, and each poll would poll the watchdog's timer too.
+        let ended = Arc::new(tokio::sync::Notify::new());
+        let conn_ended = ended.clone();
+        let served = tokio::spawn(async move {
+            // Counted and freed however the task ends, the watchdog's abort included.
+            let _closed = Closed { stats, _slot: slot };
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "client connection ended with an error");
+            }
+            conn_ended.notify_one();
+        });
         tokio::spawn(async move {
             tokio::select! {
-                r = conn => if let Err(e) = r {
-                    tracing::debug!(error = %e, "client connection ended with an error");
-                },
                 () = client::watchdog(clock, limits) => {
                     tracing::debug!("closing a client connection idle or in a request head too long");
+                    // Dropping the connection future closes the socket; its slot is freed as the
+                    // task is torn down.
+                    served.abort();
                 }
+                () = ended.notified() => {}
             }
-            stats.connections_closed.fetch_add(1, Ordering::Relaxed);
-            drop(slot);
         });
     }
     drop(listener);
@@ -186,6 +197,19 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// A client connection's end: counted in `/status` and its slot freed, when its task ends or is
+/// aborted.
+struct Closed {
+    stats: Arc<ProxyStats>,
+    _slot: Slot,
+}
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        self.stats.connections_closed.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Logs refused connections at most once a second per thread, with how many since the last line:
