@@ -84,14 +84,19 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
             .collect();
         let head = buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(spans.len());
+        // Which framing fields are present, noted while the map is built: comparing a standard
+        // name is one integer compare, a map lookup hashes the name.
+        let mut present = Present::default();
         for &(ns, ne, vs, ve) in &spans {
             let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| DecodeError::Invalid("bad header name"))?;
+            present.te |= name == header::TRANSFER_ENCODING;
+            present.cl |= name == header::CONTENT_LENGTH;
             let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
                 .map_err(|_| DecodeError::Invalid("bad header value"))?;
             headers.append(name, value);
         }
-        let framing = framing(&headers, status, head_request)?;
-        let suspect = suspect_framing(&mut headers, status, http10);
+        let framing = framing(&headers, present, status, head_request)?;
+        let suspect = suspect_framing(&mut headers, present, status, http10);
         let keep_alive = framing != Framing::Close && !suspect && keeps_alive(&headers, http10);
         return Ok(Some(Head { status, headers, framing, keep_alive }));
     }
@@ -112,19 +117,35 @@ pub fn drop_length_beside_transfer_encoding(headers: &mut HeaderMap) -> bool {
 /// (RFC 9112 §6.1, §6.3): `Content-Length` beside `Transfer-Encoding` (a sign of response
 /// splitting; the length is dropped), `Transfer-Encoding` in HTTP/1.0, or a 204 announcing a
 /// body, whose bytes would otherwise be read as the next answer.
-fn suspect_framing(headers: &mut HeaderMap, status: StatusCode, http10: bool) -> bool {
-    let both = drop_length_beside_transfer_encoding(headers);
-    let te = headers.contains_key(header::TRANSFER_ENCODING);
+fn suspect_framing(headers: &mut HeaderMap, present: Present, status: StatusCode, http10: bool) -> bool {
+    let both = present.te && present.cl;
+    if both {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     let bodied_204 = status == StatusCode::NO_CONTENT
-        && (te || headers.get_all(header::CONTENT_LENGTH).iter().any(|v| v.as_bytes().iter().any(|&b| b != b'0')));
-    both || (te && http10) || bodied_204
+        && (present.te
+            || (present.cl
+                && headers.get_all(header::CONTENT_LENGTH).iter().any(|v| v.as_bytes().iter().any(|&b| b != b'0'))));
+    both || (present.te && http10) || bodied_204
 }
 
-fn framing(headers: &HeaderMap, status: StatusCode, head_request: bool) -> Result<Framing, DecodeError> {
+/// Whether the head has `Transfer-Encoding` and `Content-Length` fields.
+#[derive(Clone, Copy, Default)]
+struct Present {
+    te: bool,
+    cl: bool,
+}
+
+fn framing(
+    headers: &HeaderMap,
+    present: Present,
+    status: StatusCode,
+    head_request: bool,
+) -> Result<Framing, DecodeError> {
     if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok(Framing::Empty);
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    if present.te {
         // The last coding decides (RFC 9112 §6.3): chunked is delimited, anything else runs to close.
         let last = headers.get_all(header::TRANSFER_ENCODING).iter().next_back();
         let chunked = last
@@ -132,6 +153,9 @@ fn framing(headers: &HeaderMap, status: StatusCode, head_request: bool) -> Resul
             .and_then(|v| v.rsplit(',').next())
             .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
         return Ok(if chunked { Framing::Chunked } else { Framing::Close });
+    }
+    if !present.cl {
+        return Ok(Framing::Close);
     }
     let mut length = None;
     for v in headers.get_all(header::CONTENT_LENGTH) {
