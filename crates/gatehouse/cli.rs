@@ -416,7 +416,7 @@ impl Settings {
             "keepalive_timeout": self.client.keepalive_timeout.as_secs_f64(),
             "client_max_connections": self.client.max_connections,
             "idp_max_response_size": self.idp_max_response_size,
-            "trusted_ips": self.real_ip.trusted.to_strings(),
+            "trusted_ips": self.real_ip.trusted.entries(),
             "real_ip_header": self.real_ip.header.as_str(),
             "real_ip_recursive": if self.real_ip.recursive { "on" } else { "off" },
         })
@@ -595,7 +595,7 @@ mod tests {
         )
         .unwrap();
         let s = Settings::resolve(StartArgs { conf: Some(conf.clone()), ..Default::default() }).unwrap();
-        assert_eq!(s.real_ip.trusted.to_strings(), ["10.0.0.0/8", "::1/128"]);
+        assert_eq!(s.real_ip.trusted.entries(), ["10.0.0.0/8", "::1"]);
         assert_eq!(s.real_ip.header, "x-forwarded-for");
         assert!(s.real_ip.recursive);
         // The flag (or its environment variable) wins over the file; Kong's comma-separated text.
@@ -606,11 +606,11 @@ mod tests {
             ..Default::default()
         };
         let s = Settings::resolve(args).unwrap();
-        assert_eq!(s.real_ip.trusted.to_strings(), ["0.0.0.0/0", "::/0"]);
+        assert_eq!(s.real_ip.trusted.entries(), ["0.0.0.0/0", "::/0"]);
         assert!(!s.real_ip.recursive);
         std::fs::write(dir.path().join("h.toml"), "trusted_ips = \"127.0.0.1,unix:\"\n").unwrap();
         let s = Settings::resolve(StartArgs { conf: Some(dir.path().join("h.toml")), ..Default::default() }).unwrap();
-        assert_eq!(s.real_ip.trusted.to_strings(), ["127.0.0.1/32", "unix:"]);
+        assert_eq!(s.real_ip.trusted.entries(), ["127.0.0.1", "unix:"]);
     }
 
     #[test]

@@ -112,7 +112,7 @@ async fn a_trusted_peers_forwarded_headers_and_client_address_are_passed_on() {
     assert_eq!(call(&gw, "/secure", &[]).await.0, 426);
     // `GET /` shows the settings as Kong names them.
     let (_, root) = get(&gw.admin).await;
-    assert_eq!(root["configuration"]["trusted_ips"], json!(["127.0.0.1/32"]));
+    assert_eq!(root["configuration"]["trusted_ips"], json!(["127.0.0.1"]));
     assert_eq!(root["configuration"]["real_ip_recursive"], "off");
 }
 

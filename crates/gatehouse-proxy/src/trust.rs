@@ -92,9 +92,9 @@ fn netmask(bits: u32, width: u32) -> Option<u128> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrustedIps {
     blocks: Vec<Block>,
-    /// `unix:`: every UNIX-domain socket. Accepted for Kong's configs; the proxy listens on TCP only,
-    /// so it matches nothing yet.
-    unix: bool,
+    /// The entries as written, for `GET /`. `unix:` (every UNIX-domain socket) is among them
+    /// but has no block: the proxy listens on TCP only, so it matches nothing yet.
+    entries: Vec<String>,
 }
 
 impl TrustedIps {
@@ -103,14 +103,10 @@ impl TrustedIps {
     pub fn parse(list: &str) -> Result<TrustedIps, TrustError> {
         let mut out = TrustedIps::default();
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            if entry == "unix:" {
-                out.unix = true;
-                continue;
+            if entry != "unix:" {
+                out.blocks.push(Block::parse(entry).ok_or_else(|| TrustError::TrustedIp(shown(entry)))?);
             }
-            match Block::parse(entry) {
-                Some(b) => out.blocks.push(b),
-                None => return Err(TrustError::TrustedIp(shown(entry))),
-            }
+            out.entries.push(entry.to_owned());
         }
         Ok(out)
     }
@@ -127,20 +123,9 @@ impl TrustedIps {
         self.blocks.iter().any(|b| b.contains(ip))
     }
 
-    /// The entries as Kong shows them on `GET /` (`unix:` included).
-    pub fn to_strings(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .blocks
-            .iter()
-            .map(|b| match *b {
-                Block::V4 { net, mask } => format!("{}/{}", std::net::Ipv4Addr::from(net), mask.count_ones()),
-                Block::V6 { net, mask } => format!("{}/{}", std::net::Ipv6Addr::from(net), mask.count_ones()),
-            })
-            .collect();
-        if self.unix {
-            out.push("unix:".into());
-        }
-        out
+    /// The entries as written, as Kong shows them on `GET /`.
+    pub fn entries(&self) -> &[String] {
+        &self.entries
     }
 }
 
@@ -267,7 +252,7 @@ mod tests {
         assert!(!t.contains(ip("2001:db9::1")));
         // A dual-stack listener shows IPv4 peers as mapped addresses.
         assert!(t.contains(ip("::ffff:10.0.0.1")));
-        assert_eq!(t.to_strings(), ["10.0.0.1/32", "192.168.0.0/16", "2001:db8::/32", "unix:"]);
+        assert_eq!(t.entries(), ["10.0.0.1", "192.168.0.0/16", "2001:db8::/32", "unix:"]);
         let all = TrustedIps::parse("0.0.0.0/0,::/0").expect("parses");
         assert!(all.contains(ip("203.0.113.9")) && all.contains(ip("2001:db8::9")));
         // Host bits under the prefix are cleared, as nginx does.
