@@ -158,6 +158,21 @@ pub struct StartArgs {
     /// userinfo); a bigger one is an IdP failure (502). nginx size syntax, more than 0. [default: 1m]
     #[arg(long, env = "GATEHOUSE_IDP_MAX_RESPONSE_SIZE")]
     pub idp_max_response_size: Option<String>,
+    // --- the client behind a proxy (Kong's names) ---
+    /// Peers believed about the client behind them: comma-separated IPv4/IPv6 addresses and CIDR
+    /// blocks (`0.0.0.0/0,::/0` is everyone; `unix:` is accepted). Their `X-Forwarded-*` headers
+    /// go upstream as sent, their `X-Forwarded-Proto: https` makes a request https, and their
+    /// `real_ip_header` names the client. [default: none]
+    #[arg(long, env = "GATEHOUSE_TRUSTED_IPS")]
+    pub trusted_ips: Option<String>,
+    /// The header a trusted peer puts the client's address in (`X-Forwarded-For`, or any header
+    /// name). [default: X-Real-IP]
+    #[arg(long, env = "GATEHOUSE_REAL_IP_HEADER")]
+    pub real_ip_header: Option<String>,
+    /// `on`: the client is the rightmost untrusted address of `real_ip_header`, not its rightmost
+    /// one. [default: off]
+    #[arg(long, env = "GATEHOUSE_REAL_IP_RECURSIVE")]
+    pub real_ip_recursive: Option<String>,
 }
 
 /// Keys of the `--conf` TOML file.
@@ -183,6 +198,27 @@ struct FileSettings {
     client_max_connections: Option<FileValue>,
     // identity provider calls (openid-connect)
     idp_max_response_size: Option<String>,
+    // The client behind a proxy.
+    trusted_ips: Option<FileList>,
+    real_ip_header: Option<String>,
+    real_ip_recursive: Option<FileValue>,
+}
+
+/// A TOML list written as an array (`["10.0.0.0/8", "::1"]`) or as Kong's comma-separated text.
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum FileList {
+    Items(Vec<String>),
+    Text(String),
+}
+
+impl FileList {
+    fn text(self) -> String {
+        match self {
+            FileList::Items(items) => items.join(","),
+            FileList::Text(t) => t,
+        }
+    }
 }
 
 /// A TOML value written as a number (`60`, `0.5`) or a string (`"1m"`), read as its text.
@@ -191,6 +227,7 @@ struct FileSettings {
 enum FileValue {
     Int(i64),
     Float(f64),
+    Bool(bool),
     Text(String),
 }
 
@@ -199,6 +236,7 @@ impl FileValue {
         match self {
             FileValue::Int(n) => n.to_string(),
             FileValue::Float(x) => x.to_string(),
+            FileValue::Bool(b) => b.to_string(),
             FileValue::Text(t) => t,
         }
     }
@@ -250,6 +288,23 @@ fn client_limits(args: &mut StartArgs, file: &mut FileSettings) -> anyhow::Resul
     })
 }
 
+/// Whom the proxy believes about the client behind it, from `trusted_ips`, `real_ip_header` and
+/// `real_ip_recursive` (Kong's defaults: nobody, `X-Real-IP`, off).
+fn real_ip(args: &mut StartArgs, file: &mut FileSettings) -> anyhow::Result<gatehouse_proxy::RealIp> {
+    use gatehouse_proxy::{RealIp, TrustedIps};
+    let trusted = match args.trusted_ips.take().or_else(|| file.trusted_ips.take().map(FileList::text)) {
+        Some(list) => TrustedIps::parse(&list)?,
+        None => TrustedIps::default(),
+    };
+    let header = match args.real_ip_header.take().or_else(|| file.real_ip_header.take()) {
+        Some(text) => RealIp::parse_header(&text)?,
+        None => RealIp::default().header,
+    };
+    let recursive =
+        RealIp::parse_recursive(&pick(args.real_ip_recursive.take(), file.real_ip_recursive.take(), "off"))?;
+    Ok(RealIp { trusted, header, recursive })
+}
+
 /// Where configuration lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
@@ -274,6 +329,9 @@ pub struct Settings {
     pub client: gatehouse_proxy::ClientLimits,
     // identity provider calls (openid-connect)
     pub idp_max_response_size: u64,
+    /// Whom the proxy believes about the client behind it (`trusted_ips`, `real_ip_header`,
+    /// `real_ip_recursive`).
+    pub real_ip: gatehouse_proxy::RealIp,
 }
 
 impl Settings {
@@ -287,6 +345,7 @@ impl Settings {
             None => FileSettings::default(),
         };
         let client = client_limits(&mut args, &mut file)?;
+        let real_ip = real_ip(&mut args, &mut file)?;
         let database = match args.database.or(file.database).as_deref().unwrap_or("sqlite") {
             "sqlite" => Database::Sqlite,
             "off" => Database::Off,
@@ -335,6 +394,7 @@ impl Settings {
             admin_max_body_size,
             client,
             idp_max_response_size,
+            real_ip,
         })
     }
 
@@ -356,6 +416,9 @@ impl Settings {
             "keepalive_timeout": self.client.keepalive_timeout.as_secs_f64(),
             "client_max_connections": self.client.max_connections,
             "idp_max_response_size": self.idp_max_response_size,
+            "trusted_ips": self.real_ip.trusted.entries(),
+            "real_ip_header": self.real_ip.header.as_str(),
+            "real_ip_recursive": if self.real_ip.recursive { "on" } else { "off" },
         })
     }
 }
@@ -513,6 +576,59 @@ mod tests {
         std::fs::write(&conf, "proxy_lisen = \"127.0.0.1:1\"\n").unwrap();
         assert!(Settings::resolve(StartArgs { conf: Some(conf), ..Default::default() }).is_err());
         assert!(Settings::resolve(StartArgs { database: Some("mysql".into()), ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn real_ip_settings_default_to_kongs_and_come_from_flags_env_or_the_file() {
+        let s = Settings::resolve(StartArgs::default()).unwrap();
+        assert_eq!(s.real_ip, gatehouse_proxy::RealIp::default());
+        assert!(s.real_ip.trusted.is_empty(), "nobody is trusted by default");
+        assert_eq!(s.to_json()["trusted_ips"], serde_json::json!([]));
+        assert_eq!(s.to_json()["real_ip_header"], "x-real-ip");
+        assert_eq!(s.to_json()["real_ip_recursive"], "off");
+
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("g.toml");
+        std::fs::write(
+            &conf,
+            "trusted_ips = [\"10.0.0.0/8\", \"::1\"]\nreal_ip_header = \"X-Forwarded-For\"\nreal_ip_recursive = true\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(StartArgs { conf: Some(conf.clone()), ..Default::default() }).unwrap();
+        assert_eq!(s.real_ip.trusted.entries(), ["10.0.0.0/8", "::1"]);
+        assert_eq!(s.real_ip.header, "x-forwarded-for");
+        assert!(s.real_ip.recursive);
+        // The flag (or its environment variable) wins over the file; Kong's comma-separated text.
+        let args = StartArgs {
+            conf: Some(conf),
+            trusted_ips: Some("0.0.0.0/0, ::/0".into()),
+            real_ip_recursive: Some("off".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(args).unwrap();
+        assert_eq!(s.real_ip.trusted.entries(), ["0.0.0.0/0", "::/0"]);
+        assert!(!s.real_ip.recursive);
+        std::fs::write(dir.path().join("h.toml"), "trusted_ips = \"127.0.0.1,unix:\"\n").unwrap();
+        let s = Settings::resolve(StartArgs { conf: Some(dir.path().join("h.toml")), ..Default::default() }).unwrap();
+        assert_eq!(s.real_ip.trusted.entries(), ["127.0.0.1", "unix:"]);
+    }
+
+    #[test]
+    fn hostile_real_ip_settings_are_refused_with_their_name() {
+        type Set = fn(&mut StartArgs, String);
+        let cases: [(&str, Set, &[&str]); 3] = [
+            ("trusted_ips", |a, v| a.trusted_ips = Some(v), &["localhost", "10.0.0.1/33", "1.2.3.4,evil", "::/999"]),
+            ("real_ip_header", |a, v| a.real_ip_header = Some(v), &["", "a b", "x\ny", "proxy_protocol"]),
+            ("real_ip_recursive", |a, v| a.real_ip_recursive = Some(v), &["", "yes", "2"]),
+        ];
+        for (name, set, bad) in cases {
+            for bad in bad {
+                let mut args = StartArgs::default();
+                set(&mut args, (*bad).into());
+                let err = format!("{:#}", Settings::resolve(args).unwrap_err());
+                assert!(err.contains(name), "{name}={bad:?}: {err}");
+            }
+        }
     }
 
     #[test]

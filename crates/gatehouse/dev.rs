@@ -56,6 +56,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         admin_max_body_size: gatehouse_admin::Guard::default().max_body,
         client: Default::default(),
         idp_max_response_size: gatehouse_core::plugin::IdpMaxResponseSize::default().0,
+        real_ip: Default::default(),
     };
     let gw = launch(&settings).await?;
     let created = seed(&gw.admin, &idp_url, &echo_url).await?;

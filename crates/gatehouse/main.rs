@@ -222,8 +222,14 @@ pub(crate) async fn launch(s: &Settings) -> anyhow::Result<Running> {
         gatehouse_admin::Guard { allowed_origins: s.admin_allowed_origins.clone(), max_body: s.admin_max_body_size };
     let admin = gatehouse_admin::router_with(admin_state, guard);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let proxy_threads =
-        gatehouse_proxy::serve_threads(proxy_listeners, handle, stats, s.client.clone(), stop_rx.clone())?;
+    let proxy_threads = gatehouse_proxy::serve_threads(
+        proxy_listeners,
+        handle,
+        stats,
+        s.client.clone(),
+        s.real_ip.clone(),
+        stop_rx.clone(),
+    )?;
     let admin_task =
         tokio::spawn(axum::serve(admin_listener, admin.clone()).with_graceful_shutdown(stopped(stop_rx)).into_future());
     tracing::info!(proxy = %proxy_addr, admin = %admin_addr, database = ?s.database, "gatehouse started");

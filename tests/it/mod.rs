@@ -12,6 +12,7 @@ mod paths;
 mod proxy;
 mod quickstart;
 mod tls;
+mod trusted_proxy;
 mod upstream;
 mod upstream_safety;
 pub mod util;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -41,8 +41,12 @@ pub enum Step<'a> {
 /// Per-request state handed to every phase. Made at the start of a request, dropped at its end.
 #[derive(Debug)]
 pub struct Ctx {
-    /// The client's address.
+    /// The address of the peer that connected (Kong's `kong.client.get_ip()`): a proxy in front,
+    /// if there is one.
     pub client_addr: SocketAddr,
+    /// The client's IP (Kong's `kong.client.get_forwarded_ip()`): what a trusted proxy in front
+    /// said in the real-IP header (`trusted_ips`, `real_ip_header`), else the peer's.
+    pub forwarded_ip: IpAddr,
     /// The matched route's id.
     pub route_id: Arc<str>,
     /// The matched service's id, if the route has one.
@@ -51,7 +55,9 @@ pub struct Ctx {
     pub body: Option<Bytes>,
     /// State plugins pass from `access` to `header_filter`, keyed by type.
     pub extensions: http::Extensions,
-    /// Whether the client reached the proxy over TLS (session cookies are `Secure` then).
+    /// Whether the request was https: the client connection is TLS, or a trusted proxy in front
+    /// said `X-Forwarded-Proto: https` (Kong's `kong.request.get_forwarded_scheme()`). Session
+    /// cookies whose `Secure` is not configured follow it.
     pub https: bool,
     /// The consumers of the snapshot this request runs on, for auth plugins' lookups.
     pub consumers: Arc<Consumers>,
@@ -63,7 +69,8 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// A context for a request on `route_id`, before any plugin ran.
+    /// A context for a request on `route_id`, before any plugin ran. The client is the peer and
+    /// the request is not https until the proxy sets `forwarded_ip` and `https` from what it trusts.
     pub fn new(
         client_addr: SocketAddr,
         route_id: Arc<str>,
@@ -72,6 +79,7 @@ impl Ctx {
     ) -> Ctx {
         Ctx {
             client_addr,
+            forwarded_ip: client_addr.ip(),
             route_id,
             service_id,
             body: None,
@@ -160,6 +168,35 @@ impl Plugin for Broken {
     }
 }
 
+/// The entities a plugin kind may be attached to, besides being global. Kong's plugin schemas
+/// say it per kind with `typedefs.no_service`, `no_route` and `no_consumer`; an entity whose
+/// kind forbids a scope is refused with Kong's `value must be null` on that field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scopes {
+    /// May be attached to a service.
+    pub service: bool,
+    /// May be attached to a route.
+    pub route: bool,
+    /// May be attached to a consumer.
+    pub consumer: bool,
+}
+
+impl Scopes {
+    /// Every scope (Kong's default).
+    pub const ALL: Scopes = Scopes { service: true, route: true, consumer: true };
+    /// Every scope but consumers (`consumer = typedefs.no_consumer`): plugins that find the
+    /// consumer, like authentication, cannot run for one.
+    pub const NO_CONSUMER: Scopes = Scopes { consumer: false, ..Scopes::ALL };
+
+    /// The entity fields this forbids.
+    fn forbidden(self) -> impl Iterator<Item = &'static str> {
+        [("service", self.service), ("route", self.route), ("consumer", self.consumer)]
+            .into_iter()
+            .filter(|(_, allowed)| !allowed)
+            .map(|(field, _)| field)
+    }
+}
+
 /// A kind of plugin: its name, schema and priority, and how to build an instance from a config.
 pub trait PluginFactory: Send + Sync + 'static {
     /// The name used in the Admin API (`openid-connect`).
@@ -175,6 +212,11 @@ pub trait PluginFactory: Send + Sync + 'static {
     /// The protocols the plugin may run for.
     fn protocols(&self) -> &'static [&'static str] {
         &["grpc", "grpcs", "http", "https"]
+    }
+    /// The entities it may be attached to. Checked on every write path, through
+    /// [`Registry::validate_plugin`].
+    fn scopes(&self) -> Scopes {
+        Scopes::ALL
     }
     /// Builds a running instance from a validated entity. Must refuse (never panic on) any
     /// config the schema let through but the instance cannot run with.
@@ -246,6 +288,11 @@ impl Registry {
                 }
                 Err(e) => errs.extend_under(&[Seg::Key("config".into())], e),
             }
+            for field in f.scopes().forbidden() {
+                if input.get(field).is_some_and(|v| !v.is_null()) {
+                    errs.push(&[Seg::Key(field.into())], "value must be null");
+                }
+            }
             if let Some(Value::Array(protocols)) = out.get("protocols") {
                 for (i, p) in protocols.iter().enumerate() {
                     let p = p.as_str().unwrap_or_default();
@@ -285,6 +332,12 @@ impl Registry {
             let mut desc = field.describe();
             if field.name == "config" {
                 desc = serde_json::json!({"type": "record", "required": true, "fields": f.config_schema().describe()});
+            }
+            // Kong shows a forbidden scope as `eq: null` on the foreign key.
+            if f.scopes().forbidden().any(|s| s == field.name)
+                && let Value::Object(d) = &mut desc
+            {
+                d.insert("eq".into(), Value::Null);
             }
             let mut m = Map::new();
             m.insert(field.name.into(), desc);

@@ -227,20 +227,23 @@ fn service_target(s: &Service) -> Result<ServiceTarget, CompileError> {
 mod tests {
     use super::*;
     use crate::entity::{Kind, validate_entity};
-    use crate::plugin::{Ctx, Flow, PluginFactory, Step};
+    use crate::plugin::{Ctx, Flow, PluginFactory, Scopes, Step};
     use crate::schema::{Field, Mode, Record, Seg};
     use serde_json::json;
 
     /// A plugin kind whose schema accepts `ok: false` but whose build refuses it, as a config
-    /// written by an older version (or a schema gap) would be.
-    struct Picky(Record);
+    /// written by an older version (or a schema gap) would be; named `name`, attachable to `scopes`.
+    struct Picky(Record, &'static str, Scopes);
 
     struct Noop;
     impl Plugin for Noop {}
 
     impl PluginFactory for Picky {
         fn name(&self) -> &'static str {
-            "picky"
+            self.1
+        }
+        fn scopes(&self) -> Scopes {
+            self.2
         }
         fn priority(&self) -> i32 {
             10
@@ -258,7 +261,7 @@ mod tests {
 
     fn registry() -> Registry {
         let mut r = Registry::default();
-        r.register(Arc::new(Picky(Record::new(vec![Field::boolean("ok").default(json!(true))]))));
+        r.register(Arc::new(Picky(Record::new(vec![Field::boolean("ok").default(json!(true))]), "picky", Scopes::ALL)));
         r
     }
 
@@ -309,6 +312,31 @@ mod tests {
             [(vec![Seg::Key("config".into()), Seg::Key("ok".into())], "cannot run with ok = false".to_string())]
         );
         assert!(reg.validate_plugin(&json!({"name": "picky", "config": {"ok": true}}), Mode::default()).is_ok());
+    }
+
+    #[test]
+    fn a_scope_the_kind_forbids_is_refused_with_kongs_message() {
+        let mut reg = registry();
+        // A kind that may not be attached to a consumer, as openid-connect.
+        reg.register(Arc::new(Picky(Record::new(vec![]), "no-consumer", Scopes::NO_CONSUMER)));
+        let consumer = json!({"id": "00000000-0000-0000-0000-0000000000c1"});
+        let errs = reg
+            .validate_plugin(&json!({"name": "no-consumer", "consumer": consumer}), Mode::default())
+            .expect_err("no consumer scope");
+        assert_eq!(errs.errors, [(vec![Seg::Key("consumer".into())], "value must be null".to_string())]);
+        // Every other scope, an explicit null and other kinds are as before.
+        for ok in [
+            json!({"name": "no-consumer", "consumer": null, "route": {"id": ROUTE_A}}),
+            json!({"name": "no-consumer", "service": {"id": ROUTE_B}}),
+            json!({"name": "picky", "consumer": consumer}),
+        ] {
+            assert!(reg.validate_plugin(&ok, Mode::default()).is_ok(), "{ok}");
+        }
+        let schema = reg.describe("no-consumer").expect("described");
+        let field =
+            |name: &str| schema["fields"].as_array().unwrap().iter().find_map(|f| f.get(name)).cloned().expect("field");
+        assert_eq!(field("consumer").get("eq"), Some(&Value::Null));
+        assert_eq!(field("route").get("eq"), None);
     }
 
     #[test]

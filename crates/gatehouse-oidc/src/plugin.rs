@@ -55,6 +55,12 @@ impl PluginFactory for OidcFactory {
         &["grpc", "grpcs", "http", "https", "ws", "wss"]
     }
 
+    // Kong's schema: `consumer = typedefs.no_consumer`. The plugin finds the consumer; it cannot
+    // run for one already found.
+    fn scopes(&self) -> gatehouse_core::plugin::Scopes {
+        gatehouse_core::plugin::Scopes::NO_CONSUMER
+    }
+
     fn build(&self, entity: &PluginEntity, env: &BuildEnv) -> Result<Arc<dyn Plugin>, BuildError> {
         Ok(Arc::new(Oidc::build(&entity.config, &self.node_secret, env)?))
     }

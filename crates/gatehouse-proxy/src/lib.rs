@@ -9,6 +9,7 @@ mod forward;
 mod h1;
 mod phases;
 pub mod respond;
+mod trust;
 mod upstream;
 
 pub use client::{BufferBudget, ClientLimits};
@@ -22,9 +23,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::TcpListener;
+pub use trust::{RealIp, TrustError, TrustedIps};
 
-/// The proxy's shared state: the current config, the upstream connection pools and the client
-/// side's bounds.
+/// The proxy's shared state: the current config, the upstream connection pools, the client
+/// side's bounds and whom it trusts about the client.
 pub struct Proxy {
     snapshot: SnapshotHandle,
     clients: upstream::Clients,
@@ -34,20 +36,23 @@ pub struct Proxy {
     open: Arc<AtomicUsize>,
     /// Memory for buffered request bodies, shared by every proxy thread.
     buffers: Arc<BufferBudget>,
+    /// `trusted_ips`, `real_ip_header`, `real_ip_recursive`.
+    real_ip: Arc<RealIp>,
 }
 
 impl Proxy {
     /// A proxy that reads its config from `snapshot`. `open` counts client connections against
     /// `limits.max_connections`, and `buffers` the memory of buffered request bodies; threads that
-    /// share them share the caps.
+    /// share them share the caps. `real_ip` says which peers are believed about the client.
     pub fn new(
         snapshot: SnapshotHandle,
         stats: Arc<ProxyStats>,
         limits: Arc<ClientLimits>,
         open: Arc<AtomicUsize>,
         buffers: Arc<BufferBudget>,
+        real_ip: Arc<RealIp>,
     ) -> Arc<Proxy> {
-        Arc::new(Proxy { snapshot, clients: upstream::Clients::default(), stats, limits, open, buffers })
+        Arc::new(Proxy { snapshot, clients: upstream::Clients::default(), stats, limits, open, buffers, real_ip })
     }
 }
 
@@ -84,14 +89,17 @@ pub fn serve_threads(
     snapshot: SnapshotHandle,
     stats: Arc<ProxyStats>,
     limits: ClientLimits,
+    real_ip: RealIp,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<std::io::Result<()>>>> {
     let mut handles = Vec::with_capacity(listeners.len());
     let limits = Arc::new(limits);
+    let real_ip = Arc::new(real_ip);
     let open = Arc::new(AtomicUsize::new(0));
     let buffers = BufferBudget::for_limits(&limits);
     for (i, l) in listeners.into_iter().enumerate() {
-        let proxy = Proxy::new(snapshot.clone(), stats.clone(), limits.clone(), open.clone(), buffers.clone());
+        let proxy =
+            Proxy::new(snapshot.clone(), stats.clone(), limits.clone(), open.clone(), buffers.clone(), real_ip.clone());
         let mut stop = shutdown.clone();
         let h = std::thread::Builder::new().name(format!("gatehouse-proxy-{i}")).spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -150,7 +158,8 @@ pub async fn serve(
         proxy.stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
         let clock = ConnClock::new();
         let p = proxy.clone();
-        let info = Arc::new(forward::ConnInfo::new(client, local_port));
+        // Plain TCP: `tls` is false. A TLS listener passes true, so requests on it are https.
+        let info = Arc::new(forward::ConnInfo::new(client, local_port, &proxy.real_ip, false));
         let req_clock = clock.clone();
         let svc = service_fn(move |req| {
             let (p, info) = (p.clone(), info.clone());

@@ -2,7 +2,7 @@
 
 use crate::Proxy;
 use crate::client::{BufferHeld, RequestBody, is_form_or_json};
-use crate::forward::{ConnInfo, set_forwarded, strip_hop_by_hop};
+use crate::forward::{ConnInfo, Origin, set_forwarded, strip_hop_by_hop};
 use crate::respond::ProxyError;
 use crate::upstream::{BodyKind, ResponseBody};
 use bytes::Bytes;
@@ -64,7 +64,10 @@ pub async fn handle(proxy: Arc<Proxy>, mut req: Request<Incoming>, conn: Arc<Con
     let consumers = snapshot.consumers.clone();
     drop(snapshot);
 
-    if !target.allows_http {
+    // Who the client is and whether it came over https, believed only from a trusted proxy.
+    let client = conn.request_client(req.headers());
+    // Kong's rule: an https-only route takes a request that is https, here or at a trusted proxy.
+    if !target.allows_http && !client.https {
         return full(ProxyError::HttpsRequired.response());
     }
     let (mut parts, body) = req.into_parts();
@@ -82,6 +85,8 @@ pub async fn handle(proxy: Arc<Proxy>, mut req: Request<Incoming>, conn: Arc<Con
     parts.headers.reserve(16);
     let mut ctx =
         Ctx::new(conn.client, target.route_id.clone(), target.service.as_ref().map(|s| s.id.clone()), consumers);
+    ctx.forwarded_ip = client.ip;
+    ctx.https = client.https;
     // `_held` keeps a buffered body's share of the memory budget until the request is done.
     // A request without a body (most of them) skips `read_body`'s future altogether: building
     // and moving it cost two copies of its state per request.
@@ -131,7 +136,11 @@ pub async fn handle(proxy: Arc<Proxy>, mut req: Request<Incoming>, conn: Arc<Con
         None
     };
     parts.headers.insert(header::HOST, client_host.unwrap_or_else(|| svc.host_header.clone()));
-    set_forwarded(&mut parts.headers, &conn, host, host_value.as_ref(), original.path());
+    let path = original.path();
+    // Kong's `X-Forwarded-Prefix`: the part of the path the route strips.
+    let prefix = if target.strip_path { path.get(..matched_len) } else { None };
+    let origin = Origin { host, host_value: host_value.as_ref(), path, prefix };
+    set_forwarded(&mut parts.headers, &conn, &client, &origin);
 
     let body = match (body, ctx.body.take()) {
         // A plugin may have replaced the buffered body.
