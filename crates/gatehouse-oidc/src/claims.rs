@@ -87,7 +87,8 @@ pub struct IdContext<'a> {
     pub client_id: Option<&'a str>,
     /// The access token that came with it, for `at_hash`.
     pub access_token: Option<&'a str>,
-    /// The nonce sent in the authorization request, if one was.
+    /// The nonce sent in the authorization request, if one was and `verify_nonce` is on (Kong's
+    /// switch for this check). No flow sends one yet: the authorization code flow will.
     pub nonce: Option<&'a str>,
     /// The authorization code it came with, for `c_hash`.
     pub code: Option<&'a str>,
