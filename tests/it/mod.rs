@@ -8,6 +8,7 @@ mod headers;
 mod idp_boundary;
 mod interop;
 mod oidc;
+mod oidc_strict;
 mod paths;
 mod proxy;
 mod quickstart;

@@ -4,6 +4,7 @@
 
 use crate::authz;
 use crate::cache::{self, Timed, token_key};
+use crate::claims::{self, IdContext, Refusal};
 use crate::consumer;
 use crate::credentials::{self, Args, Found, Pair};
 use crate::headers::{self, IDENTITY_HEADERS};
@@ -13,7 +14,7 @@ use crate::provider::client_auth::{Client, ClientAuth};
 use crate::provider::discovery::Discovered;
 use crate::respond::Failure;
 use crate::session::SessionData;
-use crate::tokens::{TokenError, VerifiedJwt};
+use crate::tokens::{Expect, TokenError, VerifiedJwt};
 use gatehouse_core::plugin::{Ctx, Flow};
 use gatehouse_session::{OpenError, Session};
 use http::{HeaderValue, request::Parts};
@@ -129,6 +130,7 @@ fn grant_failure(what: &str, e: GrantError) -> Failure {
         )),
         GrantError::Idp(e) => Failure::Idp { reason: e.to_string() },
         GrantError::ClientAuth(e) => Failure::Unexpected { reason: e.to_string() },
+        GrantError::Rejected(r) => r.failure(),
     }
 }
 
@@ -271,8 +273,12 @@ impl Oidc {
                 o.hide.push(found);
                 if let Some((id, found)) = id_token {
                     // An ID token sent along must be ours, for our client.
-                    let aud = self.clients.first().map(|c| c.id.as_str());
-                    let v = self.verifier.verify(&id, true, aud, now).await.map_err(token_failure)?;
+                    let cx = IdContext {
+                        client_id: self.clients.first().map(|c| c.id.as_str()),
+                        access_token: o.access_token.as_deref(),
+                        ..IdContext::default()
+                    };
+                    let v = self.verifier.verify(&id, true, Expect::Id(cx), now).await.map_err(token_failure)?;
                     o.id = Some(Arc::new(v));
                     o.id_token = Some(id.into());
                     o.hide.push(found);
@@ -501,13 +507,19 @@ impl Oidc {
             post_args: &self.introspection_post_args,
         };
         let check_active = self.s.introspection_check_active;
+        let check_window = check_active && self.verifier.verify_claims;
         let fetch = || async {
             let ans = calls::introspect(self.provider.http(), &req, token, now).await?;
             if check_active && ans.claims.get("active") != Some(&Value::Bool(true)) {
                 return Err(GrantError::Refused { status: 200, error: "inactive".into(), description: None });
             }
-            let exp = ans.claims.get("exp").and_then(Value::as_i64).map(|e| e.saturating_sub(now));
-            let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl(exp));
+            let left = if check_window {
+                claims::introspection_window(&ans.claims, unix_now(), self.verifier.leeway)?
+            } else {
+                claims::introspection_lifetime(&ans.claims, now)
+            };
+            // Never cached past its `exp`, whatever `cache_ttl_min` says.
+            let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl_within(left));
             Ok(Arc::new(Timed { value: ans, until }))
         };
         let result = cache::through(self.introspections.as_ref(), Arc::from(token), fetch).await;
@@ -657,7 +669,12 @@ impl Oidc {
         };
         let id = match &ts.id_token {
             Some(id) => {
-                Some(Arc::new(self.verifier.verify(id, check_sig, Some(client_id), now).await.map_err(token_failure)?))
+                let cx = IdContext {
+                    client_id: Some(client_id),
+                    access_token: Some(&ts.access_token),
+                    ..IdContext::default()
+                };
+                Some(Arc::new(self.verifier.verify(id, check_sig, Expect::Id(cx), now).await.map_err(token_failure)?))
             }
             None => None,
         };
@@ -809,6 +826,13 @@ impl Oidc {
             {
                 o.userinfo = self.userinfo(&token, now).await?;
             }
+        }
+        if self.verifier.verify_claims
+            && let Some(u) = &o.userinfo
+        {
+            let tokens = [&o.id, &o.access].map(|t| t.as_ref().map(|v| &v.claims));
+            let intro = o.introspection.as_ref().map(|a| &a.value.claims);
+            claims::userinfo_subject(&u.value.claims, [tokens[0], tokens[1], intro]).map_err(Refusal::failure)?;
         }
 
         let intro = o.introspection.as_ref().map(|a| &a.value.claims);

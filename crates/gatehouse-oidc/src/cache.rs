@@ -180,6 +180,16 @@ impl TtlRule {
         }
         Duration::from_secs(u64::try_from(t).unwrap_or(0)).min(MAX_TTL)
     }
+
+    /// Like [`TtlRule::ttl`], but never longer than `lifetime`, not even for `cache_ttl_min`:
+    /// for answers that must not be served once they have expired (introspection's `exp`).
+    pub fn ttl_within(&self, lifetime: Option<i64>) -> Duration {
+        let t = self.ttl(lifetime);
+        match lifetime {
+            Some(l) => t.min(Duration::from_secs(u64::try_from(l).unwrap_or(0))),
+            None => t,
+        }
+    }
 }
 
 /// The key of a token-endpoint result: a SHA-256 over everything that selects the answer, so a
@@ -235,6 +245,12 @@ mod tests {
         let r = TtlRule { ttl: 3600, max: 100, min: 10 };
         assert_eq!(r.ttl(Some(300)), Duration::from_secs(100));
         assert_eq!(r.ttl(Some(2)), Duration::from_secs(10));
+        // `cache_ttl_min` never keeps an answer past its own end.
+        assert_eq!(r.ttl_within(Some(2)), Duration::from_secs(2));
+        assert_eq!(r.ttl_within(Some(300)), Duration::from_secs(100));
+        assert_eq!(r.ttl_within(Some(-5)), Duration::ZERO);
+        assert_eq!(r.ttl_within(Some(i64::MIN)), Duration::ZERO);
+        assert_eq!(r.ttl_within(None), Duration::from_secs(100));
     }
 
     #[test]

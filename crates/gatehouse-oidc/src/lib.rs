@@ -10,6 +10,7 @@
 pub mod access;
 pub mod authz;
 pub mod cache;
+pub mod claims;
 pub mod config;
 pub mod consumer;
 pub mod credentials;

@@ -190,6 +190,8 @@ impl Oidc {
             cache_ttl: secs(s.cache_ttl).max(1),
             rediscovery_lifetime: secs(s.rediscovery_lifetime).max(0),
             max_response: env.idp_max_response_size.0,
+            verify_issuer: s.verify_claims,
+            issuers_allowed: s.issuers_allowed.clone().unwrap_or_default(),
         };
         let provider = discovery::provider(key).map_err(BuildError::Resource)?;
 

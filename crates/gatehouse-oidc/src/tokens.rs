@@ -7,6 +7,7 @@
 //! Entries live no longer than the token (nor `cache_ttl`), and the cache belongs to one plugin
 //! instance, so a config change starts empty.
 
+use crate::claims::{self, IdContext, Refusal};
 use crate::provider::IdpError;
 use crate::provider::discovery::{Discovered, Provider};
 use gatehouse_jose::{ClaimsError, ClaimsPolicy, Jwk, KeySet, Policy, UnverifiedJwt, VerifyError};
@@ -47,6 +48,9 @@ pub enum TokenError {
     /// A claim listed in `claims_forbidden` is present.
     #[error("forbidden claim present")]
     ForbiddenClaim,
+    /// A check the OpenID specs add (see `claims.rs`) failed.
+    #[error(transparent)]
+    Strict(#[from] Refusal),
     /// Keys could not be loaded.
     #[error(transparent)]
     Idp(#[from] IdpError),
@@ -73,6 +77,15 @@ impl TokenError {
     pub fn is_expired(&self) -> bool {
         matches!(self, TokenError::Claims(ClaimsError::Expired))
     }
+}
+
+/// What a token is verified as: the claims each kind must carry differ (see `claims.rs`).
+#[derive(Clone, Copy, Debug)]
+pub enum Expect<'a> {
+    /// A JWT access token (RFC 9068).
+    Access,
+    /// An ID token, and what it is checked against.
+    Id(IdContext<'a>),
 }
 
 /// How tokens are verified for one plugin instance.
@@ -147,7 +160,7 @@ impl Verifier {
             return Ok(hit);
         }
         // Boxed: a miss is rare on the hot path, and verifying may fetch keys.
-        let v = Arc::new(Box::pin(self.verify(token, self.verify_signature, None, now)).await?);
+        let v = Arc::new(Box::pin(self.verify(token, self.verify_signature, Expect::Access, now)).await?);
         self.cache.insert(token.into(), v.clone());
         Ok(v)
     }
@@ -167,16 +180,19 @@ impl Verifier {
         Ok(Some(hit))
     }
 
-    /// Verifies `token` without the cache. `check_signature` is off for grants listed in
-    /// `ignore_signature`; `audience` (an ID token's client id) must then be in `aud`.
+    /// Verifies `token` without the cache (ID tokens are never cached: they come with a grant, or
+    /// along with a bearer token). `check_signature` is off for grants listed in
+    /// `ignore_signature`; an ID token's client must be in its `aud`.
     pub async fn verify(
         &self,
         token: &str,
         check_signature: bool,
-        audience: Option<&str>,
+        expect: Expect<'_>,
         now: i64,
     ) -> Result<VerifiedJwt, TokenError> {
         let jwt = UnverifiedJwt::parse(token).map_err(|_| TokenError::NotJwt)?;
+        // Authentic once the signature checks out; names the hash of `at_hash` and `c_hash`.
+        let alg = jwt.unverified_header().alg.clone();
         let discovered = self.provider.get(now).await?;
         // Fetching keys may have taken a while; check times against the clock as it is now.
         let now = now.max(crate::access::unix_now());
@@ -203,13 +219,22 @@ impl Verifier {
             } else {
                 self.issuers_allowed.clone()
             };
+            let audience = match expect {
+                Expect::Id(cx) => cx.client_id,
+                Expect::Access => None,
+            };
             let policy = ClaimsPolicy {
                 leeway: self.leeway,
+                // Both kinds need `exp` (Core §2, RFC 9068 §2.2); `claims.rs` says so by name.
                 require_exp: false,
                 issuers,
                 audiences: audience.map(|a| vec![a.to_string()]).unwrap_or_default(),
             };
             gatehouse_jose::check_claims(&claims, &policy, now)?;
+            match expect {
+                Expect::Access => claims::access_token(&claims)?,
+                Expect::Id(cx) => claims::id_token(&claims, &alg, &cx)?,
+            }
         }
         if self.claims_forbidden.iter().any(|c| claims.contains_key(c)) {
             return Err(TokenError::ForbiddenClaim);

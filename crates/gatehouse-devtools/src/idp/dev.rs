@@ -3,7 +3,7 @@
 
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use super::config::Client;
 use super::keys::KeyPair;
@@ -15,7 +15,7 @@ pub(crate) fn calls(idp: &Idp) -> Resp {
     json(StatusCode::OK, &idp.calls.to_json())
 }
 
-/// Zeroes the counters and disarms every failure and delay; keys and tokens stay.
+/// Zeroes the counters and disarms every failure, delay and override; keys and tokens stay.
 pub(crate) fn reset(idp: &Idp) -> Resp {
     idp.calls.reset();
     *idp.knobs() = Default::default();
@@ -83,6 +83,36 @@ pub(crate) fn delay(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
         knobs.set_delay(e, r.ms);
     }
     Ok(json(StatusCode::OK, &knobs.to_json()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OverrideRequest {
+    discovery: Option<Map<String, Value>>,
+    id_token: Option<Map<String, Value>>,
+    access_token: Option<Map<String, Value>>,
+    userinfo: Option<Map<String, Value>>,
+    introspection: Option<Map<String, Value>>,
+}
+
+/// Sets the members merged into an answer kind; each kind given replaces its earlier override
+/// (`{}` clears it), the others stay.
+pub(crate) fn override_answers(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
+    let r: OverrideRequest = req.json()?;
+    let mut knobs = idp.knobs();
+    let o = &mut knobs.overrides;
+    for (slot, new) in [
+        (&mut o.discovery, r.discovery),
+        (&mut o.id_token, r.id_token),
+        (&mut o.access_token, r.access_token),
+        (&mut o.userinfo, r.userinfo),
+        (&mut o.introspection, r.introspection),
+    ] {
+        if let Some(new) = new {
+            *slot = new;
+        }
+    }
+    Ok(json(StatusCode::OK, &o.to_json()))
 }
 
 /// Registers or replaces a client.

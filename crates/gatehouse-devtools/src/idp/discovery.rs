@@ -4,6 +4,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::state::Idp;
+use super::util::merge;
 use super::web::{Resp, json};
 
 const AUTH_METHODS: [&str; 5] =
@@ -13,9 +14,7 @@ const ASSERTION_ALGS: [&str; 12] =
     ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"];
 
 pub(crate) fn discovery(idp: &Idp) -> Resp {
-    json(
-        StatusCode::OK,
-        &json!({
+    let mut doc = json!({
             "issuer": idp.issuer,
             "authorization_endpoint": idp.url("/authorize"),
             "token_endpoint": idp.url("/token"),
@@ -47,8 +46,11 @@ pub(crate) fn discovery(idp: &Idp) -> Resp {
             "request_parameter_supported": false,
             "request_uri_parameter_supported": false,
             "authorization_response_iss_parameter_supported": true,
-        }),
-    )
+    });
+    if let Some(doc) = doc.as_object_mut() {
+        merge(doc, &idp.knobs().overrides.discovery);
+    }
+    json(StatusCode::OK, &doc)
 }
 
 pub(crate) fn jwks(idp: &Idp) -> Resp {

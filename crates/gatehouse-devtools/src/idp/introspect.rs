@@ -9,7 +9,7 @@ use super::claims::sign;
 use super::client_auth::authenticate;
 use super::state::Idp;
 use super::store::Stored;
-use super::util::now;
+use super::util::{merge, now};
 use super::web::{OAuthError, Req, Resp, jwt};
 
 /// What an active token stands for.
@@ -98,6 +98,7 @@ pub(crate) fn introspect(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
                 body.insert("username".into(), name);
             }
             body.insert("token_type".into(), token_type.into());
+            merge(&mut body, &idp.knobs().overrides.introspection);
         }
     }
     for media_type in ["application/token-introspection+jwt", "application/jwt"] {

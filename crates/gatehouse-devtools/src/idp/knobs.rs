@@ -117,11 +117,40 @@ pub(crate) struct Fail {
     pub remaining: Option<u64>,
 }
 
-/// Injected failures and delays, per endpoint.
+/// Members merged into what the provider answers (`/_dev/override`), for tests of answers that
+/// break the specs: a `null` removes a member. Empty maps change nothing.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Overrides {
+    /// The discovery document.
+    pub discovery: Map<String, Value>,
+    /// The claims of ID tokens the token endpoint issues.
+    pub id_token: Map<String, Value>,
+    /// The claims of access tokens the token endpoint issues.
+    pub access_token: Map<String, Value>,
+    /// Userinfo answers (JSON or JWT).
+    pub userinfo: Map<String, Value>,
+    /// Introspection answers for active tokens.
+    pub introspection: Map<String, Value>,
+}
+
+impl Overrides {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "discovery": self.discovery,
+            "id_token": self.id_token,
+            "access_token": self.access_token,
+            "userinfo": self.userinfo,
+            "introspection": self.introspection,
+        })
+    }
+}
+
+/// Injected failures and delays, per endpoint, and the answer overrides.
 #[derive(Default)]
 pub(crate) struct Knobs {
     fail: [Option<Fail>; Endpoint::ALL.len()],
     delay_ms: [u64; Endpoint::ALL.len()],
+    pub overrides: Overrides,
 }
 
 impl Knobs {

@@ -14,7 +14,7 @@ use super::keys::foreign_key;
 use super::state::Idp;
 use super::store::Stored;
 use super::token::DEFAULT_SCOPE;
-use super::util::{b64, now, random_token};
+use super::util::{b64, merge, now, random_token};
 use super::web::{OAuthError, Req, Resp};
 
 #[derive(Deserialize, Default)]
@@ -92,7 +92,7 @@ pub(crate) async fn mint(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
     if let Some(nbf_in) = r.nbf_in {
         claims.insert("nbf".into(), now.saturating_add(nbf_in).into());
     }
-    merge(&mut claims, r.claims.unwrap_or_default());
+    merge(&mut claims, &r.claims.unwrap_or_default());
 
     match r.format.as_deref().unwrap_or("jwt") {
         "jwt" => {}
@@ -126,7 +126,7 @@ pub(crate) async fn mint(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
     if let Some(kid) = signer.as_ref().and_then(SigningKey::kid) {
         header.insert("kid".into(), kid.into());
     }
-    merge(&mut header, r.header.unwrap_or_default());
+    merge(&mut header, &r.header.unwrap_or_default());
 
     let mut token = format!(
         "{}.{}",
@@ -169,16 +169,5 @@ async fn signing_key(idp: &Idp, kind: KeyKind, alg: Algorithm, secret: Option<&s
         Ok(Ok(key)) => Ok(key),
         Ok(Err(e)) => Err(OAuthError::invalid_request(format!("cannot make a key for {alg}: {e}"))),
         Err(_) => Err(OAuthError::server_error("key generation failed")),
-    }
-}
-
-/// Merges `over` into `base`; a `null` removes the member.
-fn merge(base: &mut Map<String, Value>, over: Map<String, Value>) {
-    for (k, v) in over {
-        if v.is_null() {
-            base.remove(&k);
-        } else {
-            base.insert(k, v);
-        }
     }
 }

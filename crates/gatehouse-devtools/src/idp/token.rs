@@ -8,7 +8,7 @@ use super::claims::{Issue, Subject, access_claims, id_token_claims, sign};
 use super::client_auth::{Authenticated, authenticate};
 use super::state::Idp;
 use super::store::{Grant, Stored};
-use super::util::{b64, now, random_token, same_secret, sha256};
+use super::util::{b64, merge, now, random_token, same_secret, sha256};
 use super::web::{OAuthError, Params, Req, Resp};
 
 /// The scope when the request names none.
@@ -48,6 +48,13 @@ pub(crate) fn token(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
     Ok(super::web::json(StatusCode::OK, &body))
 }
 
+/// `claims` with the `/_dev/override` members for ID tokens (`id`) or access tokens merged in.
+fn overridden(idp: &Idp, mut claims: Map<String, Value>, id: bool) -> Map<String, Value> {
+    let knobs = idp.knobs();
+    merge(&mut claims, if id { &knobs.overrides.id_token } else { &knobs.overrides.access_token });
+    claims
+}
+
 /// A login session to issue tokens for.
 struct Login<'a> {
     username: &'a str,
@@ -83,7 +90,7 @@ fn client_credentials(idp: &Idp, auth: &Authenticated, params: &Params) -> Resul
     }
     let scope = params.get("scope").unwrap_or(DEFAULT_SCOPE);
     let issue = Issue { client, subject: Subject::Service(&client.client_id), scope, sid: None, now: now() };
-    let access_token = sign(idp, "JWT", access_claims(idp, &issue, idp.access_token_ttl))?;
+    let access_token = sign(idp, "JWT", overridden(idp, access_claims(idp, &issue, idp.access_token_ttl), false))?;
     Ok(json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -162,7 +169,7 @@ fn issue_for_user(idp: &Idp, auth: &Authenticated, login: &Login<'_>, now: i64) 
     let client = &auth.client.client;
     let user = idp.user(login.username).ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
     let issue = Issue { client, subject: Subject::User(user), scope: login.scope, sid: Some(&login.sid), now };
-    let access_token = sign(idp, "JWT", access_claims(idp, &issue, idp.access_token_ttl))?;
+    let access_token = sign(idp, "JWT", overridden(idp, access_claims(idp, &issue, idp.access_token_ttl), false))?;
 
     let refresh_token = random_token();
     let grant = Grant {
@@ -179,7 +186,7 @@ fn issue_for_user(idp: &Idp, auth: &Authenticated, login: &Login<'_>, now: i64) 
     let mut body = Map::new();
     if login.scope.split(' ').any(|s| s == "openid") {
         let claims = id_token_claims(idp, &issue, user, login.auth_time, login.nonce, &access_token);
-        body.insert("id_token".into(), sign(idp, "JWT", claims)?.into());
+        body.insert("id_token".into(), sign(idp, "JWT", overridden(idp, claims, true))?.into());
     }
     body.insert("access_token".into(), access_token.into());
     body.insert("token_type".into(), "Bearer".into());

@@ -7,12 +7,14 @@ use serde_json::Value;
 use super::claims::{sign, userinfo as view};
 use super::introspect::active_access;
 use super::state::Idp;
+use super::util::merge;
 use super::web::{OAuthError, Req, Resp, jwt};
 
 pub(crate) fn userinfo(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
     let token = bearer(req)?;
     let claims = active_access(idp, &token).ok_or_else(|| OAuthError::invalid_token("the access token is invalid"))?;
     let mut info = view(&claims);
+    merge(&mut info, &idp.knobs().overrides.userinfo);
     if req.accepts("application/jwt") {
         // OIDC Core 5.3.2: a signed answer carries iss and aud.
         info.insert("iss".into(), idp.issuer.clone().into());

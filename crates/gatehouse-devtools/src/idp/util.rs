@@ -3,6 +3,20 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+/// Merges `over` into `base`; a `null` removes the member.
+pub(crate) fn merge(
+    base: &mut serde_json::Map<String, serde_json::Value>,
+    over: &serde_json::Map<String, serde_json::Value>,
+) {
+    for (k, v) in over {
+        if v.is_null() {
+            base.remove(k);
+        } else {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+}
+
 /// Unix time in seconds.
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()

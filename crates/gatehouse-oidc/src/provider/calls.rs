@@ -40,6 +40,10 @@ pub enum GrantError {
     /// The plugin's client configuration cannot authenticate.
     #[error(transparent)]
     ClientAuth(#[from] client_auth::ClientAuthError),
+    /// The IdP's answer came, but a check of `claims.rs` refuses it (an introspection answer
+    /// past its `exp`): the client's fault, 401 with a fixed description.
+    #[error(transparent)]
+    Rejected(#[from] crate::claims::Refusal),
 }
 
 /// Calls the token endpoint with `params` (which include `grant_type`).

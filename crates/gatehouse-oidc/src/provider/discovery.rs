@@ -53,6 +53,10 @@ pub struct ProviderKey {
     pub rediscovery_lifetime: i64,
     /// The node's `idp_max_response_size`: the most bytes read of any IdP answer.
     pub max_response: u64,
+    /// `verify_claims`: the document's `issuer` must be the configured one (Discovery §4.3).
+    pub verify_issuer: bool,
+    /// `issuers_allowed`: other issuers a document may name (Entra ID's multi-tenant endpoints).
+    pub issuers_allowed: Vec<String>,
 }
 
 /// A fetched discovery document and key set.
@@ -240,6 +244,12 @@ impl Provider {
             if !doc.is_object() {
                 return Err(IdpError::Invalid { what: "discovery", url, reason: "not a JSON object".into() });
             }
+            if k.verify_issuer
+                && let Err(reason) = check_issuer(&k.issuer, doc.get("issuer"), &k.issuers_allowed)
+            {
+                // Not used: a document for another issuer would name its endpoints and keys.
+                return Err(IdpError::Invalid { what: "discovery", url, reason });
+            }
             doc
         };
         let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or(&k.issuer).to_string();
@@ -278,6 +288,32 @@ impl Provider {
     }
 }
 
+/// An issuer as compared: without `/.well-known/openid-configuration` (or RFC 8414's
+/// `/.well-known/oauth-authorization-server`) and without one trailing slash, as Kong compares
+/// token issuers.
+pub fn issuer_base(issuer: &str) -> &str {
+    let s = issuer
+        .strip_suffix("/.well-known/openid-configuration")
+        .or_else(|| issuer.strip_suffix("/.well-known/oauth-authorization-server"))
+        .unwrap_or(issuer);
+    s.strip_suffix('/').unwrap_or(s)
+}
+
+/// OpenID Connect Discovery §4.3: the document's `issuer` must be the issuer it was fetched for
+/// (compared by [`issuer_base`]), or one of `allowed`. `Err` says why, for the log: the value is
+/// the IdP's, so it is quoted (escaped) and cut short.
+pub fn check_issuer(configured: &str, document: Option<&Value>, allowed: &[String]) -> Result<(), String> {
+    let Some(Value::String(found)) = document else {
+        return Err("the document has no issuer".into());
+    };
+    let base = issuer_base(found);
+    if base == issuer_base(configured) || allowed.iter().any(|a| issuer_base(a) == base) {
+        return Ok(());
+    }
+    let shown: String = found.chars().take(200).collect();
+    Err(format!("the document's issuer {shown:?} is neither the configured issuer nor in issuers_allowed"))
+}
+
 /// `{issuer}/.well-known/openid-configuration`, unless the issuer already is that URL.
 pub fn discovery_url(issuer: &str) -> String {
     const WELL_KNOWN: &str = "/.well-known/openid-configuration";
@@ -302,6 +338,35 @@ mod tests {
             assert!(backoff_after(n) >= BACKOFF_FIRST.min(BACKOFF_MAX), "{n}");
         }
         assert_eq!(backoff_after(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn the_documents_issuer_must_be_the_configured_one() {
+        let doc = |v: &str| Some(Value::String(v.into()));
+        let ok = |configured: &str, found: &str| check_issuer(configured, doc(found).as_ref(), &[]).is_ok();
+        assert!(ok("https://a/realms/x", "https://a/realms/x"));
+        assert!(ok("https://a/realms/x/", "https://a/realms/x"));
+        assert!(ok("https://a/realms/x", "https://a/realms/x/"));
+        assert!(ok("https://a/realms/x/.well-known/openid-configuration", "https://a/realms/x"));
+        assert!(ok("https://a/.well-known/oauth-authorization-server", "https://a"));
+        assert!(!ok("https://a/realms/x", "https://a/realms/y"));
+        assert!(!ok("https://a/realms/x", "https://a/realms/x//"));
+        assert!(!ok("https://a/realms/x", "http://a/realms/x"));
+        assert!(!ok("https://a/realms/x", "https://a/realms/X"));
+        assert!(!ok("https://a/realms/x", ""));
+        // Entra ID's multi-tenant endpoint names a templated issuer.
+        let common = "https://login.microsoftonline.com/common/v2.0";
+        let templated = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        assert!(!ok(common, templated));
+        assert!(check_issuer(common, doc(templated).as_ref(), &[templated.to_string()]).is_ok());
+        assert!(check_issuer(common, doc(templated).as_ref(), &[format!("{templated}/")]).is_ok());
+        // Absent or not a string: refused.
+        assert!(check_issuer(common, None, &[]).is_err());
+        assert!(check_issuer(common, Some(&serde_json::json!(["x"])), &[]).is_err());
+        // What the log shows is escaped and short.
+        let hostile = format!("https://evil\n\u{1b}[31m{}", "x".repeat(10_000));
+        let e = check_issuer(common, doc(&hostile).as_ref(), &[]).unwrap_err();
+        assert!(e.len() < 400 && !e.contains('\u{1b}') && !e.contains('\n'), "{e}");
     }
 
     #[test]

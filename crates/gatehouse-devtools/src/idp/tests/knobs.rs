@@ -99,6 +99,9 @@ async fn bad_knob_requests_are_400() {
         ("/_dev/mint", json!({"user": "nobody"})),
         ("/_dev/mint", json!({"key": "quantum"})),
         ("/_dev/mint", json!({"unknown_field": 1})),
+        ("/_dev/override", json!({"tokens": {}})),
+        ("/_dev/override", json!({"userinfo": ["sub"]})),
+        ("/_dev/override", json!({"discovery": "https://other"})),
     ] {
         let (status, resp) = idp.dev(path, body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}");
@@ -150,4 +153,55 @@ async fn rotation_keeps_old_keys_until_dropped() {
     assert_eq!(idp.keyset().await.len(), 2);
     assert!(matches!(idp.verify(&old_token).await, Err(VerifyError::UnknownKid(_))));
     assert_eq!(idp.introspect(&old_token).await["active"], false);
+}
+
+#[tokio::test]
+async fn overrides_reshape_each_answer_until_cleared_or_reset() {
+    let idp = start().await;
+    let (status, set) = idp
+        .dev(
+            "/_dev/override",
+            json!({
+                "discovery": {"issuer": "https://elsewhere.example"},
+                "id_token": {"iat": null, "sub": null, "aud": ["gatehouse", "other"]},
+                "access_token": {"sub": null, "extra": 1},
+                "userinfo": {"sub": "someone-else"},
+                "introspection": {"exp": 1},
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    assert_eq!(set["userinfo"], json!({"sub": "someone-else"}));
+    assert_eq!(idp.get("/.well-known/openid-configuration").await.1["issuer"], "https://elsewhere.example");
+
+    let tokens = idp.login().await;
+    let id = claims_of(tokens["id_token"].as_str().unwrap());
+    assert!(!id.contains_key("iat") && !id.contains_key("sub"), "{id:?}");
+    assert_eq!(id["aud"], json!(["gatehouse", "other"]));
+    assert!(id.contains_key("at_hash"), "the rest stays");
+    let at = tokens["access_token"].as_str().unwrap();
+    let access = claims_of(at);
+    assert!(!access.contains_key("sub"));
+    assert_eq!(access["extra"], 1);
+    idp.verify(at).await.expect("still signed by the published key");
+    let (_, cc) = idp.post_basic("/token", &[("grant_type", "client_credentials")]).await;
+    assert!(!claims_of(cc["access_token"].as_str().unwrap()).contains_key("sub"), "every grant");
+
+    let intro = idp.introspect(at).await;
+    assert_eq!((intro["active"].clone(), intro["exp"].clone()), (json!(true), json!(1)));
+    assert_eq!(idp.introspect("not-a-token").await, json!({"active": false}), "inactive answers stay as they are");
+    let info = idp.http.get(idp.url("/userinfo")).bearer_auth(at).send().await.unwrap();
+    let info: Value = info.json().await.unwrap();
+    assert_eq!(info["sub"], "someone-else");
+    assert_eq!(info["preferred_username"], "john");
+
+    // One kind cleared, the others kept.
+    let (_, set) = idp.dev("/_dev/override", json!({"userinfo": {}})).await;
+    assert_eq!(set["userinfo"], json!({}));
+    assert_eq!(set["introspection"], json!({"exp": 1}));
+    // Reset clears them all.
+    idp.dev("/_dev/reset", json!({})).await;
+    assert_eq!(idp.get("/.well-known/openid-configuration").await.1["issuer"], idp.url(""));
+    let id = claims_of(idp.login().await["id_token"].as_str().unwrap());
+    assert!(id.contains_key("iat") && id.contains_key("sub"));
 }
