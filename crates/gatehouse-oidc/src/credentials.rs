@@ -48,7 +48,7 @@ impl Place {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Found {
     /// These headers (all removed).
-    Headers(Vec<&'static str>),
+    Headers(&'static [&'static str]),
     /// A named header, and its `X-` form.
     NamedHeader(String),
     /// A cookie.
@@ -355,12 +355,13 @@ pub fn bearer(
                     continue;
                 }
                 if let Some(t) = scheme_token(headers, "bearer") {
-                    return Some((t.to_string(), Found::Headers(vec!["authorization"])));
+                    return Some((t.to_string(), Found::Headers(&["authorization"])));
                 }
-                for pair in [["access-token", "access_token"], ["x-access-token", "x_access_token"]] {
+                const OTHERS: [&[&str]; 2] = [&["access-token", "access_token"], &["x-access-token", "x_access_token"]];
+                for pair in OTHERS {
                     for name in pair {
                         if let Some(t) = header(headers, name) {
-                            return Some((t.to_string(), Found::Headers(pair.to_vec())));
+                            return Some((t.to_string(), Found::Headers(pair)));
                         }
                     }
                 }
@@ -416,7 +417,7 @@ pub fn basic_pair(headers: &HeaderMap, grant: &str) -> Option<Pair> {
     let decoded = STANDARD.decode(b).ok().and_then(|d| String::from_utf8(d).ok());
     let text = decoded.as_deref().unwrap_or(b);
     let (u, s) = text.split_once(':')?;
-    let found = Found::Headers(vec!["authorization", "grant-type", "x-grant-type"]);
+    let found = Found::Headers(&["authorization", "grant-type", "x-grant-type"]);
     Some(Pair { user: u.to_string(), secret: s.to_string(), found })
 }
 
@@ -491,7 +492,7 @@ fn header_spellings(name: &str) -> [String; 4] {
 pub fn hide(found: &Found, parts: &mut http::request::Parts, body: Option<&Bytes>) -> Option<Bytes> {
     match found {
         Found::Headers(names) => {
-            for n in names {
+            for n in *names {
                 parts.headers.remove(*n);
             }
             None
