@@ -749,7 +749,8 @@ async fn idle_sessions_are_touched_once() {
 /// (each addition travels one route to the client).
 fn each_header_once(h: &HeaderMap) {
     for name in h.keys() {
-        let values: Vec<&[u8]> = h.get_all(name).iter().map(|v| v.as_bytes()).collect();
+        let values: Vec<String> =
+            h.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into()).collect();
         let mut unique = values.clone();
         unique.sort();
         unique.dedup();
