@@ -6,6 +6,7 @@
 //! also bearer headers; Basic credentials count for a grant when no `Grant-Type` header names
 //! another grant.
 
+use crate::method::Method;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -407,9 +408,9 @@ pub struct Pair {
 }
 
 /// A pair from `Authorization: Basic`, unless a `Grant-Type` header names another grant.
-pub fn basic_pair(headers: &HeaderMap, grant: &str) -> Option<Pair> {
+pub fn basic_pair(headers: &HeaderMap, grant: Method) -> Option<Pair> {
     let gt = header(headers, "grant-type").or_else(|| header(headers, "x-grant-type"));
-    if gt.is_some_and(|g| g != grant) {
+    if gt.is_some_and(|g| g != grant.name()) {
         return None;
     }
     let b = scheme_token(headers, "basic")?;
@@ -428,7 +429,7 @@ pub fn pair(
     headers: &HeaderMap,
     args: &Args<'_>,
     places: &[Place],
-    grant: &str,
+    grant: Method,
     user_arg: &str,
     secret_arg: &str,
 ) -> Option<Pair> {
@@ -440,7 +441,7 @@ pub fn pair(
                 }
             }
             Place::Query | Place::Body => {
-                if args.get(*place, "grant_type").is_some_and(|g| g != grant) {
+                if args.get(*place, "grant_type").is_some_and(|g| g != grant.name()) {
                     continue;
                 }
                 if let (Some(u), Some(s)) = (args.get(*place, user_arg), args.get(*place, secret_arg))
@@ -613,19 +614,19 @@ mod tests {
     fn basic_pair_respects_grant_type() {
         let p = req("/", &[("authorization", "Basic am9objpkOm9l")]);
         let args = Args::parse(&p.uri, &p.headers, None);
-        let got = pair(&p.headers, &args, &ALL, "password", "username", "password").expect("pair");
+        let got = pair(&p.headers, &args, &ALL, Method::Password, "username", "password").expect("pair");
         assert_eq!((got.user.as_str(), got.secret.as_str()), ("john", "d:oe"));
         let p = req("/", &[("authorization", "Basic am9objpkb2U="), ("grant-type", "client_credentials")]);
         let args = Args::parse(&p.uri, &p.headers, None);
-        assert!(pair(&p.headers, &args, &ALL, "password", "username", "password").is_none());
-        assert!(pair(&p.headers, &args, &ALL, "client_credentials", "client_id", "client_secret").is_some());
+        assert!(pair(&p.headers, &args, &ALL, Method::Password, "username", "password").is_none());
+        assert!(pair(&p.headers, &args, &ALL, Method::ClientCredentials, "client_id", "client_secret").is_some());
         let p = req("/?username=u&password=p", &[]);
         let args = Args::parse(&p.uri, &p.headers, None);
-        let got = pair(&p.headers, &args, &ALL, "password", "username", "password").expect("query pair");
+        let got = pair(&p.headers, &args, &ALL, Method::Password, "username", "password").expect("query pair");
         assert_eq!(got.found, Found::Query(vec!["username".into(), "password".into(), "grant_type".into()]));
         let p = req("/?username=u&password=p&grant_type=refresh_token", &[]);
         let args = Args::parse(&p.uri, &p.headers, None);
-        assert!(pair(&p.headers, &args, &ALL, "password", "username", "password").is_none());
+        assert!(pair(&p.headers, &args, &ALL, Method::Password, "username", "password").is_none());
     }
 
     #[test]

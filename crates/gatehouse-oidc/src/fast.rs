@@ -136,7 +136,7 @@ impl Front {
                 Some(allow(plan, ctx, parts, strip, headers))
             }
             Front::Password => {
-                let p = credentials::basic_pair(&parts.headers, Method::Password.name())?;
+                let p = credentials::basic_pair(&parts.headers, Method::Password)?;
                 let g = auth.grants.tokens.as_ref()?.get(&auth.grants.password_key(&p))?;
                 let g = &g.value;
                 if g.expires != 0 && g.expires.saturating_add(auth.verifier.leeway) <= unix_now() {
@@ -484,7 +484,7 @@ pub(crate) mod tests {
             let claims = json!({ "preferred_username": "john", "exp": now + 3600 });
             let Value::Object(claims) = claims else { unreachable!() };
             let headers = http::HeaderMap::from_iter([(http::header::AUTHORIZATION, basic.parse().unwrap())]);
-            let p = credentials::basic_pair(&headers, "password").expect("a pair");
+            let p = credentials::basic_pair(&headers, Method::Password).expect("a pair");
             let ts = TokenSet {
                 access_token: "at".into(),
                 id_token: None,

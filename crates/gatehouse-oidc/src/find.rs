@@ -110,14 +110,15 @@ impl Finder {
                     h,
                     args,
                     &self.client_credentials_places,
-                    "client_credentials",
+                    Method::ClientCredentials,
                     "client_id",
                     "client_secret",
                 )
             })?
         };
         if self.methods.contains(Method::Password)
-            && let Some(pair) = credentials::pair(h, args, &self.password_places, "password", "username", "password")
+            && let Some(pair) =
+                credentials::pair(h, args, &self.password_places, Method::Password, "username", "password")
         {
             return Some(Credential::Password { pair, or_client: client() });
         }

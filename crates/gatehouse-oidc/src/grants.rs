@@ -397,7 +397,7 @@ mod tests {
     fn the_scope_is_in_password_keys_only_with_token_cache_key_include_scope() {
         let headers =
             http::HeaderMap::from_iter([(http::header::AUTHORIZATION, "Basic am9objpkb2U=".parse().unwrap())]);
-        let p = crate::credentials::basic_pair(&headers, "password").expect("a pair");
+        let p = crate::credentials::basic_pair(&headers, Method::Password).expect("a pair");
         let key = |config: serde_json::Value| {
             let mut config = config;
             config["cache_tokens_salt"] = json!("salt");
