@@ -560,6 +560,7 @@ async fn expired_session_tokens_are_refreshed() {
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let (st, body, h) = env.call(&[("cookie", &cookie)]).await;
     assert_eq!(st, 200, "{body}");
+    each_header_once(&h);
     assert_eq!(env.calls().await["token_grants"]["refresh_token"], 1);
     assert!(!session_cookie(&h).is_empty(), "the refreshed session is saved");
     // refresh_tokens off: an expired session answers "The access token expired".
@@ -569,6 +570,7 @@ async fn expired_session_tokens_are_refreshed() {
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let (st, _, h) = env.call(&[("cookie", &cookie)]).await;
     assert_eq!(st, 401);
+    each_header_once(&h);
     assert!(challenge(&h).contains("The access token expired"));
     assert!(
         h.get("set-cookie").map(|v| v.to_str().unwrap().contains("Max-Age=0")).unwrap_or(false),
@@ -733,6 +735,7 @@ async fn idle_sessions_are_touched_once() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (st, _, h1) = env.call(&[("cookie", &old)]).await;
     assert_eq!(st, 200);
+    each_header_once(&h1);
     let touched = session_cookie(&h1);
     assert!(!touched.is_empty() && touched != old, "the idle clock moved: a new cookie");
     // Requests still carrying the old cookie are served without a new seal and without repeating it.

@@ -13,6 +13,9 @@ use crate::provider::discovery::Provider;
 use crate::respond::Failure;
 use crate::settings::Settings;
 use crate::tokens::{TokenError, VerifiedJwt, Verifier};
+use gatehouse_core::plugin::BuildError;
+use gatehouse_jose::Algorithm;
+use gatehouse_jose::sign::SigningKey;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -344,6 +347,38 @@ impl Grants {
         let expires = access.as_ref().and_then(|a| a.exp).or(ts.expires_at).unwrap_or(0);
         Ok(Granted { ts, access, id, expires, memo: Memo::default() })
     }
+}
+
+/// The configured clients: `client_id[i]` with `client_secret[i]`, `client_auth[i]`,
+/// `client_jwk[i]`, `client_alg[i]` (a shorter list repeats its last entry, as Kong does).
+pub fn clients(s: &Settings) -> Result<Vec<Client>, BuildError> {
+    let ids = s.client_id.clone().unwrap_or_default();
+    let pick = |list: &Option<Vec<String>>, i: usize| -> Option<String> {
+        list.as_ref().and_then(|l| l.get(i).or(l.last())).cloned()
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, id) in ids.into_iter().enumerate() {
+        let secret = pick(&s.client_secret, i);
+        let alg = pick(&s.client_alg, i).and_then(|a| Algorithm::from_name(&a));
+        let jwk = s.client_jwk.as_ref().and_then(|l| l.get(i).or(l.last()));
+        let key = match jwk {
+            Some(j) => Some(
+                SigningKey::from_private_jwk(j, alg.filter(|a| !a.is_hmac()))
+                    .map_err(|e| BuildError::field("client_jwk", format!("client {}: {e}", i + 1)))?,
+            ),
+            None => None,
+        };
+        let auth = match pick(&s.client_auth, i) {
+            Some(name) => ClientAuth::from_name(&name).ok_or_else(|| {
+                BuildError::field("client_auth", format!("{name} is not supported (no TLS client certificates yet)"))
+            })?,
+            None if secret.is_none() && key.is_some() => ClientAuth::PrivateKeyJwt,
+            None if secret.is_none() => ClientAuth::None,
+            None => ClientAuth::SecretBasic,
+        };
+        out.push(Client { id, secret, auth, key, alg });
+    }
+    Ok(out)
 }
 
 /// An introspection or userinfo answer: `Ok(None)` when the IdP refused the token.

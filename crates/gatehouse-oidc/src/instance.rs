@@ -24,7 +24,7 @@ use crate::fast::Front;
 use crate::grants::Grants;
 use crate::headers::{self, HeaderPlan};
 use crate::method::Methods;
-use crate::provider::client_auth::{Client, ClientAuth};
+use crate::provider::client_auth::Client;
 use crate::provider::discovery::{self, ProviderKey};
 use crate::respond::Failure;
 use crate::sessions::Sessions;
@@ -32,8 +32,7 @@ use crate::settings::Settings;
 use crate::tokens::Verifier;
 use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use gatehouse_core::plugin::{BuildEnv, BuildError, Ctx, Flow, Step};
-use gatehouse_jose::sign::SigningKey;
-use gatehouse_jose::{Algorithm, Jwk, KeySet, Policy};
+use gatehouse_jose::{Jwk, KeySet, Policy};
 use http::request::Parts;
 use std::time::Duration;
 
@@ -95,7 +94,7 @@ impl Oidc {
             max_response: env.idp_max_response_size.0,
         };
         let provider = discovery::provider(key).map_err(BuildError::Resource)?;
-        let clients = clients(&s)?;
+        let clients = crate::grants::clients(&s)?;
         let verifier = verifier(&s, provider.clone(), &clients)?;
         let ttl = TtlRule {
             ttl: secs_of(s.cache_ttl),
@@ -239,38 +238,6 @@ fn random_salt() -> Result<String, BuildError> {
     let mut b = [0u8; 16];
     SystemRandom::new().fill(&mut b).map_err(|_| BuildError::Resource("no randomness".to_string()))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
-/// The configured clients: `client_id[i]` with `client_secret[i]`, `client_auth[i]`,
-/// `client_jwk[i]`, `client_alg[i]` (a shorter list repeats its last entry, as Kong does).
-fn clients(s: &Settings) -> Result<Vec<Client>, BuildError> {
-    let ids = s.client_id.clone().unwrap_or_default();
-    let pick = |list: &Option<Vec<String>>, i: usize| -> Option<String> {
-        list.as_ref().and_then(|l| l.get(i).or(l.last())).cloned()
-    };
-    let mut out = Vec::with_capacity(ids.len());
-    for (i, id) in ids.into_iter().enumerate() {
-        let secret = pick(&s.client_secret, i);
-        let alg = pick(&s.client_alg, i).and_then(|a| Algorithm::from_name(&a));
-        let jwk = s.client_jwk.as_ref().and_then(|l| l.get(i).or(l.last()));
-        let key = match jwk {
-            Some(j) => Some(
-                SigningKey::from_private_jwk(j, alg.filter(|a| !a.is_hmac()))
-                    .map_err(|e| BuildError::field("client_jwk", format!("client {}: {e}", i + 1)))?,
-            ),
-            None => None,
-        };
-        let auth = match pick(&s.client_auth, i) {
-            Some(name) => ClientAuth::from_name(&name).ok_or_else(|| {
-                BuildError::field("client_auth", format!("{name} is not supported (no TLS client certificates yet)"))
-            })?,
-            None if secret.is_none() && key.is_some() => ClientAuth::PrivateKeyJwt,
-            None if secret.is_none() => ClientAuth::None,
-            None => ClientAuth::SecretBasic,
-        };
-        out.push(Client { id, secret, auth, key, alg });
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
