@@ -1,29 +1,21 @@
 //! One built `openid-connect` instance and its request pipeline.
 //!
 //! [`Oidc::build`] consumes the validated config into immutable parts, each deciding at build
-//! time what it can; the request path only reads them:
-//!
-//! ```text
-//! gate        preflight / already authenticated: left alone
-//! front       fast.rs        a cached authentication, served synchronously ─────────────┐
-//! find        find.rs        the credential (an enum)                                    │
-//! authenticate authenticate.rs → Outcome { method: Method, tokens, claims }             │
-//! authorize   authorize.rs   requirements, fetched answers, consumer, groups             │
-//! session     sessions.rs    a new or refreshed session, sealed                          │
-//! headers     headers/       the header plan turns the outcome into headers              │
-//! decide      decision.rs    Allow | Anonymous | Respond (failures.rs for refusals)      │
-//! apply       decision.rs    the request's edits + the response additions  ◄─────────────┘
-//! ```
+//! time what it can; the request path only reads them. A request: the gate → the front (a cached
+//! authentication) → authenticate (session, else the credential `find.rs` finds) → authorize →
+//! the session issued → the headers → one decision, applied by `decision::apply`. ARCHITECTURE.md
+//! has the map.
 
 use crate::authenticate::Authenticator;
 use crate::authorize::Authorizer;
 use crate::cache::{TtlRule, secs_of, unix_now};
-use crate::decision::{Allow, Decision, Strip, Trail, Upstream, apply};
+use crate::decision::{Additions, Allow, Decision, Strip, Trail, Upstream, apply};
 use crate::failures::Refusals;
 use crate::fast::Front;
 use crate::grants::Grants;
 use crate::headers::{self, HeaderPlan};
 use crate::method::Methods;
+use crate::outcome::Outcome;
 use crate::provider::client_auth::Client;
 use crate::provider::discovery::{self, ProviderKey};
 use crate::respond::Failure;
@@ -150,22 +142,7 @@ impl Oidc {
         };
         self.auth.sessions.issue(&mut o, authorized.subject, now, ctx.https, &mut trail);
 
-        // The client's `Authorization: Bearer <token>`, to send on unchanged when it is the token.
-        let authorization = match (&o.access_token, parts.headers.get(http::header::AUTHORIZATION)) {
-            (Some(t), Some(v)) if v.as_bytes().strip_prefix(b"Bearer ") == Some(t.as_bytes()) => Some(v.clone()),
-            _ => None,
-        };
-        let plan = &self.plan;
-        let upstream = match o.usable_memo() {
-            // A memoized value outlives this request: it must not keep the request's read buffer
-            // alive through a shared slice, so it is made without the request's own header.
-            Some(memo) => Upstream::Shared(memo.get_or_init(|| headers::build(plan, &plan.upstream, &o.sources(None)))),
-            None => Upstream::Owned(headers::build(plan, &plan.upstream, &o.sources(authorization.as_ref()))),
-        };
-        if !plan.downstream_is_empty() {
-            let authorization = if o.usable_memo().is_some() { None } else { authorization.as_ref() };
-            trail.additions.downstream = headers::build(plan, &plan.downstream, &o.sources(authorization));
-        }
+        let upstream = self.headers(&o, parts, &mut trail.additions);
         let allow = Allow {
             strip: self.strip(&trail, &o.hide),
             consumer: authorized.consumer,
@@ -173,9 +150,31 @@ impl Oidc {
             upstream,
             additions: std::mem::take(&mut trail.additions),
         };
-        let flow = apply(plan, ctx, parts, Decision::Allow(allow));
+        let flow = apply(&self.plan, ctx, parts, Decision::Allow(allow));
         self.front.remember(&o);
         flow
+    }
+
+    /// The header plan's step: the upstream headers (made once and kept when the outcome's
+    /// source is deterministic), and the downstream ones into the response additions.
+    fn headers<'o>(&self, o: &'o Outcome, parts: &Parts, additions: &mut Additions) -> Upstream<'o> {
+        let plan = &self.plan;
+        // The client's `Authorization: Bearer <token>`, sent on unchanged when it is the token.
+        // A memoized value outlives this request: it must not keep the request's read buffer
+        // alive through a shared slice, so it is made without the request's own header.
+        let memo = o.usable_memo();
+        let authorization = match (memo, &o.access_token, parts.headers.get(http::header::AUTHORIZATION)) {
+            (None, Some(t), Some(v)) if v.as_bytes().strip_prefix(b"Bearer ") == Some(t.as_bytes()) => Some(v),
+            _ => None,
+        };
+        let src = o.sources(authorization);
+        if !plan.downstream_is_empty() {
+            additions.downstream = headers::build(plan, &plan.downstream, &src);
+        }
+        match memo {
+            Some(memo) => Upstream::Shared(memo.get_or_init(|| headers::build(plan, &plan.upstream, &src))),
+            None => Upstream::Owned(headers::build(plan, &plan.upstream, &src)),
+        }
     }
 
     /// What leaves the request: our session cookie when it carried one, the credentials with
