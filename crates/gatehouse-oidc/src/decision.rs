@@ -167,3 +167,98 @@ fn strip_identity_headers(headers: &mut HeaderMap) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instance::Oidc;
+    use gatehouse_core::consumers::Consumers;
+    use serde_json::json;
+
+    fn request() -> Parts {
+        let req = http::Request::builder()
+            .uri("/api")
+            .header("authorization", "Bearer t")
+            .header("cookie", "session=abc; theme=dark")
+            .header("x-consumer-id", "admin")
+            .header("x-user", "mallory")
+            .body(())
+            .expect("request");
+        req.into_parts().0
+    }
+
+    fn ctx() -> Ctx {
+        let guest = Consumer { id: "g1".into(), username: Some("guest".into()), custom_id: None };
+        Ctx::new("127.0.0.1:1".parse().expect("address"), "route".into(), None, Arc::new(Consumers::new([guest])))
+    }
+
+    fn oidc() -> Oidc {
+        Oidc::for_tests(json!({
+            "auth_methods": ["bearer", "session"],
+            "upstream_headers_claims": ["preferred_username"],
+            "upstream_headers_names": ["x_user"],
+        }))
+    }
+
+    fn cookie(v: &str) -> Additions {
+        Additions { set_cookies: vec![HeaderValue::from_str(v).expect("value")], downstream: Vec::new() }
+    }
+
+    #[test]
+    fn anonymous_strips_what_left_the_request_and_adds_the_consumer() {
+        let o = oidc();
+        let (mut c, mut parts) = (ctx(), request());
+        let found = [Found::Headers(&["authorization"])];
+        let strip = Strip { session: Some(&o.auth.sessions.store), hide: &found };
+        let consumer = c.consumers.find_anonymous("guest").cloned().expect("guest");
+        let flow =
+            apply(&o.plan, &mut c, &mut parts, Decision::Anonymous { strip, consumer, additions: cookie("a=1") });
+        assert!(matches!(flow, Flow::Continue));
+        assert!(parts.headers.get("authorization").is_none());
+        assert_eq!(parts.headers["cookie"], "theme=dark");
+        assert!(parts.headers.get("x-user").is_none(), "spoofable headers go");
+        assert_eq!(parts.headers["x-consumer-id"], "g1");
+        assert_eq!(parts.headers["x-anonymous-consumer"], "true");
+        assert!(!c.authenticated);
+        assert_eq!(c.consumer.as_ref().map(|c| c.id.as_str()), Some("g1"));
+    }
+
+    #[test]
+    fn response_additions_are_added_once_whatever_response_goes_out() {
+        let o = oidc();
+        let (mut c, mut parts) = (ctx(), request());
+        let mut response = Response::new(Bytes::new());
+        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let flow = apply(&o.plan, &mut c, &mut parts, Decision::Respond { response, additions: cookie("session=") });
+        let Flow::Respond(response) = flow else { panic!("not a response") };
+        assert!(response.headers().get(http::header::SET_COOKIE).is_none(), "only header_filter adds them");
+        assert_eq!(parts.headers["x-consumer-id"], "admin", "a refused request is not edited");
+        let (mut head, _) = response.into_parts();
+        add_to_response(&mut c, &mut head);
+        add_to_response(&mut c, &mut head);
+        assert_eq!(head.headers.get_all(http::header::SET_COOKIE).iter().count(), 1);
+        assert_eq!(head.headers.get_all(http::header::WWW_AUTHENTICATE).iter().count(), 1);
+    }
+
+    #[test]
+    fn an_allowed_request_gets_its_headers_after_the_spoofed_ones_went() {
+        let o = oidc();
+        let (mut c, mut parts) = (ctx(), request());
+        let made = [(HeaderName::from_static("x-user"), HeaderValue::from_static("john"))];
+        let allow = Allow {
+            strip: Strip { session: Some(&o.auth.sessions.store), hide: &[] },
+            consumer: None,
+            groups: HeaderValue::from_str("a, b").ok(),
+            upstream: Upstream::Shared(&made),
+            additions: Additions::default(),
+        };
+        assert!(matches!(apply(&o.plan, &mut c, &mut parts, Decision::Allow(allow)), Flow::Continue));
+        assert!(c.authenticated);
+        assert_eq!(parts.headers.get_all("x-user").iter().collect::<Vec<_>>(), ["john"]);
+        assert_eq!(parts.headers["x-authenticated-groups"], "a, b");
+        assert_eq!(parts.headers["authorization"], "Bearer t", "kept without hide_credentials");
+        assert_eq!(parts.headers["cookie"], "theme=dark");
+        assert!(parts.headers.get("x-consumer-id").is_none());
+        assert!(c.extensions.get::<Additions>().is_none(), "nothing to add, nothing kept");
+    }
+}
