@@ -560,6 +560,7 @@ async fn expired_session_tokens_are_refreshed() {
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let (st, body, h) = env.call(&[("cookie", &cookie)]).await;
     assert_eq!(st, 200, "{body}");
+    each_header_once(&h);
     assert_eq!(env.calls().await["token_grants"]["refresh_token"], 1);
     assert!(!session_cookie(&h).is_empty(), "the refreshed session is saved");
     // refresh_tokens off: an expired session answers "The access token expired".
@@ -569,6 +570,7 @@ async fn expired_session_tokens_are_refreshed() {
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let (st, _, h) = env.call(&[("cookie", &cookie)]).await;
     assert_eq!(st, 401);
+    each_header_once(&h);
     assert!(challenge(&h).contains("The access token expired"));
     assert!(
         h.get("set-cookie").map(|v| v.to_str().unwrap().contains("Max-Age=0")).unwrap_or(false),
@@ -733,6 +735,7 @@ async fn idle_sessions_are_touched_once() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (st, _, h1) = env.call(&[("cookie", &old)]).await;
     assert_eq!(st, 200);
+    each_header_once(&h1);
     let touched = session_cookie(&h1);
     assert!(!touched.is_empty() && touched != old, "the idle clock moved: a new cookie");
     // Requests still carrying the old cookie are served without a new seal and without repeating it.
@@ -743,4 +746,61 @@ async fn idle_sessions_are_touched_once() {
     // idle timeout counts from the touch, so the refreshed cookie still works.
     tokio::time::sleep(Duration::from_millis(6500)).await;
     assert_eq!(env.call(&[("cookie", &touched)]).await.0, 200);
+}
+
+/// Every value of every response header, checked: no header value twice, and no cookie set twice
+/// (each addition travels one route to the client).
+fn each_header_once(h: &HeaderMap) {
+    for name in h.keys() {
+        let values: Vec<String> =
+            h.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into()).collect();
+        let mut unique = values.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), values.len(), "{name} sent twice: {values:?}");
+    }
+    let mut names: Vec<&str> =
+        h.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split('=').next().unwrap()).collect();
+    let count = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), count, "a cookie set twice: {h:?}");
+}
+
+#[tokio::test]
+async fn each_response_header_is_sent_once_on_success_and_refusal() {
+    let env = Env::new(json!({
+        "auth_methods": ["password", "session"],
+        "downstream_headers_claims": ["preferred_username"],
+        "downstream_headers_names": ["x_user"],
+    }))
+    .await;
+    // Success with a new session: the cookie and the downstream header, once each.
+    let (st, _, h) = env.call(&[("authorization", &basic("john", "doe"))]).await;
+    assert_eq!(st, 200);
+    each_header_once(&h);
+    assert_eq!(h.get_all("set-cookie").iter().filter(|v| v.to_str().unwrap().starts_with("session=")).count(), 1);
+    assert_eq!(h.get_all("x-user").iter().count(), 1, "{h:?}");
+    let cookie = session_cookie(&h);
+    // The session alone: the downstream header once, no cookie.
+    let (st, _, h) = env.call(&[("cookie", &cookie)]).await;
+    assert_eq!(st, 200);
+    each_header_once(&h);
+    assert_eq!(h.get_all("x-user").iter().count(), 1);
+    // A refused session: one clearing cookie, one challenge.
+    let mut bad = cookie.clone();
+    bad.insert(12, if bad.as_bytes()[12] == b'A' { 'B' } else { 'A' });
+    let (st, _, h) = env.call(&[("cookie", &bad)]).await;
+    assert_eq!(st, 401);
+    each_header_once(&h);
+    let cleared: Vec<_> = h.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    assert!(!cleared.is_empty());
+    assert!(cleared.iter().all(|c| c.starts_with("session") && c.contains("Max-Age=0")), "{cleared:?}");
+    assert_eq!(h.get_all("www-authenticate").iter().count(), 1);
+    // A plain 401: one challenge, no cookie.
+    let (st, _, h) = env.call(&[("authorization", &basic("john", "wrong"))]).await;
+    assert_eq!(st, 401);
+    each_header_once(&h);
+    assert_eq!(h.get_all("www-authenticate").iter().count(), 1);
+    assert!(h.get("set-cookie").is_none());
 }

@@ -146,6 +146,20 @@ where
     }
 }
 
+/// The longest duration any config value means: ten years. Kong's schema leaves these numbers
+/// unbounded; clamping keeps every `now + ttl` and `Instant + Duration` far from overflow.
+pub const MAX_SECS: i64 = 10 * 366 * 24 * 3600;
+
+/// A config number of seconds as whole seconds, clamped to ±[`MAX_SECS`].
+pub fn secs_of(f: f64) -> i64 {
+    if f.is_finite() { (f as i64).clamp(-MAX_SECS, MAX_SECS) } else { 0 }
+}
+
+/// The current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
 /// The longest anything is cached: a year. Config values are not bounded by the schema
 /// (`cache_ttl: 1e30` is valid), and `Instant + Duration` panics when it overflows.
 pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -234,6 +248,14 @@ fn add(ctx: &mut digest::Context, parts: &[&str]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_durations_are_clamped_to_ten_years() {
+        assert_eq!(secs_of(1e30), MAX_SECS);
+        assert_eq!(secs_of(-1e30), -MAX_SECS);
+        assert_eq!(secs_of(f64::NAN), 0);
+        assert_eq!(secs_of(1.5), 1);
+    }
 
     #[test]
     fn ttl_rule() {

@@ -13,13 +13,11 @@
 //! Every refusal is a [`Refusal`], whose text is fixed (it goes into `error_description`) and
 //! never echoes a claim value.
 
-use crate::respond::Failure;
 use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_jose::Algorithm;
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 
 /// Why a token or an answer was refused by the checks of this module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -54,11 +52,6 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// The 401 it is answered with.
-    pub fn failure(self) -> Failure {
-        Failure::Unauthorized { description: Some(Cow::Borrowed(self.description())), reason: self.to_string() }
-    }
-
     /// The fixed text for `error_description`.
     pub fn description(self) -> &'static str {
         match self {

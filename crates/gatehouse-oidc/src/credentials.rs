@@ -6,6 +6,7 @@
 //! also bearer headers; Basic credentials count for a grant when no `Grant-Type` header names
 //! another grant.
 
+use crate::method::Method;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -48,7 +49,7 @@ impl Place {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Found {
     /// These headers (all removed).
-    Headers(Vec<&'static str>),
+    Headers(&'static [&'static str]),
     /// A named header, and its `X-` form.
     NamedHeader(String),
     /// A cookie.
@@ -355,12 +356,13 @@ pub fn bearer(
                     continue;
                 }
                 if let Some(t) = scheme_token(headers, "bearer") {
-                    return Some((t.to_string(), Found::Headers(vec!["authorization"])));
+                    return Some((t.to_string(), Found::Headers(&["authorization"])));
                 }
-                for pair in [["access-token", "access_token"], ["x-access-token", "x_access_token"]] {
+                const OTHERS: [&[&str]; 2] = [&["access-token", "access_token"], &["x-access-token", "x_access_token"]];
+                for pair in OTHERS {
                     for name in pair {
                         if let Some(t) = header(headers, name) {
-                            return Some((t.to_string(), Found::Headers(pair.to_vec())));
+                            return Some((t.to_string(), Found::Headers(pair)));
                         }
                     }
                 }
@@ -406,9 +408,9 @@ pub struct Pair {
 }
 
 /// A pair from `Authorization: Basic`, unless a `Grant-Type` header names another grant.
-pub fn basic_pair(headers: &HeaderMap, grant: &str) -> Option<Pair> {
+pub fn basic_pair(headers: &HeaderMap, grant: Method) -> Option<Pair> {
     let gt = header(headers, "grant-type").or_else(|| header(headers, "x-grant-type"));
-    if gt.is_some_and(|g| g != grant) {
+    if gt.is_some_and(|g| g != grant.name()) {
         return None;
     }
     let b = scheme_token(headers, "basic")?;
@@ -416,7 +418,7 @@ pub fn basic_pair(headers: &HeaderMap, grant: &str) -> Option<Pair> {
     let decoded = STANDARD.decode(b).ok().and_then(|d| String::from_utf8(d).ok());
     let text = decoded.as_deref().unwrap_or(b);
     let (u, s) = text.split_once(':')?;
-    let found = Found::Headers(vec!["authorization", "grant-type", "x-grant-type"]);
+    let found = Found::Headers(&["authorization", "grant-type", "x-grant-type"]);
     Some(Pair { user: u.to_string(), secret: s.to_string(), found })
 }
 
@@ -427,7 +429,7 @@ pub fn pair(
     headers: &HeaderMap,
     args: &Args<'_>,
     places: &[Place],
-    grant: &str,
+    grant: Method,
     user_arg: &str,
     secret_arg: &str,
 ) -> Option<Pair> {
@@ -439,7 +441,7 @@ pub fn pair(
                 }
             }
             Place::Query | Place::Body => {
-                if args.get(*place, "grant_type").is_some_and(|g| g != grant) {
+                if args.get(*place, "grant_type").is_some_and(|g| g != grant.name()) {
                     continue;
                 }
                 if let (Some(u), Some(s)) = (args.get(*place, user_arg), args.get(*place, secret_arg))
@@ -491,7 +493,7 @@ fn header_spellings(name: &str) -> [String; 4] {
 pub fn hide(found: &Found, parts: &mut http::request::Parts, body: Option<&Bytes>) -> Option<Bytes> {
     match found {
         Found::Headers(names) => {
-            for n in names {
+            for n in *names {
                 parts.headers.remove(*n);
             }
             None
@@ -612,19 +614,19 @@ mod tests {
     fn basic_pair_respects_grant_type() {
         let p = req("/", &[("authorization", "Basic am9objpkOm9l")]);
         let args = Args::parse(&p.uri, &p.headers, None);
-        let got = pair(&p.headers, &args, &ALL, "password", "username", "password").expect("pair");
+        let got = pair(&p.headers, &args, &ALL, Method::Password, "username", "password").expect("pair");
         assert_eq!((got.user.as_str(), got.secret.as_str()), ("john", "d:oe"));
         let p = req("/", &[("authorization", "Basic am9objpkb2U="), ("grant-type", "client_credentials")]);
         let args = Args::parse(&p.uri, &p.headers, None);
-        assert!(pair(&p.headers, &args, &ALL, "password", "username", "password").is_none());
-        assert!(pair(&p.headers, &args, &ALL, "client_credentials", "client_id", "client_secret").is_some());
+        assert!(pair(&p.headers, &args, &ALL, Method::Password, "username", "password").is_none());
+        assert!(pair(&p.headers, &args, &ALL, Method::ClientCredentials, "client_id", "client_secret").is_some());
         let p = req("/?username=u&password=p", &[]);
         let args = Args::parse(&p.uri, &p.headers, None);
-        let got = pair(&p.headers, &args, &ALL, "password", "username", "password").expect("query pair");
+        let got = pair(&p.headers, &args, &ALL, Method::Password, "username", "password").expect("query pair");
         assert_eq!(got.found, Found::Query(vec!["username".into(), "password".into(), "grant_type".into()]));
         let p = req("/?username=u&password=p&grant_type=refresh_token", &[]);
         let args = Args::parse(&p.uri, &p.headers, None);
-        assert!(pair(&p.headers, &args, &ALL, "password", "username", "password").is_none());
+        assert!(pair(&p.headers, &args, &ALL, Method::Password, "username", "password").is_none());
     }
 
     #[test]

@@ -1,25 +1,31 @@
-//! The synchronous path for a bearer token this thread has already let through.
+//! The front: a cache of authentications in front of the pipeline's "authenticate" step, served
+//! synchronously (`Step::Ready`, no boxed future).
 //!
-//! A repeated token is the common case behind a gateway. The general path (`access.rs`) handles
-//! it from caches too, but as a boxed future, through the shared verified-token cache (moka),
-//! and by cloning header values that both proxy threads share, so their reference counts bounce
-//! between cores. Here each proxy thread keeps its own small map from token to what the general
-//! path decided: the verified claims and the upstream headers, copied into this thread. A hit is
-//! a hash lookup, the same time and `authz` checks as the general path, and header inserts,
-//! with no lock, no allocation beyond the header map's and no cross-core traffic.
+//! A repeated credential is the common case behind a gateway. The general path handles it from
+//! caches too, but as a boxed future, and for a bearer token through the shared verified-token
+//! cache (moka), cloning header values that both proxy threads share, so their reference counts
+//! bounce between cores. A hit here is a lookup, the same time checks and the same
+//! [`Authorizer::requirements_met`], and then the same [`apply`] as the general path's: there
+//! is no second implementation of the request's edits.
 //!
-//! It serves only configurations where a token alone decides the outcome (`Fast::eligible`),
-//! and only successes: anything else (a miss, an expired token, a failed requirement) returns
-//! `None` and the general path answers, with its errors and logs.
-//!
-//! A session cookie opened before (`session`) gets the same treatment from the instance's
-//! session cache: the checks `access.rs` makes on a cached session, then the headers it would
-//! set, without the boxed future. Same rules: successes only, everything else goes the general
-//! way with the request as it came.
+//! It serves only configurations where a cached authentication alone decides the outcome
+//! (chosen once, in [`Front::for_config`]), and only successes: a miss, an expired entry or a
+//! failed requirement returns `None`, and the general path answers with the request untouched.
+//! An instance holds at most one kind, as their conditions exclude each other:
+//! - `Bearer`: each proxy thread keeps its own map from token to what the general path decided
+//!   (the verified token, whose `jwk` names the key that verified it, and the upstream headers
+//!   copied into that thread);
+//! - `Session`: the instance's cache of opened sessions (`sessions.rs`);
+//! - `Password`: the instance's token cache, keyed by a hash of the credentials as there.
 
-use crate::access::unix_now;
-use crate::credentials::Place;
-use crate::plugin::Oidc;
+use crate::authenticate::Authenticator;
+use crate::authorize::Authorizer;
+use crate::cache::unix_now;
+use crate::credentials::{self, Found};
+use crate::decision::{Allow, Decision, Strip, Upstream, apply};
+use crate::headers::HeaderPlan;
+use crate::method::Method;
+use crate::outcome::Outcome;
 use crate::tokens::VerifiedJwt;
 use gatehouse_core::plugin::{Ctx, Flow};
 use http::request::Parts;
@@ -35,60 +41,155 @@ use thread_local::ThreadLocal;
 /// 2 KiB) without bounding correctness.
 const ENTRIES_PER_THREAD: usize = 2048;
 
-/// The synchronous path a config allows. At most one: their conditions exclude each other
-/// (bearer needs `session` off; password needs `session` and `bearer` off).
-pub(crate) enum Shortcut {
+/// Where a bearer token the front serves was: `Authorization`.
+static AUTHORIZATION: [Found; 1] = [Found::Headers(&["authorization"])];
+
+/// The cached authentications a config can serve synchronously.
+pub(crate) enum Front {
     None,
     // Boxed: the per-thread table is half a kilobyte, the other variants nothing.
-    Bearer(Box<Fast>),
+    Bearer(Box<Bearers>),
     Session,
     Password,
 }
 
-impl Shortcut {
-    /// The shortcut of a built instance.
-    pub(crate) fn for_config(o: &Oidc) -> Shortcut {
-        if Fast::eligible(o) {
-            Shortcut::Bearer(Box::default())
-        } else if Fast::session_eligible(o) {
-            Shortcut::Session
-        } else if Fast::password_eligible(o) {
-            Shortcut::Password
-        } else {
-            Shortcut::None
+impl Front {
+    /// The front of a config: one kind at most, only where the cached authentication alone
+    /// decides (nothing fetched for headers, no consumer, no groups, no downstream headers).
+    pub fn for_config(auth: &Authenticator, authz: &Authorizer, plan: &HeaderPlan) -> Front {
+        let m = auth.methods;
+        let alone = authz.needs_only_the_outcome()
+            && !plan.needs_introspection()
+            && !plan.needs_userinfo()
+            && plan.downstream_is_empty();
+        if !alone {
+            return Front::None;
+        }
+        // The token alone decides: `bearer` without `session` (tried first), found in the
+        // `Authorization` header first, and not asked about at introspection.
+        if m.contains(Method::Bearer)
+            && !m.contains(Method::Session)
+            && auth.finder.bearer_in_authorization_only()
+            && !auth.introspect_jwt_tokens
+        {
+            return Front::Bearer(Box::default());
+        }
+        // `session` is the first method the general path tries, so any other may be on.
+        if m.contains(Method::Session) {
+            return Front::Session;
+        }
+        // A cached password grant decides when no method is tried before it, Basic credentials
+        // are looked for first, and there is one client.
+        let before = [Method::Bearer, Method::Introspection, Method::Userinfo, Method::RefreshToken];
+        if m.contains(Method::Password)
+            && !m.any(&before)
+            && auth.grants.tokens.is_some()
+            && auth.finder.password_in_basic_first()
+            && auth.grants.clients.len() <= 1
+        {
+            return Front::Password;
+        }
+        Front::None
+    }
+
+    /// Serves the request from a cached authentication, or `None`: the general path answers,
+    /// with the request as it came.
+    pub fn serve(
+        &self,
+        auth: &Authenticator,
+        authz: &Authorizer,
+        plan: &HeaderPlan,
+        ctx: &mut Ctx,
+        parts: &mut Parts,
+    ) -> Option<Flow> {
+        match self {
+            Front::None => None,
+            Front::Bearer(bearers) => {
+                let map = bearers.threads.get()?.borrow();
+                let token = credentials::scheme_token(&parts.headers, "bearer")?;
+                let e = map.get(token)?;
+                let now = unix_now();
+                if now >= e.until {
+                    return None;
+                }
+                let (v, verifier) = (&e.jwt, &auth.verifier);
+                if verifier.verify_claims {
+                    let leeway = verifier.leeway;
+                    if v.exp.is_some_and(|exp| now >= exp.saturating_add(leeway))
+                        || v.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf)
+                    {
+                        return None;
+                    }
+                }
+                authz.requirements_met(&[&v.claims]).ok()?;
+                let hide: &[Found] = if authz.hide_credentials { &AUTHORIZATION } else { &[] };
+                Some(allow(plan, ctx, parts, Strip { session: None, hide }, &e.headers))
+            }
+            Front::Session => {
+                let cached = auth.sessions.cached(&parts.headers, unix_now())?;
+                // Read in place: an outcome made of the entry would clone its shared tokens,
+                // reference counts that both proxy threads touch.
+                let claims = cached.access.as_ref().map(|a| &a.claims);
+                authz.requirements_met(claims.as_slice()).ok()?;
+                let headers = cached.memo.get()?;
+                let strip = Strip { session: Some(&auth.sessions.store), hide: &[] };
+                Some(allow(plan, ctx, parts, strip, headers))
+            }
+            Front::Password => {
+                let p = credentials::basic_pair(&parts.headers, Method::Password)?;
+                let g = auth.grants.tokens.as_ref()?.get(&auth.grants.password_key(&p))?;
+                let g = &g.value;
+                if g.expires != 0 && g.expires.saturating_add(auth.verifier.leeway) <= unix_now() {
+                    return None;
+                }
+                let claims = g.access.as_ref().map(|a| &a.claims);
+                authz.requirements_met(claims.as_slice()).ok()?;
+                let headers = g.memo.get()?;
+                let hide = if authz.hide_credentials { std::slice::from_ref(&p.found) } else { &[] };
+                Some(allow(plan, ctx, parts, Strip { session: None, hide }, headers))
+            }
         }
     }
 
-    /// Answers the request on the spot, or `None`: the general path answers, with the request
-    /// as it came.
-    pub(crate) fn access(&self, o: &Oidc, ctx: &mut Ctx, parts: &mut Parts) -> Option<Flow> {
-        match self {
-            Shortcut::None => None,
-            Shortcut::Bearer(fast) => fast.access(o, ctx, parts),
-            Shortcut::Session => Fast::session(o, ctx, parts),
-            Shortcut::Password => Fast::password(o, ctx, parts),
-        }
-    }
-
-    /// The bearer maps, for the general path to fill.
-    pub(crate) fn bearer(&self) -> Option<&Fast> {
-        match self {
-            Shortcut::Bearer(fast) => Some(fast),
-            _ => None,
+    /// Remembers what the general path allowed, when this front serves it from its own map.
+    pub fn remember(&self, o: &Outcome) {
+        if let (Front::Bearer(bearers), Method::Bearer, Some(jwt), Some(token)) =
+            (self, o.method, &o.access, &o.access_token)
+        {
+            bearers.remember(token, jwt);
         }
     }
 }
 
-/// One plugin instance's per-thread maps. Dropped with the instance, so a config change starts
-/// empty, as the verified-token cache does.
+/// A cached authentication's decision, applied as the general path applies its own.
+fn allow(
+    plan: &HeaderPlan,
+    ctx: &mut Ctx,
+    parts: &mut Parts,
+    strip: Strip<'_>,
+    headers: &[(HeaderName, HeaderValue)],
+) -> Flow {
+    let allow = Allow {
+        strip,
+        consumer: None,
+        groups: None,
+        upstream: Upstream::Shared(headers),
+        additions: Default::default(),
+    };
+    apply(plan, ctx, parts, Decision::Allow(allow))
+}
+
+/// One plugin instance's per-thread bearer maps. Dropped with the instance, so a config change
+/// starts empty, as the verified-token cache does.
 #[derive(Default)]
-pub(crate) struct Fast {
-    threads: ThreadLocal<RefCell<Front>>,
+pub(crate) struct Bearers {
+    threads: ThreadLocal<RefCell<Map>>,
 }
 
-type Front = HashMap<Box<str>, Entry, foldhash::fast::RandomState>;
+type Map = HashMap<Box<str>, Entry, foldhash::fast::RandomState>;
 
 struct Entry {
+    /// The verified token; its `jwk` is the key that verified it.
     jwt: Arc<VerifiedJwt>,
     /// Unix seconds after which the verified-token cache would have dropped the token
     /// (`cache_ttl`): the general path then verifies it again.
@@ -97,24 +198,10 @@ struct Entry {
     headers: Box<[(HeaderName, HeaderValue)]>,
 }
 
-impl Fast {
-    /// Whether the token alone decides the outcome of this config: `bearer` without `session`,
-    /// the token looked for in the `Authorization` header first, and nothing that needs another
-    /// source (ID token, introspection, userinfo, consumer mapping, groups, downstream headers).
-    pub(crate) fn eligible(o: &Oidc) -> bool {
-        let s = &o.s;
-        o.methods.bearer
-            && !o.methods.session
-            && o.bearer_places.first() == Some(&Place::Header)
-            && s.bearer_token_header_name.is_none()
-            && s.id_token_param_name.is_none()
-            && !s.introspect_jwt_tokens
-            && headers_need_nothing_else(o)
-    }
-
+impl Bearers {
     /// Remembers what the general path decided for `token`, on this thread. `jwt`'s upstream
     /// headers must have been built (the general path builds them on its first success).
-    pub(crate) fn remember(&self, token: &str, jwt: &Arc<VerifiedJwt>) {
+    fn remember(&self, token: &str, jwt: &Arc<VerifiedJwt>) {
         let Some(headers) = jwt.upstream_headers.get() else { return };
         let headers = headers
             .iter()
@@ -127,160 +214,22 @@ impl Fast {
             .collect();
         let left = jwt.cache_until.saturating_duration_since(Instant::now()).as_secs();
         let until = unix_now().saturating_add(i64::try_from(left).unwrap_or(i64::MAX));
-        let mut front = self.threads.get_or_default().borrow_mut();
-        if front.len() >= ENTRIES_PER_THREAD
-            && !front.contains_key(token)
-            && let Some(k) = front.keys().next().cloned()
+        let mut map = self.threads.get_or_default().borrow_mut();
+        if map.len() >= ENTRIES_PER_THREAD
+            && !map.contains_key(token)
+            && let Some(k) = map.keys().next().cloned()
         {
-            front.remove(&k);
+            map.remove(&k);
         }
-        front.insert(token.into(), Entry { jwt: jwt.clone(), until, headers });
+        map.insert(token.into(), Entry { jwt: jwt.clone(), until, headers });
     }
-
-    /// Whether a cached session alone decides the outcome of this config: nothing to fetch for
-    /// the headers (introspection, userinfo), no consumer mapping, groups or downstream headers.
-    /// `session` is the first method the general path tries, so any other methods may be on.
-    pub(crate) fn session_eligible(o: &Oidc) -> bool {
-        o.methods.session && headers_need_nothing_else(o)
-    }
-
-    /// Lets the request through when its `Cookie` opened before to a session that is still good
-    /// as it is (not due for a save, a touch or a refresh) and the general path would let it
-    /// through. `None`: ask the general path, which finds the request untouched.
-    pub(crate) fn session(o: &Oidc, ctx: &mut Ctx, parts: &mut Parts) -> Option<Flow> {
-        if general_path_skips(o, ctx, parts) {
-            return None;
-        }
-        let key = crate::access::cookie_key(&parts.headers)?;
-        let cached = o.session_cache.get(key.as_ref())?;
-        drop(key);
-        // Read in place: an outcome made of the entry would clone its shared tokens, reference
-        // counts that both proxy threads touch.
-        if !o.session_still_good(&cached, unix_now()) {
-            return None;
-        }
-        let claims = cached.access.as_ref().map(|a| &a.claims);
-        if crate::authz::check(&o.requirements, claims.as_slice()).is_err() {
-            return None;
-        }
-        let headers = cached.memo.get()?;
-        let_through(o, ctx, parts, |parts| o.sessions.strip(&mut parts.headers), headers)
-    }
-
-    /// Whether a cached password grant alone decides the outcome of this config: `password`
-    /// with its token cache, Basic credentials looked for first, one client, and no other method
-    /// the general path would try before it (session, bearer, introspection, userinfo,
-    /// refresh_token); the header conditions are `session_eligible`'s.
-    pub(crate) fn password_eligible(o: &Oidc) -> bool {
-        let m = o.methods;
-        m.password
-            && !(m.session || m.bearer || m.introspection || m.userinfo || m.refresh_token)
-            && o.tokens.is_some()
-            && o.password_places.first() == Some(&Place::Header)
-            && o.clients.len() <= 1
-            && headers_need_nothing_else(o)
-    }
-
-    /// Lets the request through when its Basic credentials have a cached grant that the
-    /// general path would use as it is. The cache is the instance's token cache, keyed by a
-    /// hash of the credentials as there: this path keeps no credentials of its own.
-    pub(crate) fn password(o: &Oidc, ctx: &mut Ctx, parts: &mut Parts) -> Option<Flow> {
-        if general_path_skips(o, ctx, parts) {
-            return None;
-        }
-        let p = crate::credentials::basic_pair(&parts.headers, "password")?;
-        let g = o.tokens.as_ref()?.get(&o.password_key(&p))?;
-        let g = &g.value;
-        if g.expires != 0 && g.expires.saturating_add(o.verifier.leeway) <= unix_now() {
-            return None;
-        }
-        let claims = g.access.as_ref().map(|a| &a.claims);
-        if crate::authz::check(&o.requirements, claims.as_slice()).is_err() {
-            return None;
-        }
-        let headers = g.headers()?;
-        let hide = |parts: &mut Parts| {
-            if o.s.hide_credentials {
-                crate::credentials::hide(&p.found, parts, None);
-            }
-        };
-        let_through(o, ctx, parts, hide, headers)
-    }
-
-    /// Lets the request through when this thread knows its token and the general path would
-    /// let it through unchanged. `None`: ask the general path.
-    pub(crate) fn access(&self, o: &Oidc, ctx: &mut Ctx, parts: &mut Parts) -> Option<Flow> {
-        if general_path_skips(o, ctx, parts) {
-            return None;
-        }
-        let front = self.threads.get()?.borrow();
-        let token = crate::credentials::scheme_token(&parts.headers, "bearer")?;
-        let e = front.get(token)?;
-        let now = unix_now();
-        if now >= e.until {
-            return None;
-        }
-        let v = &e.jwt;
-        if o.verifier.verify_claims {
-            let leeway = o.verifier.leeway;
-            if v.exp.is_some_and(|exp| now >= exp.saturating_add(leeway))
-                || v.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf)
-            {
-                return None;
-            }
-        }
-        if crate::authz::check(&o.requirements, &[&v.claims]).is_err() {
-            return None;
-        }
-        let hide = |parts: &mut Parts| {
-            if o.s.hide_credentials {
-                parts.headers.remove(http::header::AUTHORIZATION);
-            }
-        };
-        let_through(o, ctx, parts, hide, &e.headers)
-    }
-}
-
-/// No header of this config needs more than the credential's own outcome: nothing to fetch
-/// (introspection, userinfo), no consumer mapping, groups or downstream headers.
-fn headers_need_nothing_else(o: &Oidc) -> bool {
-    !o.s.search_user_info
-        && !o.headers.needs_introspection()
-        && !o.headers.needs_userinfo()
-        && o.headers.downstream_is_empty()
-        && o.mapping.is_none()
-        && o.s.authenticated_groups_claim.is_none()
-}
-
-/// The general path's early exits (preflight, already authenticated) stay its own.
-fn general_path_skips(o: &Oidc, ctx: &Ctx, parts: &Parts) -> bool {
-    (!o.s.run_on_preflight && parts.method == http::Method::OPTIONS) || (o.s.anonymous.is_some() && ctx.authenticated)
-}
-
-/// What `access_async`, `authenticate` and `authorize` do to a request they let through, in
-/// their order: identity headers out, the credential out (`strip_credential`: the session cookie,
-/// or the token with `hide_credentials`), spoofable headers out, this outcome's headers in.
-fn let_through(
-    o: &Oidc,
-    ctx: &mut Ctx,
-    parts: &mut Parts,
-    strip_credential: impl FnOnce(&mut Parts),
-    headers: &[(HeaderName, HeaderValue)],
-) -> Option<Flow> {
-    crate::access::strip_identity_headers(&mut parts.headers);
-    strip_credential(parts);
-    o.headers.strip_spoofed(&mut parts.headers);
-    for (name, value) in headers {
-        parts.headers.insert(name.clone(), value.clone());
-    }
-    ctx.authenticated = true;
-    Some(Flow::Continue)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::headers::{self, Sources};
+    use crate::instance::Oidc;
     use serde_json::{Value, json};
     use std::time::Duration;
 
@@ -298,6 +247,13 @@ pub(crate) mod tests {
         Oidc::for_tests(cfg)
     }
 
+    fn bearers(o: &Oidc) -> &Bearers {
+        match &o.front {
+            Front::Bearer(b) => b,
+            _ => panic!("not a bearer front"),
+        }
+    }
+
     /// A token as the general path leaves it: verified, cached for a minute, headers built.
     fn verified(o: &Oidc, exp: i64) -> Arc<VerifiedJwt> {
         let claims =
@@ -306,12 +262,12 @@ pub(crate) mod tests {
         let mut v = VerifiedJwt::unverified(claims);
         v.cache_until = Instant::now() + Duration::from_secs(60);
         let src = Sources { access: Some(&v.claims), access_token: Some(TOKEN), ..Sources::default() };
-        let built = headers::build(&o.headers, &o.headers.upstream, &src);
+        let built = headers::build(&o.plan, &o.plan.upstream, &src);
         v.upstream_headers.set(built).expect("fresh memo");
         Arc::new(v)
     }
 
-    fn request(method: &str, headers: &[(&str, &str)]) -> Parts {
+    pub(crate) fn request(method: &str, headers: &[(&str, &str)]) -> Parts {
         let mut b = http::Request::builder().method(method).uri("/api");
         for (k, v) in headers {
             b = b.header(*k, *v);
@@ -319,30 +275,31 @@ pub(crate) mod tests {
         b.body(()).expect("request").into_parts().0
     }
 
-    fn ctx() -> Ctx {
+    pub(crate) fn ctx() -> Ctx {
         Ctx::new("127.0.0.1:1".parse().expect("address"), "route".into(), None, Arc::default())
     }
 
-    /// `req()` through the general path first, then again through `fast`, which must take it
-    /// and leave the request as the general path did. Returns that second request.
-    pub(crate) async fn same_as_general(
-        o: &Oidc,
-        req: impl Fn() -> Parts,
-        fast: impl Fn(&Oidc, &mut Ctx, &mut Parts) -> Option<Flow>,
-    ) -> Parts {
-        let mut first = req();
-        assert!(fast(o, &mut ctx(), &mut first).is_none(), "nothing cached yet");
-        assert!(matches!(o.access_async(&mut ctx(), &mut first).await, Flow::Continue));
-        let mut again = req();
-        let mut c = ctx();
-        assert!(matches!(fast(o, &mut c, &mut again), Some(Flow::Continue)));
-        assert!(c.authenticated);
-        assert_eq!(again.headers, first.headers, "the same upstream request as the general path's");
-        again
+    fn serve(o: &Oidc, c: &mut Ctx, parts: &mut Parts) -> Option<Flow> {
+        o.front.serve(&o.auth, &o.authz, &o.plan, c, parts)
     }
 
     fn run(o: &Oidc, parts: &mut Parts) -> Option<Flow> {
-        o.shortcut.bearer().expect("eligible").access(o, &mut ctx(), parts)
+        serve(o, &mut ctx(), parts)
+    }
+
+    /// `req()` through the general path first, then again through the front, which must serve
+    /// it and leave the request as the general path did (both end in the same `apply`).
+    /// Returns that second request.
+    pub(crate) async fn served_after_the_general_path(o: &Oidc, req: impl Fn() -> Parts) -> Parts {
+        let mut first = req();
+        assert!(run(o, &mut first).is_none(), "nothing cached yet");
+        assert!(matches!(o.access_async(&mut ctx(), &mut first).await, Flow::Continue));
+        let mut again = req();
+        let mut c = ctx();
+        assert!(matches!(serve(o, &mut c, &mut again), Some(Flow::Continue)));
+        assert!(c.authenticated);
+        assert_eq!(again.headers, first.headers, "the same upstream request as the general path's");
+        again
     }
 
     fn later() -> i64 {
@@ -352,21 +309,21 @@ pub(crate) mod tests {
     #[test]
     fn a_remembered_token_passes_with_its_headers_and_spoofed_ones_gone() {
         let o = oidc(json!({}));
-        let fast = o.shortcut.bearer().expect("eligible");
         let bearer = format!("Bearer {TOKEN}");
         let mut parts =
             request("GET", &[("authorization", &bearer), ("x-user", "mallory"), ("x-consumer-id", "admin")]);
         assert!(run(&o, &mut parts).is_none(), "an unknown token goes the general way");
 
-        fast.remember(TOKEN, &verified(&o, later()));
+        bearers(&o).remember(TOKEN, &verified(&o, later()));
         let mut c = ctx();
-        assert!(matches!(fast.access(&o, &mut c, &mut parts), Some(Flow::Continue)));
+        assert!(matches!(serve(&o, &mut c, &mut parts), Some(Flow::Continue)));
         assert!(c.authenticated);
         assert_eq!(parts.headers["x-user"], "john");
         assert_eq!(parts.headers.get_all("x-user").iter().count(), 1);
         assert_eq!(parts.headers["x-email"], "john@example.com");
         assert!(parts.headers.get("x-consumer-id").is_none(), "identity headers are never the client's");
         assert_eq!(parts.headers["authorization"], bearer.as_str(), "forwarded as the general path does");
+        assert!(c.extensions.get::<crate::decision::Additions>().is_none(), "nothing for the response");
 
         let mut other = request("GET", &[("authorization", "Bearer another.token.here")]);
         assert!(run(&o, &mut other).is_none());
@@ -375,9 +332,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn it_never_decides_what_the_general_path_would_refuse_or_skip() {
+    fn it_never_decides_what_the_general_path_would_refuse() {
         let o = oidc(json!({ "scopes_required": ["admin"] }));
-        o.shortcut.bearer().expect("eligible").remember(TOKEN, &verified(&o, later()));
+        bearers(&o).remember(TOKEN, &verified(&o, later()));
         let bearer = format!("Bearer {TOKEN}");
         assert!(
             run(&o, &mut request("GET", &[("authorization", &bearer)])).is_none(),
@@ -385,26 +342,34 @@ pub(crate) mod tests {
         );
 
         let o = oidc(json!({}));
-        let fast = o.shortcut.bearer().expect("eligible");
-        fast.remember(TOKEN, &verified(&o, unix_now() - 1));
+        bearers(&o).remember(TOKEN, &verified(&o, unix_now() - 1));
         assert!(run(&o, &mut request("GET", &[("authorization", &bearer)])).is_none(), "expired");
-
-        let preflight = oidc(json!({ "run_on_preflight": false }));
-        preflight.shortcut.bearer().expect("eligible").remember(TOKEN, &verified(&preflight, later()));
-        let options = &mut request("OPTIONS", &[("authorization", &bearer)]);
-        assert!(run(&preflight, options).is_none(), "preflight passes untouched");
-        assert!(run(&preflight, &mut request("GET", &[("authorization", &bearer)])).is_some());
 
         let mut stale = verified(&o, later());
         Arc::get_mut(&mut stale).expect("unique").cache_until = Instant::now();
-        fast.remember(TOKEN, &stale);
+        bearers(&o).remember(TOKEN, &stale);
         assert!(run(&o, &mut request("GET", &[("authorization", &bearer)])).is_none(), "past cache_ttl: verify again");
+    }
+
+    #[test]
+    fn a_preflight_is_left_alone_before_the_front() {
+        let o = oidc(json!({ "run_on_preflight": false }));
+        bearers(&o).remember(TOKEN, &verified(&o, later()));
+        let bearer = format!("Bearer {TOKEN}");
+        let mut options = request("OPTIONS", &[("authorization", &bearer), ("x-user", "mallory")]);
+        let mut c = ctx();
+        assert!(matches!(o.access(&mut c, &mut options), gatehouse_core::plugin::Step::Ready(Flow::Continue)));
+        assert!(!c.authenticated);
+        assert_eq!(options.headers["x-user"], "mallory", "untouched");
+        let mut get = request("GET", &[("authorization", &bearer)]);
+        assert!(matches!(o.access(&mut ctx(), &mut get), gatehouse_core::plugin::Step::Ready(Flow::Continue)));
+        assert_eq!(get.headers["x-user"], "john");
     }
 
     #[test]
     fn hide_credentials_removes_the_token_unless_a_header_sends_it_on() {
         let o = oidc(json!({ "hide_credentials": true, "upstream_access_token_header": null }));
-        o.shortcut.bearer().expect("eligible").remember(TOKEN, &verified(&o, later()));
+        bearers(&o).remember(TOKEN, &verified(&o, later()));
         let mut parts = request("GET", &[("authorization", &format!("Bearer {TOKEN}"))]);
         assert!(run(&o, &mut parts).is_some());
         assert!(parts.headers.get("authorization").is_none());
@@ -412,8 +377,8 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn only_configs_where_the_token_alone_decides_are_eligible() {
-        assert!(oidc(json!({})).shortcut.bearer().is_some());
+    fn only_configs_where_the_token_alone_decides_get_a_bearer_front() {
+        assert!(matches!(oidc(json!({})).front, Front::Bearer(_)));
         for extra in [
             json!({ "auth_methods": ["bearer", "session"] }),
             json!({ "auth_methods": ["introspection"] }),
@@ -425,21 +390,21 @@ pub(crate) mod tests {
             json!({ "authenticated_groups_claim": ["groups"] }),
             json!({ "search_user_info": true }),
         ] {
-            assert!(oidc(extra.clone()).shortcut.bearer().is_none(), "{extra}");
+            assert!(!matches!(oidc(extra.clone()).front, Front::Bearer(_)), "{extra}");
         }
     }
 
     #[test]
     fn each_thread_keeps_at_most_its_share_of_tokens() {
         let o = oidc(json!({}));
-        let fast = o.shortcut.bearer().expect("eligible");
+        let b = bearers(&o);
         let v = verified(&o, later());
         for i in 0..ENTRIES_PER_THREAD + 10 {
-            fast.remember(&format!("token-{i}"), &v);
+            b.remember(&format!("token-{i}"), &v);
         }
-        let front = fast.threads.get().expect("this thread's map").borrow();
-        assert_eq!(front.len(), ENTRIES_PER_THREAD);
-        assert!(front.contains_key("token-2057"), "the newest token is kept");
+        let map = b.threads.get().expect("this thread's map").borrow();
+        assert_eq!(map.len(), ENTRIES_PER_THREAD);
+        assert!(map.contains_key("token-2057"), "the newest token is kept");
     }
 
     mod session {
@@ -467,10 +432,11 @@ pub(crate) mod tests {
                 id_token: None,
                 refresh_token: None,
                 expires: now + 3600,
-                auth_method: "password".into(),
+                auth_method: Method::Password.name().into(),
             };
-            let mut session = o.sessions.new_session(now, None, data.encode());
-            let set = o.sessions.save(&mut session, now, false, 0).expect("saved");
+            let store = &o.auth.sessions.store;
+            let mut session = store.new_session(now, None, data.encode());
+            let set = store.save(&mut session, now, false, 0).expect("saved");
             set.iter()
                 .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
                 .collect::<Vec<_>>()
@@ -478,12 +444,12 @@ pub(crate) mod tests {
         }
 
         #[tokio::test]
-        async fn a_cached_session_passes_without_the_general_path_and_as_it_would() {
+        async fn a_cached_session_is_served_by_the_front_as_the_general_path_serves_it() {
             let o = oidc();
-            assert!(matches!(o.shortcut, Shortcut::Session));
+            assert!(matches!(o.front, Front::Session));
             let cookies = format!("{}; theme=dark", cookie(&o));
             let req = || request("GET", &[("cookie", &cookies), ("x-user", "mallory"), ("x-consumer-id", "1")]);
-            let again = same_as_general(&o, req, Fast::session).await;
+            let again = served_after_the_general_path(&o, req).await;
             assert_eq!(again.headers["x-user"], "john");
             assert_eq!(again.headers["cookie"], "theme=dark", "the session cookie stays here");
             assert!(again.headers.get("x-consumer-id").is_none());
@@ -496,13 +462,77 @@ pub(crate) mod tests {
             let mut first = request("GET", &[("cookie", &cookies)]);
             assert!(!matches!(o.access_async(&mut ctx(), &mut first).await, Flow::Continue), "403: no admin scope");
             let mut again = request("GET", &[("cookie", &cookies)]);
-            assert!(Fast::session(&o, &mut ctx(), &mut again).is_none());
+            assert!(run(&o, &mut again).is_none());
             assert_eq!(again.headers["cookie"], cookies.as_str(), "left as it came");
 
-            let session = |config| matches!(Oidc::for_tests(config).shortcut, Shortcut::Session);
+            let session = |config| matches!(Oidc::for_tests(config).front, Front::Session);
             assert!(!session(json!({ "auth_methods": ["session"], "consumer_claim": ["sub"] })));
             assert!(!session(json!({ "auth_methods": ["bearer"] })));
             assert!(!session(json!({ "auth_methods": ["session"], "upstream_user_info_header": "x-userinfo" })));
+        }
+    }
+
+    mod password {
+        use super::*;
+        use crate::cache::Timed;
+        use crate::grants::Granted;
+        use crate::provider::calls::TokenSet;
+
+        /// A grant as the token cache holds it after a password grant for john.
+        async fn cache_grant(o: &Oidc, basic: &str) {
+            let now = unix_now();
+            let claims = json!({ "preferred_username": "john", "exp": now + 3600 });
+            let Value::Object(claims) = claims else { unreachable!() };
+            let headers = http::HeaderMap::from_iter([(http::header::AUTHORIZATION, basic.parse().unwrap())]);
+            let p = credentials::basic_pair(&headers, Method::Password).expect("a pair");
+            let ts = TokenSet {
+                access_token: "at".into(),
+                id_token: None,
+                refresh_token: None,
+                expires_at: None,
+                raw: Default::default(),
+            };
+            let access = Some(Arc::new(VerifiedJwt::unverified(claims)));
+            let g = Granted { ts, access, id: None, expires: now + 3600, memo: Default::default() };
+            let until = Instant::now() + Duration::from_secs(60);
+            let fetch = || async { Ok::<_, ()>(Arc::new(Timed { value: g, until })) };
+            let tokens = o.auth.grants.tokens.as_ref().expect("token cache");
+            tokens.try_get_with(o.auth.grants.password_key(&p), fetch).await.expect("cached");
+        }
+
+        #[tokio::test]
+        async fn a_cached_password_grant_is_served_by_the_front_as_the_general_path_serves_it() {
+            let no_client =
+                Oidc::for_tests(json!({ "auth_methods": ["password"], "token_endpoint": "http://127.0.0.1:9/t" }));
+            let refused = no_client
+                .access_async(&mut ctx(), &mut request("GET", &[("authorization", "Basic am9objpkb2U=")]))
+                .await;
+            assert!(matches!(refused, Flow::Respond(r) if r.status() == 500), "no client: a 500, not a panic");
+
+            let o = Oidc::for_tests(json!({
+                "auth_methods": ["password"],
+                "client_id": ["gatehouse"],
+                "client_secret": ["secret"],
+                "token_endpoint": "http://127.0.0.1:9/token",
+                "upstream_headers_claims": ["preferred_username"],
+                "upstream_headers_names": ["x_user"],
+                "hide_credentials": true,
+            }));
+            assert!(matches!(o.front, Front::Password));
+            let basic = "Basic am9objpkb2U=";
+            cache_grant(&o, basic).await;
+            let req = || request("GET", &[("authorization", basic), ("x-user", "mallory"), ("x-consumer-id", "1")]);
+            // The grant is cached, but its headers are made by the general path's first answer.
+            let again = served_after_the_general_path(&o, req).await;
+            assert_eq!(again.headers["x-user"], "john");
+            assert_eq!(again.headers["authorization"], "Bearer at");
+
+            let mut wrong = request("GET", &[("authorization", "Basic am9objp4")]);
+            assert!(run(&o, &mut wrong).is_none(), "another password: the general way");
+            assert_eq!(wrong.headers["authorization"], "Basic am9objp4");
+            let password = |config| matches!(Oidc::for_tests(config).front, Front::Password);
+            assert!(!password(json!({ "auth_methods": ["password", "bearer"] })));
+            assert!(!password(json!({ "auth_methods": ["password"], "cache_tokens": false })));
         }
     }
 }

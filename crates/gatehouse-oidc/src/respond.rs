@@ -1,8 +1,11 @@
 //! The plugin's failure answers, shaped as Kong's: `{"message": ...}` bodies, and RFC 6750
 //! `WWW-Authenticate` challenges on 401 and 403.
 
+use crate::provider::calls::GrantError;
+use crate::tokens::TokenError;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
+use std::borrow::Cow;
 
 /// Why the plugin refuses a request.
 #[derive(Debug, Clone)]
@@ -11,7 +14,7 @@ pub enum Failure {
     /// never a client-supplied value); `reason` is for the log and `display_errors`.
     Unauthorized {
         /// The RFC 6750 error description, if one is useful. Fixed texts only.
-        description: Option<std::borrow::Cow<'static, str>>,
+        description: Option<Cow<'static, str>>,
         /// What went wrong, for logs.
         reason: String,
     },
@@ -36,6 +39,44 @@ impl Failure {
     /// A 401 with a reason for the log.
     pub fn unauthorized(reason: impl Into<String>) -> Failure {
         Failure::Unauthorized { description: None, reason: reason.into() }
+    }
+
+    /// A 401 with a fixed `error_description`.
+    pub fn unauthorized_with(description: &'static str, reason: impl Into<String>) -> Failure {
+        Failure::Unauthorized { description: Some(Cow::Borrowed(description)), reason: reason.into() }
+    }
+
+    /// Kong's 401 for an expired access token.
+    pub fn expired(reason: impl Into<String>) -> Failure {
+        Failure::unauthorized_with("The access token expired", reason)
+    }
+
+    /// A token that failed verification: 401, or 502 when the keys could not be loaded.
+    pub fn of_token(e: TokenError) -> Failure {
+        match e {
+            TokenError::Idp(e) => Failure::Idp { reason: e.to_string() },
+            e if e.is_expired() => Failure::expired("access token expired"),
+            e => Failure::Unauthorized { description: Some(Cow::Owned(e.to_string())), reason: e.to_string() },
+        }
+    }
+
+    /// A failed IdP call for `what`: 401 when the IdP refused, 502 when it could not answer,
+    /// 500 when our client config cannot authenticate.
+    pub fn of_grant(what: &str, e: GrantError) -> Failure {
+        match e {
+            GrantError::Refused { status, error, description } => Failure::unauthorized(format!(
+                "{what}: identity provider refused ({status} {error}{})",
+                description.map(|d| format!(": {d}")).unwrap_or_default()
+            )),
+            GrantError::Idp(e) => Failure::Idp { reason: e.to_string() },
+            GrantError::ClientAuth(e) => Failure::Unexpected { reason: e.to_string() },
+            GrantError::Rejected(r) => Failure::of_refusal(r),
+        }
+    }
+
+    /// The 401 for an answer or token the spec checks refused, with its fixed description.
+    pub fn of_refusal(r: crate::claims::Refusal) -> Failure {
+        Failure::Unauthorized { description: Some(Cow::Borrowed(r.description())), reason: r.to_string() }
     }
 
     /// Whether Kong's `anonymous` fallback applies (every 401 and 403).

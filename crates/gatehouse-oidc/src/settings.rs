@@ -4,6 +4,8 @@
 //! `Option` means Kong's `null`. Fields the plugin accepts but does not act on are not read (see
 //! `docs/compatibility.md`).
 
+use gatehouse_core::plugin::BuildError;
+use gatehouse_core::schema::{FieldErrors, Seg};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -157,18 +159,14 @@ pub struct HeaderItem {
 
 impl Settings {
     /// Reads a config that [`crate::config::schema`] has validated.
-    pub fn from_config(config: &Value) -> Result<Settings, String> {
-        Settings::deserialize(config).map_err(|e| format!("config: {e}"))
+    pub fn from_config(config: &Value) -> Result<Settings, BuildError> {
+        Settings::deserialize(config)
+            .map_err(|e| BuildError::Config(FieldErrors::one(vec![Seg::Key("config".into())], e.to_string())))
     }
 
     /// The `{prefix}{field}` token header fields that are set (`upstream_` or `downstream_`).
     pub fn token_header(&self, prefix: &str, field: &str) -> Option<&str> {
         self.other.get(&format!("{prefix}{field}")).and_then(Value::as_str)
-    }
-
-    /// Whether `method` is in `auth_methods`.
-    pub fn allows(&self, method: &str) -> bool {
-        self.auth_methods.iter().any(|m| m == method)
     }
 }
 
@@ -184,7 +182,8 @@ mod tests {
         let s = Settings::from_config(&cfg.expect("valid")).expect("typed");
         assert_eq!(s.session_cookie_name, "session");
         assert_eq!(s.bearer_token_param_type, ["header", "query", "body"]);
-        assert!(s.allows("password") && s.allows("session"));
+        let methods = crate::method::Methods::of(&s.auth_methods);
+        assert!(methods.contains(crate::method::Method::Password) && methods.contains(crate::method::Method::Session));
         assert_eq!(s.token_header("upstream_", "access_token_header"), Some("authorization:bearer"));
         assert_eq!(s.token_header("downstream_", "access_token_header"), None);
         assert_eq!(s.max_added_header_size, 8192);

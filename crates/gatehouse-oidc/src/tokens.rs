@@ -30,7 +30,7 @@ pub struct VerifiedJwt {
     pub(crate) cache_until: Instant,
     /// The upstream headers made from this token alone (when nothing else feeds them), built on
     /// first use: a repeated bearer token then costs no claim lookups and no value copies.
-    pub upstream_headers: crate::access::Memo,
+    pub upstream_headers: crate::headers::Memo,
 }
 
 /// Why a token was refused.
@@ -195,7 +195,7 @@ impl Verifier {
         let alg = jwt.unverified_header().alg.clone();
         let discovered = self.provider.get(now).await?;
         // Fetching keys may have taken a while; check times against the clock as it is now.
-        let now = now.max(crate::access::unix_now());
+        let now = now.max(crate::cache::unix_now());
         let (claims, jwk) = if check_signature {
             let v = match self.check(jwt.clone(), &discovered) {
                 Err(VerifyError::UnknownKid(_) | VerifyError::NoMatchingKey(_)) => {

@@ -22,9 +22,14 @@ use crate::authz::find;
 use crate::settings::Settings;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use gatehouse_core::plugin::BuildError;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+
+/// Upstream headers made once for a deterministic source (a verified token, a cached grant, a
+/// cached session) on first use, and reused while that source is.
+pub type Memo = std::sync::Arc<std::sync::OnceLock<Vec<(HeaderName, HeaderValue)>>>;
 
 /// Where a `*_header` field puts its value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,7 +200,7 @@ pub const IDENTITY_HEADERS: [&str; 6] = [
 
 impl HeaderPlan {
     /// Builds the plan from the settings.
-    pub fn build(s: &Settings) -> Result<HeaderPlan, String> {
+    pub fn build(s: &Settings) -> Result<HeaderPlan, BuildError> {
         let mut plan = HeaderPlan {
             max_one: s.max_added_header_size.max(1),
             max_total: s.max_added_headers_size.max(1),
@@ -218,18 +223,22 @@ impl HeaderPlan {
         ] {
             for (source, field) in Source::ALL {
                 let Some(spec) = s.token_header(prefix, field) else { continue };
-                let target = Target::parse(spec).ok_or_else(|| format!("{prefix}{field}: bad header '{spec}'"))?;
+                let target = Target::parse(spec)
+                    .ok_or_else(|| BuildError::field(&format!("{prefix}{field}"), format!("bad header '{spec}'")))?;
                 dir.tokens.push(TokenHeader { source, target, field: format!("{prefix}{field}") });
             }
             if let (Some(claims), Some(names)) = pairs {
                 for (claim, name) in claims.iter().zip(names) {
-                    let name = wire_name(name).ok_or_else(|| format!("{prefix}headers_names: bad header '{name}'"))?;
+                    let name = wire_name(name).ok_or_else(|| {
+                        BuildError::field(&format!("{prefix}headers_names"), format!("bad header '{name}'"))
+                    })?;
                     dir.claims.push(ClaimHeader { path: vec![claim.clone()], name, encoding: Encoding::Kong });
                 }
             }
             for item in items.iter().flatten() {
-                let name =
-                    wire_name(&item.header).ok_or_else(|| format!("{prefix}headers: bad header '{}'", item.header))?;
+                let name = wire_name(&item.header).ok_or_else(|| {
+                    BuildError::field(&format!("{prefix}headers"), format!("bad header '{}'", item.header))
+                })?;
                 let encoding = match item.encoding.as_deref() {
                     Some("json") => Encoding::Json,
                     Some("list") => Encoding::List,

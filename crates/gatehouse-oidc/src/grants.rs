@@ -1,0 +1,473 @@
+//! The calls made to the identity provider on a request's behalf, with their caches: the token
+//! endpoint (password, client_credentials, refresh_token), introspection and userinfo. Everything
+//! they send is decided at build time (clients, endpoints, forms, headers, cache keys).
+
+use crate::cache::{self, KeyPrefix, Timed, TimedCache, TtlRule, token_key, unix_now};
+use crate::claims::{self, IdContext};
+use crate::credentials::Pair;
+use crate::headers::Memo;
+use crate::method::{Method, Methods};
+use crate::outcome::Outcome;
+use crate::provider::calls::{self, ClaimsAnswer, GrantError, IntrospectionRequest, TokenSet, UserinfoRequest};
+use crate::provider::client_auth::{Client, ClientAuth};
+use crate::provider::discovery::Provider;
+use crate::respond::Failure;
+use crate::settings::Settings;
+use crate::tokens::{Expect, TokenError, VerifiedJwt, Verifier};
+use gatehouse_core::plugin::BuildError;
+use gatehouse_jose::Algorithm;
+use gatehouse_jose::sign::SigningKey;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// How many answers each IdP cache keeps per instance.
+const CACHE_ENTRIES: u64 = 16_384;
+
+/// A verified token-endpoint answer, as the token cache keeps it.
+pub(crate) struct Granted {
+    pub ts: TokenSet,
+    pub access: Option<Arc<VerifiedJwt>>,
+    pub id: Option<Arc<VerifiedJwt>>,
+    /// When the access token expires (0: unknown).
+    pub expires: i64,
+    pub memo: Memo,
+}
+
+impl Granted {
+    /// The outcome of authenticating with this grant.
+    pub fn outcome(&self, method: Method, client: usize) -> Outcome {
+        Outcome {
+            client,
+            access_token: Some(self.ts.access_token.clone()),
+            id_token: self.ts.id_token.clone(),
+            refresh_token: self.ts.refresh_token.clone(),
+            access: self.access.clone(),
+            id: self.id.clone(),
+            expires: self.expires,
+            memo: Some(self.memo.clone()),
+            ..Outcome::new(method)
+        }
+    }
+}
+
+/// What an introspection call sends, besides the token.
+struct Introspection {
+    endpoint: Option<String>,
+    client: Client,
+    auth: ClientAuth,
+    param_name: String,
+    hint: Option<String>,
+    accept: String,
+    headers: Vec<(String, String)>,
+    post_args: Vec<(String, String)>,
+    check_active: bool,
+    /// With `introspection_check_active` and `verify_claims`: the leeway for the answer's
+    /// `exp`/`nbf` window (an answer outside it is inactive).
+    window_leeway: Option<i64>,
+}
+
+/// What a userinfo call sends, besides the token.
+struct Userinfo {
+    endpoint: Option<String>,
+    accept: String,
+    headers: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+}
+
+/// One instance's IdP calls and their caches.
+pub(crate) struct Grants {
+    provider: Arc<Provider>,
+    /// The configured clients (`client_id[i]` ...).
+    pub clients: Vec<Client>,
+    token_endpoint: Option<String>,
+    token_auth: Option<ClientAuth>,
+    token_headers: Vec<(String, String)>,
+    /// `scope`, `audience` and `token_post_args`, sent with password and client_credentials grants.
+    scoped_form: Vec<(String, String)>,
+    salt: String,
+    /// Grant cache keys up to the credentials: issuer, grant, salt, scope.
+    password_key_prefix: KeyPrefix,
+    client_credentials_key_prefix: KeyPrefix,
+    /// Grants whose tokens are read without a signature check (`ignore_signature`).
+    ignore_signature: Methods,
+    verify_signature: bool,
+    ttl: TtlRule,
+    /// Verified token-endpoint answers (`cache_tokens`).
+    pub tokens: Option<TimedCache<[u8; 32], Granted>>,
+    introspections: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
+    userinfos: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
+    introspection: Introspection,
+    userinfo: Userinfo,
+}
+
+fn pairs(names: &Option<Vec<String>>, values: &Option<Vec<String>>) -> Vec<(String, String)> {
+    match (names, values) {
+        (Some(n), Some(v)) => n.iter().cloned().zip(v.iter().cloned()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Grants {
+    /// The IdP calls of a config. `salt` keys the token cache (`cache_tokens_salt`, else random).
+    pub fn build(s: &Settings, provider: Arc<Provider>, clients: Vec<Client>, salt: String, ttl: TtlRule) -> Grants {
+        let auth = |name: &Option<String>| name.as_deref().and_then(ClientAuth::from_name);
+        // The scope is part of grant cache keys only with `token_cache_key_include_scope`.
+        let scope = s.scopes.as_ref().map(|s| s.join(" ")).unwrap_or_default();
+        let scope_key = if s.token_cache_key_include_scope { scope.as_str() } else { "" };
+        let key_prefix = |grant| KeyPrefix::new(&[provider.issuer(), grant, &salt, scope_key]);
+        let password_key_prefix = key_prefix("password");
+        let client_credentials_key_prefix = key_prefix("client_credentials");
+        let mut scoped_form = Vec::new();
+        if !scope.is_empty() {
+            scoped_form.push(("scope".to_string(), scope.clone()));
+        }
+        if let Some(aud) = s.audience.as_ref().filter(|a| !a.is_empty()) {
+            scoped_form.push(("audience".into(), aud.join(" ")));
+        }
+        scoped_form.extend(pairs(&s.token_post_args_names, &s.token_post_args_values));
+        let introspection_client = clients.first().cloned().unwrap_or_else(|| Client {
+            id: String::new(),
+            secret: None,
+            auth: ClientAuth::None,
+            key: None,
+            alg: None,
+        });
+        let introspection = Introspection {
+            endpoint: s.introspection_endpoint.clone(),
+            auth: auth(&s.introspection_endpoint_auth_method).unwrap_or(introspection_client.auth),
+            client: introspection_client,
+            param_name: s.introspection_token_param_name.clone().unwrap_or_else(|| "token".into()),
+            hint: s.introspection_hint.clone(),
+            accept: s.introspection_accept.clone().unwrap_or_else(|| "application/json".into()),
+            headers: pairs(&s.introspection_headers_names, &s.introspection_headers_values),
+            post_args: pairs(&s.introspection_post_args_names, &s.introspection_post_args_values),
+            check_active: s.introspection_check_active,
+            window_leeway: (s.introspection_check_active && s.verify_claims).then(|| cache::secs_of(s.leeway)),
+        };
+        let userinfo = Userinfo {
+            endpoint: s.userinfo_endpoint.clone(),
+            accept: s.userinfo_accept.clone().unwrap_or_else(|| "application/json".into()),
+            headers: pairs(&s.userinfo_headers_names, &s.userinfo_headers_values),
+            query: pairs(&s.userinfo_query_args_names, &s.userinfo_query_args_values),
+        };
+        Grants {
+            clients,
+            token_endpoint: s.token_endpoint.clone(),
+            token_auth: auth(&s.token_endpoint_auth_method),
+            token_headers: pairs(&s.token_headers_names, &s.token_headers_values),
+            scoped_form,
+            password_key_prefix,
+            client_credentials_key_prefix,
+            salt,
+            ignore_signature: Methods::of(&s.ignore_signature),
+            verify_signature: s.verify_signature,
+            ttl,
+            tokens: s.cache_tokens.then(|| cache::timed(CACHE_ENTRIES)),
+            introspections: s.cache_introspection.then(|| cache::timed(CACHE_ENTRIES)),
+            userinfos: s.cache_user_info.then(|| cache::timed(CACHE_ENTRIES)),
+            introspection,
+            userinfo,
+            provider,
+        }
+    }
+
+    /// The configured endpoint, else the discovered one.
+    async fn endpoint(&self, configured: &Option<String>, name: &str, now: i64) -> Result<Option<String>, Failure> {
+        if let Some(e) = configured {
+            return Ok(Some(e.clone()));
+        }
+        let discovered = self.provider.get(now).await.map_err(|e| Failure::Idp { reason: e.to_string() })?;
+        Ok(discovered.endpoint(name).map(str::to_string))
+    }
+
+    /// Introspects `token`. `Ok(None)`: the IdP says it is not active (or there is no endpoint).
+    pub async fn introspect(&self, token: &str, now: i64) -> Result<Option<Arc<Timed<ClaimsAnswer>>>, Failure> {
+        let i = &self.introspection;
+        let Some(endpoint) = self.endpoint(&i.endpoint, "introspection_endpoint", now).await? else {
+            return Ok(None);
+        };
+        let req = IntrospectionRequest {
+            endpoint: &endpoint,
+            client: &i.client,
+            method: i.auth,
+            param_name: &i.param_name,
+            hint: i.hint.as_deref(),
+            accept: &i.accept,
+            headers: &i.headers,
+            post_args: &i.post_args,
+        };
+        let fetch = || async {
+            let ans = calls::introspect(self.provider.http(), &req, token, now).await?;
+            if i.check_active && ans.claims.get("active") != Some(&Value::Bool(true)) {
+                return Err(GrantError::Refused { status: 200, error: "inactive".into(), description: None });
+            }
+            let left = match i.window_leeway {
+                Some(leeway) => claims::introspection_window(&ans.claims, unix_now(), leeway)?,
+                None => claims::introspection_lifetime(&ans.claims, now),
+            };
+            // Never cached past its `exp`, whatever `cache_ttl_min` says.
+            let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl_within(left));
+            Ok(Arc::new(Timed { value: ans, until }))
+        };
+        answer("introspection", cache::through(self.introspections.as_ref(), Arc::from(token), fetch).await)
+    }
+
+    /// Asks userinfo with `token`. `Ok(None)`: refused (or there is no endpoint).
+    pub async fn userinfo(&self, token: &str, now: i64) -> Result<Option<Arc<Timed<ClaimsAnswer>>>, Failure> {
+        let u = &self.userinfo;
+        let Some(endpoint) = self.endpoint(&u.endpoint, "userinfo_endpoint", now).await? else {
+            return Ok(None);
+        };
+        let req = UserinfoRequest { endpoint: &endpoint, accept: &u.accept, headers: &u.headers, query: &u.query };
+        let fetch = || async {
+            let ans = calls::userinfo(self.provider.http(), &req, token).await?;
+            let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl(None));
+            Ok(Arc::new(Timed { value: ans, until }))
+        };
+        answer("userinfo", cache::through(self.userinfos.as_ref(), Arc::from(token), fetch).await)
+    }
+
+    /// A password grant for client `client`.
+    pub async fn password(&self, v: &Verifier, client: usize, p: &Pair, now: i64) -> Result<Outcome, Failure> {
+        let key = self.password_key(p);
+        let form = || self.form(Method::Password, &[("username", &p.user), ("password", &p.secret)]);
+        let g = self.grant(v, Method::Password, self.client(client)?, None, key, form, now).await?;
+        Ok(g.value.outcome(Method::Password, client))
+    }
+
+    /// A client credentials grant with the request's client id and secret.
+    pub async fn client_credentials(
+        &self,
+        v: &Verifier,
+        client: usize,
+        p: &Pair,
+        now: i64,
+    ) -> Result<Outcome, Failure> {
+        // The request's client id and secret authenticate to the token endpoint, with the
+        // configured client's secret-based method.
+        let auth = match self.clients.get(client).map(|c| c.auth) {
+            Some(a @ (ClientAuth::SecretBasic | ClientAuth::SecretPost | ClientAuth::SecretJwt)) => a,
+            _ => ClientAuth::SecretBasic,
+        };
+        let as_client = Client { id: p.user.clone(), secret: Some(p.secret.clone()), auth, key: None, alg: None };
+        let key = self.client_credentials_key_prefix.key(&[&p.user, &p.secret]);
+        let form = || self.form(Method::ClientCredentials, &[]);
+        let g = self.grant(v, Method::ClientCredentials, &as_client, Some(auth), key, form, now).await?;
+        Ok(g.value.outcome(Method::ClientCredentials, client))
+    }
+
+    /// A refresh token grant for client `client` (never from the cache: a refresh token is
+    /// single-use at many IdPs).
+    pub async fn refresh(&self, v: &Verifier, client: usize, rt: &str, now: i64) -> Result<Outcome, Failure> {
+        let key = token_key(&[self.provider.issuer(), Method::RefreshToken.name(), rt, &self.salt]);
+        let form = || self.form(Method::RefreshToken, &[("refresh_token", rt)]);
+        let g = self.grant(v, Method::RefreshToken, self.client(client)?, None, key, form, now).await?;
+        Ok(g.value.outcome(Method::RefreshToken, client))
+    }
+
+    /// The configured client a grant is made for. Without any `client_id` there is none: a
+    /// config error the request gets as a 500, not a panic.
+    fn client(&self, i: usize) -> Result<&Client, Failure> {
+        self.clients.get(i).ok_or_else(|| Failure::Unexpected {
+            reason: "no client_id is configured, so no grant can be made".to_string(),
+        })
+    }
+
+    /// The token cache key of a password grant.
+    pub fn password_key(&self, p: &Pair) -> [u8; 32] {
+        self.password_key_prefix.key(&[&p.user, &p.secret])
+    }
+
+    /// A grant's form: `grant_type`, its own fields, then (not for refreshes) `scope`, `audience`
+    /// and `token_post_args`. Made only when the token endpoint is called, not on a cache hit.
+    fn form(&self, grant: Method, fields: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut form = vec![("grant_type".to_string(), grant.name().to_string())];
+        form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        if grant != Method::RefreshToken {
+            form.extend(self.scoped_form.iter().cloned());
+        }
+        form
+    }
+
+    /// One token-endpoint call and the verification of what it returned, through the token cache
+    /// (single flight per key) when it is on: a cached grant costs a hash lookup, not a signature check.
+    #[allow(clippy::too_many_arguments)]
+    async fn grant(
+        &self,
+        v: &Verifier,
+        grant: Method,
+        client: &Client,
+        method: Option<ClientAuth>,
+        key: [u8; 32],
+        form: impl FnOnce() -> Vec<(String, String)>,
+        now: i64,
+    ) -> Result<Arc<Timed<Granted>>, Failure> {
+        let endpoint = self
+            .endpoint(&self.token_endpoint, "token_endpoint", now)
+            .await?
+            .ok_or_else(|| Failure::unauthorized("token endpoint was not specified"))?;
+        let method = method.or(self.token_auth).unwrap_or(client.auth);
+        let fetch = move || async move {
+            let ts = calls::token(self.provider.http(), &endpoint, client, method, form(), &self.token_headers, now)
+                .await
+                .map_err(|e| Failure::of_grant(grant.name(), e))?;
+            let g = self.verify(v, grant, &client.id, ts, now).await?;
+            let lifetime = (g.expires != 0).then(|| g.expires.saturating_sub(now));
+            let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl(lifetime));
+            Ok(Arc::new(Timed { value: g, until }))
+        };
+        let tokens = self.tokens.as_ref().filter(|_| grant != Method::RefreshToken);
+        let g = cache::through(tokens, key, fetch).await?;
+        if g.value.expires != 0 && g.value.expires.saturating_add(v.leeway) <= now {
+            if let Some(c) = &self.tokens {
+                c.invalidate(&key);
+            }
+            return Err(Failure::expired("cached token expired"));
+        }
+        Ok(g)
+    }
+
+    /// Verifies what a grant returned. `client_id` is the client the grant was made for: an ID
+    /// token must be addressed to it.
+    async fn verify(
+        &self,
+        v: &Verifier,
+        grant: Method,
+        client_id: &str,
+        ts: TokenSet,
+        now: i64,
+    ) -> Result<Granted, Failure> {
+        // The token endpoint call took time: its tokens are checked against the clock as it is now.
+        let now = now.max(unix_now());
+        let check_sig = self.verify_signature && !self.ignore_signature.contains(grant);
+        let access = match v.access_token(&ts.access_token, now).await {
+            Ok(v) => Some(v),
+            // An opaque access token is fine: the IdP just issued it to us.
+            Err(TokenError::NotJwt) => None,
+            Err(e) if !check_sig && !matches!(e, TokenError::Idp(_)) => {
+                VerifiedJwt::read_unverified(&ts.access_token).map(Arc::new)
+            }
+            Err(e) => return Err(Failure::of_token(e)),
+        };
+        let id = match &ts.id_token {
+            Some(id) => {
+                let cx = IdContext {
+                    client_id: Some(client_id),
+                    access_token: Some(&ts.access_token),
+                    ..IdContext::default()
+                };
+                Some(Arc::new(v.verify(id, check_sig, Expect::Id(cx), now).await.map_err(Failure::of_token)?))
+            }
+            None => None,
+        };
+        let expires = access.as_ref().and_then(|a| a.exp).or(ts.expires_at).unwrap_or(0);
+        Ok(Granted { ts, access, id, expires, memo: Memo::default() })
+    }
+}
+
+/// The configured clients: `client_id[i]` with `client_secret[i]`, `client_auth[i]`,
+/// `client_jwk[i]`, `client_alg[i]` (a shorter list repeats its last entry, as Kong does).
+pub fn clients(s: &Settings) -> Result<Vec<Client>, BuildError> {
+    let ids = s.client_id.clone().unwrap_or_default();
+    let pick = |list: &Option<Vec<String>>, i: usize| -> Option<String> {
+        list.as_ref().and_then(|l| l.get(i).or(l.last())).cloned()
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, id) in ids.into_iter().enumerate() {
+        let secret = pick(&s.client_secret, i);
+        let alg = pick(&s.client_alg, i).and_then(|a| Algorithm::from_name(&a));
+        let jwk = s.client_jwk.as_ref().and_then(|l| l.get(i).or(l.last()));
+        let key = match jwk {
+            Some(j) => Some(
+                SigningKey::from_private_jwk(j, alg.filter(|a| !a.is_hmac()))
+                    .map_err(|e| BuildError::field("client_jwk", format!("client {}: {e}", i + 1)))?,
+            ),
+            None => None,
+        };
+        let auth = match pick(&s.client_auth, i) {
+            Some(name) => ClientAuth::from_name(&name).ok_or_else(|| {
+                BuildError::field("client_auth", format!("{name} is not supported (no TLS client certificates yet)"))
+            })?,
+            None if secret.is_none() && key.is_some() => ClientAuth::PrivateKeyJwt,
+            None if secret.is_none() => ClientAuth::None,
+            None => ClientAuth::SecretBasic,
+        };
+        out.push(Client { id, secret, auth, key, alg });
+    }
+    Ok(out)
+}
+
+/// An introspection or userinfo answer: `Ok(None)` when the IdP refused the token.
+fn answer(
+    what: &str,
+    r: Result<Arc<Timed<ClaimsAnswer>>, GrantError>,
+) -> Result<Option<Arc<Timed<ClaimsAnswer>>>, Failure> {
+    match r {
+        Ok(a) => Ok(Some(a)),
+        Err(GrantError::Refused { .. }) => Ok(None),
+        Err(e) => Err(Failure::of_grant(what, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instance::Oidc;
+    use serde_json::json;
+
+    fn pairs(form: &[(String, String)]) -> Vec<(&str, &str)> {
+        form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
+    #[test]
+    fn grant_forms_carry_scope_audience_and_post_args_except_refreshes() {
+        let o = Oidc::for_tests(json!({
+            "scopes": ["openid", "email"],
+            "audience": ["api", "web"],
+            "token_post_args_names": ["resource"],
+            "token_post_args_values": ["https://api.example"],
+        }));
+        let g = &o.auth.grants;
+        let form = g.form(Method::Password, &[("username", "john"), ("password", "doe")]);
+        assert_eq!(
+            pairs(&form),
+            [
+                ("grant_type", "password"),
+                ("username", "john"),
+                ("password", "doe"),
+                ("scope", "openid email"),
+                ("audience", "api web"),
+                ("resource", "https://api.example"),
+            ]
+        );
+        let form = g.form(Method::RefreshToken, &[("refresh_token", "rt")]);
+        assert_eq!(pairs(&form), [("grant_type", "refresh_token"), ("refresh_token", "rt")]);
+    }
+
+    #[test]
+    fn the_scope_is_in_password_keys_only_with_token_cache_key_include_scope() {
+        let headers =
+            http::HeaderMap::from_iter([(http::header::AUTHORIZATION, "Basic am9objpkb2U=".parse().unwrap())]);
+        let p = crate::credentials::basic_pair(&headers, Method::Password).expect("a pair");
+        let key = |config: serde_json::Value| {
+            let mut config = config;
+            config["cache_tokens_salt"] = json!("salt");
+            Oidc::for_tests(config).auth.grants.password_key(&p)
+        };
+        // Off by default, as in Kong.
+        assert_eq!(key(json!({ "scopes": ["openid"] })), key(json!({ "scopes": ["openid", "email"] })));
+        let with = |scopes| key(json!({ "scopes": scopes, "token_cache_key_include_scope": true }));
+        assert_ne!(with(json!(["openid"])), with(json!(["openid", "email"])));
+        assert_eq!(
+            with(json!(["openid", "email"])),
+            crate::cache::token_key(&[
+                "http://127.0.0.1:9/realms/x",
+                "password",
+                "salt",
+                "openid email",
+                "john",
+                "doe"
+            ])
+        );
+    }
+}
