@@ -347,3 +347,61 @@ mod tests {
         assert_eq!(h.len(), 1);
     }
 }
+
+/// Review (review1): X-Forwarded-* headers that arrive on several lines.
+#[cfg(test)]
+mod review1_tests {
+    use super::*;
+
+    fn trusted_conn(header: &str) -> ConnInfo {
+        let real_ip = RealIp {
+            trusted: crate::trust::TrustedIps::parse("127.0.0.1").unwrap(),
+            header: RealIp::parse_header(header).unwrap(),
+            recursive: false,
+        };
+        ConnInfo::new("127.0.0.1:5555".parse().unwrap(), 8000, &Arc::new(real_ip), false)
+    }
+
+    /// A trusted proxy that adds its own `X-Forwarded-For` line (HAProxy's `option forwardfor`)
+    /// after the client's spoofed one. The gateway itself finds the client in the last line,
+    /// but the upstream must not be told a chain without it: nginx's `$http_x_forwarded_for`
+    /// (what Kong appends to) joins every line with ", ".
+    #[test]
+    fn every_x_forwarded_for_line_reaches_the_upstream() {
+        let conn = trusted_conn("X-Forwarded-For");
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.append("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        let client = conn.request_client(&h);
+        assert_eq!(client.ip, "1.2.3.4".parse::<IpAddr>().unwrap(), "the gateway reads the last line");
+        set_forwarded(&mut h, &conn, &client, &Origin { host: "h", host_value: None, path: "/", prefix: None });
+        assert_eq!(h["x-real-ip"], "1.2.3.4");
+        let xff: Vec<_> = h.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        assert_eq!(xff, ["6.6.6.6, 1.2.3.4, 127.0.0.1"], "the trusted proxy's line is dropped");
+    }
+
+    /// Same from an untrusted client: the chain the upstream sees must be the one nginx builds.
+    #[test]
+    fn every_x_forwarded_for_line_is_kept_for_an_untrusted_peer_too() {
+        let conn = ConnInfo::new("127.0.0.2:5555".parse().unwrap(), 8000, &Arc::new(RealIp::default()), false);
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        let client = conn.request_client(&h);
+        set_forwarded(&mut h, &conn, &client, &Origin { host: "h", host_value: None, path: "/", prefix: None });
+        let xff: Vec<_> = h.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        assert_eq!(xff, ["10.0.0.1, 10.0.0.2, 127.0.0.2"]);
+    }
+
+    /// Two `X-Forwarded-Proto` lines from a trusted peer: the gateway decides on the first
+    /// (https: the session cookie is Secure, an https-only route opens) while the upstream gets
+    /// both lines. Kong on nginx >= 1.23 reads them joined, "https, http": not https.
+    #[test]
+    fn x_forwarded_proto_on_several_lines_is_not_https() {
+        let conn = trusted_conn("X-Real-IP");
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.append("x-forwarded-proto", HeaderValue::from_static("http"));
+        assert!(!conn.request_client(&h).https, "first line of two decides https");
+    }
+}
