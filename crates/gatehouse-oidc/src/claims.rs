@@ -407,3 +407,72 @@ mod tests {
         }
     }
 }
+
+/// Review (review1).
+#[cfg(test)]
+mod review1_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    /// Okta's custom authorization servers: a user access token's `sub` is the login, `uid` the
+    /// user id; userinfo's `sub` is the user id (as is the ID token's). Core §5.3.4 asks the
+    /// userinfo `sub` to equal the *ID token's*; with no ID token there is nothing the spec
+    /// compares, and this answer is about the token's own user.
+    #[test]
+    fn userinfo_is_compared_with_the_id_tokens_subject_only() {
+        let userinfo = obj(json!({"sub": "00u1john", "email": "john@example.com"}));
+        let access = obj(json!({"sub": "john@example.com", "uid": "00u1john", "iss": "https://x/oauth2/default"}));
+        assert_eq!(userinfo_subject(&userinfo, [None, Some(&access), None]), Ok(()));
+    }
+
+    /// Odd claim shapes never panic and never pass.
+    #[test]
+    fn odd_claim_shapes_are_refused_without_panicking() {
+        let base = json!({"iss": "https://idp", "sub": "u", "aud": "app", "exp": 1e300, "iat": -1e300});
+        let cx = IdContext { client_id: Some("app"), access_token: Some("tok"), ..IdContext::default() };
+        for (extra, want) in [
+            (json!({"azp": 1}), Err(Refusal::InvalidAzp)),
+            (json!({"azp": null}), Err(Refusal::InvalidAzp)),
+            (json!({"aud": ["app", 1]}), Err(Refusal::Missing("aud"))),
+            (json!({"aud": []}), Err(Refusal::Missing("aud"))),
+            (json!({"exp": "1"}), Err(Refusal::Missing("exp"))),
+            (json!({"at_hash": 5}), Err(Refusal::InvalidAtHash)),
+            (json!({"at_hash": "%%%"}), Err(Refusal::InvalidAtHash)),
+        ] {
+            let mut c = obj(base.clone());
+            c.extend(obj(extra.clone()));
+            assert_eq!(id_token(&c, "RS256", &cx), want, "{extra}");
+        }
+        for alg in ["none", "", "XX", "rs256", "HS1"] {
+            let mut c = obj(base.clone());
+            c.insert("at_hash".into(), json!(half_hash("RS256", "tok").unwrap()));
+            assert_eq!(id_token(&c, alg, &cx), Err(Refusal::InvalidAtHash), "{alg}");
+        }
+        let now = 1_800_000_000;
+        for (c, want) in [
+            (json!({"exp": 1e300}), Ok(Some(i64::MAX - now))),
+            (json!({"exp": -1e300}), Err(Refusal::IntrospectionExpired)),
+            (json!({"nbf": 1e300}), Err(Refusal::IntrospectionNotYetValid)),
+            (json!({"exp": u64::MAX}), Ok(Some(i64::MAX - now))),
+        ] {
+            assert_eq!(introspection_window(&obj(c.clone()), now, 60), want, "{c}");
+        }
+    }
+
+    /// RFC 7662 §2.2: `exp` is a NumericDate. An answer whose `exp` is there but not a number
+    /// cannot be shown to be inside its window; taking it as "no exp" accepts a past one and caches
+    /// it for `cache_ttl`.
+    #[test]
+    fn an_introspection_exp_that_is_no_number_is_not_taken_as_absent() {
+        let now = 1_800_000_000;
+        let past = (now - 3600).to_string();
+        assert!(introspection_window(&obj(json!({"active": true, "exp": past})), now, 0).is_err());
+    }
+}

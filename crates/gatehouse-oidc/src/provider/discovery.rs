@@ -379,3 +379,19 @@ mod tests {
         );
     }
 }
+
+/// Review (review1).
+#[cfg(test)]
+mod review1_tests {
+    use super::*;
+
+    /// `docs/providers.md` (Entra ID, v1 tokens) tells users to set
+    /// `config.issuer=https://login.microsoftonline.com/TENANT_ID`, whose document's `issuer` is
+    /// `https://sts.windows.net/TENANT_ID/`. That recipe now fails discovery (502 on every request)
+    /// unless `issuers_allowed` also lists the sts form, which the page does not say.
+    #[test]
+    fn the_documented_entra_v1_recipe_still_discovers() {
+        let doc = Value::String("https://sts.windows.net/TENANT_ID/".into());
+        assert!(check_issuer("https://login.microsoftonline.com/TENANT_ID", Some(&doc), &[]).is_ok());
+    }
+}
