@@ -17,3 +17,4 @@ mod trusted_proxy;
 mod upstream;
 mod upstream_safety;
 pub mod util;
+mod review1;
