@@ -10,6 +10,7 @@ mod interop;
 mod oidc;
 mod oidc_strict;
 mod paths;
+mod provider_shapes;
 mod proxy;
 mod quickstart;
 mod tls;

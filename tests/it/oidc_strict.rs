@@ -181,14 +181,22 @@ async fn a_userinfo_answer_about_another_subject_is_refused() {
     assert_eq!(st, 200, "{body}");
     assert!(body["headers"].get("X-Userinfo").is_some(), "{body}");
     set(&env, json!({"userinfo": {"sub": "someone-else", "email": "mallory@example.com"}})).await;
-    // A token whose userinfo answer is not cached yet.
+    // With an ID token sent along (its `sub` is the dev user's), a userinfo answer about someone
+    // else is refused; a token whose userinfo answer is not cached yet.
+    env.patch(json!({"id_token_param_name": "id_token"})).await;
     let token = env.mint(json!({})).await;
-    let r = env.call(&[("authorization", &bearer(&token))]).await;
+    let id = env.mint(json!({"claims": {"aud": "gatehouse"}})).await;
+    let r = env.call(&[("authorization", &bearer(&token)), ("id_token", &id)]).await;
     assert!(r.1.get("headers").is_none(), "nothing reached the upstream: {}", r.1);
     assert_refused(r, "userinfo subject does not match the token", "a userinfo answer about someone else");
     let logs = env.gw.proc.logs();
     assert!(logs.contains("the userinfo answer is about another subject than the token"), "{logs}");
     assert!(!logs.contains("mallory"), "the answer's claims are not logged");
+    // A bearer token alone: Core §5.3.4 compares with the ID token only, and an access token's
+    // `sub` may be another identifier (Okta), so the answer is used (review1.rs has Okta's shape).
+    let token = env.mint(json!({})).await;
+    let (st, body, _) = env.call(&[("authorization", &bearer(&token))]).await;
+    assert_eq!(st, 200, "{body}");
 
     // Authenticated at userinfo with an opaque token, the ID token sent along gives the subject.
     env.patch(json!({"auth_methods": ["userinfo"], "id_token_param_name": "id_token"})).await;

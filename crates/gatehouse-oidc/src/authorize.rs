@@ -126,10 +126,8 @@ impl Authorizer {
         if self.verify_claims
             && let Some(u) = &o.userinfo
         {
-            let tokens = [&o.id, &o.access].map(|t| t.as_ref().map(|v| &v.claims));
-            let intro = o.introspection.as_ref().map(|a| &a.value.claims);
-            crate::claims::userinfo_subject(&u.value.claims, [tokens[0], tokens[1], intro])
-                .map_err(Failure::of_refusal)?;
+            let id = o.id.as_ref().map(|v| &v.claims);
+            crate::claims::userinfo_subject(&u.value.claims, id).map_err(Failure::of_refusal)?;
         }
 
         let intro = o.introspection.as_ref().map(|a| &a.value.claims);

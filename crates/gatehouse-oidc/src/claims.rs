@@ -180,17 +180,16 @@ fn half_hash_matches(alg: &str, value: &str, claimed: &Value) -> bool {
     }
 }
 
-/// Core §5.3.4: the userinfo answer's `sub` must be the token's. The token's subject is the ID
-/// token's when there is one, else the access token's (its JWT claims, else its introspection
-/// answer). With no subject known there is nothing to compare, and the answer stands.
-pub fn userinfo_subject(
-    userinfo: &Map<String, Value>,
-    tokens: [Option<&Map<String, Value>>; 3],
-) -> Result<(), Refusal> {
-    let Some(expected) = tokens.into_iter().flatten().find_map(|c| c.get("sub").and_then(Value::as_str)) else {
+/// Core §5.3.4: the userinfo answer's `sub` must be the ID token's. Only the ID token's: an
+/// access token's `sub` need not be the same identifier (Okta's custom authorization servers put
+/// the login there, and the user id in userinfo), so with no ID token there is nothing the spec
+/// compares, and the answer stands.
+pub fn userinfo_subject(userinfo: &Map<String, Value>, id_token: Option<&Map<String, Value>>) -> Result<(), Refusal> {
+    let Some(expected) = id_token.and_then(|c| c.get("sub")) else {
         return Ok(());
     };
-    if userinfo.get("sub").and_then(Value::as_str) == Some(expected) {
+    // A `sub` that is no string on either side is never equal (no number-to-string guessing).
+    if expected.is_string() && userinfo.get("sub") == Some(expected) {
         return Ok(());
     }
     // The subjects are user identifiers, not secrets, but the log needs no more than the fact.
@@ -202,13 +201,17 @@ pub fn userinfo_subject(
 /// inactive, whatever its `active` says. `Ok` carries the seconds the answer has left (from
 /// `exp`), which bound how long it may be cached.
 pub fn introspection_window(claims: &Map<String, Value>, now: i64, leeway: i64) -> Result<Option<i64>, Refusal> {
-    let num = |name: &str| claims.get(name).and_then(Value::as_f64).map(|f| f as i64);
+    // Present but no number: refused rather than taken as absent (which would mean "no expiry").
+    let num = |name: &str, bad: Refusal| match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_f64().map(|f| Some(f as i64)).ok_or(bad),
+    };
     let leeway = leeway.max(0);
-    let exp = num("exp");
+    let exp = num("exp", Refusal::IntrospectionExpired)?;
     if exp.is_some_and(|exp| now >= exp.saturating_add(leeway)) {
         return Err(Refusal::IntrospectionExpired);
     }
-    if num("nbf").is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
+    if num("nbf", Refusal::IntrospectionNotYetValid)?.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
         return Err(Refusal::IntrospectionNotYetValid);
     }
     Ok(exp.map(|exp| exp.saturating_sub(now)))
@@ -216,7 +219,11 @@ pub fn introspection_window(claims: &Map<String, Value>, now: i64, leeway: i64) 
 
 /// The seconds an introspection answer has left, from `exp`, for its cache entry; no check.
 pub fn introspection_lifetime(claims: &Map<String, Value>, now: i64) -> Option<i64> {
-    claims.get("exp").and_then(Value::as_f64).map(|f| (f as i64).saturating_sub(now))
+    match claims.get("exp") {
+        None | Some(Value::Null) => None,
+        // An `exp` that is no number gives the answer no cache life at all.
+        Some(v) => Some(v.as_f64().map_or(0, |f| (f as i64).saturating_sub(now))),
+    }
 }
 
 #[cfg(test)]
@@ -349,18 +356,16 @@ mod tests {
         let u = obj(json!({"sub": "u1", "email": "a@b"}));
         let idt = obj(json!({"sub": "u1"}));
         let other = obj(json!({"sub": "u2"}));
-        assert_eq!(userinfo_subject(&u, [Some(&idt), None, None]), Ok(()));
-        assert_eq!(userinfo_subject(&u, [Some(&other), Some(&idt), None]), Err(Refusal::UserinfoSubject));
-        assert_eq!(userinfo_subject(&u, [None, Some(&other), None]), Err(Refusal::UserinfoSubject));
-        assert_eq!(userinfo_subject(&u, [None, None, Some(&other)]), Err(Refusal::UserinfoSubject));
-        assert_eq!(
-            userinfo_subject(&obj(json!({"email": "a@b"})), [Some(&idt), None, None]),
-            Err(Refusal::UserinfoSubject)
-        );
-        assert_eq!(userinfo_subject(&obj(json!({"sub": 1})), [Some(&idt), None, None]), Err(Refusal::UserinfoSubject));
-        // No subject to compare with (an opaque token at the userinfo endpoint alone).
-        assert_eq!(userinfo_subject(&u, [None, None, None]), Ok(()));
-        assert_eq!(userinfo_subject(&u, [Some(&obj(json!({}))), None, None]), Ok(()));
+        assert_eq!(userinfo_subject(&u, Some(&idt)), Ok(()));
+        assert_eq!(userinfo_subject(&u, Some(&other)), Err(Refusal::UserinfoSubject));
+        assert_eq!(userinfo_subject(&obj(json!({"email": "a@b"})), Some(&idt)), Err(Refusal::UserinfoSubject));
+        assert_eq!(userinfo_subject(&obj(json!({"sub": 1})), Some(&idt)), Err(Refusal::UserinfoSubject));
+        // A numeric `sub` equal on both sides is still no string subject.
+        let n = obj(json!({"sub": 7}));
+        assert_eq!(userinfo_subject(&n, Some(&n)), Err(Refusal::UserinfoSubject));
+        // No ID token: nothing the spec compares (an opaque or JWT access token alone).
+        assert_eq!(userinfo_subject(&u, None), Ok(()));
+        assert_eq!(userinfo_subject(&u, Some(&obj(json!({})))), Ok(()));
     }
 
     #[test]
@@ -376,8 +381,12 @@ mod tests {
         assert_eq!(w(json!({"exp": i64::MIN}), i64::MAX), Err(Refusal::IntrospectionExpired));
         assert_eq!(w(json!({"exp": -1e300}), 0), Err(Refusal::IntrospectionExpired));
         assert_eq!(w(json!({"nbf": 1e300}), i64::MIN), Err(Refusal::IntrospectionNotYetValid));
-        assert_eq!(w(json!({"exp": "soon"}), 0), Ok(None), "not a number: no exp (RFC 7662 says integer)");
+        // Present but no number (RFC 7662 says integer): refused, and no cache life.
+        assert_eq!(w(json!({"exp": "soon"}), 0), Err(Refusal::IntrospectionExpired));
+        assert_eq!(w(json!({"nbf": [1]}), 0), Err(Refusal::IntrospectionNotYetValid));
+        assert_eq!(w(json!({"exp": null}), 0), Ok(None));
         assert_eq!(introspection_lifetime(&obj(json!({"exp": NOW + 9})), NOW), Some(9));
+        assert_eq!(introspection_lifetime(&obj(json!({"exp": "soon"})), NOW), Some(0));
     }
 
     #[test]
@@ -398,5 +407,75 @@ mod tests {
                 r.description().bytes().all(|b| b.is_ascii_graphic() || b == b' ') && !r.description().contains('"')
             );
         }
+    }
+}
+
+/// Shapes real providers and hostile inputs give.
+#[cfg(test)]
+mod shapes {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    /// Okta's custom authorization servers: a user access token's `sub` is the login, `uid` the
+    /// user id; userinfo's `sub` is the user id (as is the ID token's). Core §5.3.4 asks the
+    /// userinfo `sub` to equal the *ID token's*; with no ID token there is nothing the spec
+    /// compares, and this answer is about the token's own user.
+    #[test]
+    fn userinfo_is_compared_with_the_id_tokens_subject_only() {
+        let userinfo = obj(json!({"sub": "00u1john", "email": "john@example.com"}));
+        let access = obj(json!({"sub": "john@example.com", "uid": "00u1john", "iss": "https://x/oauth2/default"}));
+        let _ = &access;
+        assert_eq!(userinfo_subject(&userinfo, None), Ok(()));
+    }
+
+    /// Odd claim shapes never panic and never pass.
+    #[test]
+    fn odd_claim_shapes_are_refused_without_panicking() {
+        let base = json!({"iss": "https://idp", "sub": "u", "aud": "app", "exp": 1e300, "iat": -1e300});
+        let cx = IdContext { client_id: Some("app"), access_token: Some("tok"), ..IdContext::default() };
+        for (extra, want) in [
+            (json!({"azp": 1}), Err(Refusal::InvalidAzp)),
+            (json!({"azp": null}), Err(Refusal::InvalidAzp)),
+            (json!({"aud": ["app", 1]}), Err(Refusal::Missing("aud"))),
+            (json!({"aud": []}), Err(Refusal::Missing("aud"))),
+            (json!({"exp": "1"}), Err(Refusal::Missing("exp"))),
+            (json!({"at_hash": 5}), Err(Refusal::InvalidAtHash)),
+            (json!({"at_hash": "%%%"}), Err(Refusal::InvalidAtHash)),
+        ] {
+            let mut c = obj(base.clone());
+            c.extend(obj(extra.clone()));
+            assert_eq!(id_token(&c, "RS256", &cx), want, "{extra}");
+        }
+        for alg in ["none", "", "XX", "rs256", "HS1"] {
+            let mut c = obj(base.clone());
+            c.insert("at_hash".into(), json!(half_hash("RS256", "tok").unwrap()));
+            assert_eq!(id_token(&c, alg, &cx), Err(Refusal::InvalidAtHash), "{alg}");
+        }
+        let now = 1_800_000_000;
+        for (c, want) in [
+            (json!({"exp": 1e300}), Ok(Some(i64::MAX - now))),
+            (json!({"exp": -1e300}), Err(Refusal::IntrospectionExpired)),
+            (json!({"nbf": 1e300}), Err(Refusal::IntrospectionNotYetValid)),
+            (json!({"exp": u64::MAX}), Ok(Some(i64::MAX - now))),
+        ] {
+            assert_eq!(introspection_window(&obj(c.clone()), now, 60), want, "{c}");
+        }
+    }
+
+    /// RFC 7662 §2.2: `exp` is a NumericDate. An answer whose `exp` is there but not a number
+    /// cannot be shown to be inside its window; taking it as "no exp" accepts a past one and caches
+    /// it for `cache_ttl`.
+    #[test]
+    fn an_introspection_exp_that_is_no_number_is_not_taken_as_absent() {
+        let now = 1_800_000_000;
+        let past = (now - 3600).to_string();
+        assert!(introspection_window(&obj(json!({"active": true, "exp": past})), now, 0).is_err());
     }
 }

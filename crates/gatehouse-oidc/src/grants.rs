@@ -203,7 +203,8 @@ impl Grants {
             }
             let left = match i.window_leeway {
                 Some(leeway) => claims::introspection_window(&ans.claims, unix_now(), leeway)?,
-                None => claims::introspection_lifetime(&ans.claims, now),
+                // Counted from now, after the call: the cache deadline is.
+                None => claims::introspection_lifetime(&ans.claims, unix_now()),
             };
             // Never cached past its `exp`, whatever `cache_ttl_min` says.
             let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl_within(left));

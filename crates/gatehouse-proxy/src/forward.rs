@@ -151,15 +151,23 @@ pub struct Origin<'a> {
 /// address is appended to the `X-Forwarded-For` it sent, and `X-Real-IP` is the client's.
 pub fn set_forwarded(headers: &mut HeaderMap, conn: &ConnInfo, client: &RequestClient, origin: &Origin<'_>) {
     let real_ip = client.ip_value.as_ref().unwrap_or(&conn.ip);
-    let xff = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
-        Some(prev) if !prev.is_empty() => {
-            let mut v = Vec::with_capacity(prev.len() + 2 + conn.ip.len());
-            v.extend_from_slice(prev);
+    // Every line the client sent, joined as nginx's `$http_x_forwarded_for` (what Kong appends
+    // to) joins them: a proxy in front may have added its own line after a spoofed one.
+    let mut v = Vec::new();
+    for line in headers.get_all(&X_FORWARDED_FOR).iter().map(HeaderValue::as_bytes).filter(|l| !l.is_empty()) {
+        if v.is_empty() {
+            v.reserve(line.len() + 2 + conn.ip.len());
+        } else {
             v.extend_from_slice(b", ");
-            v.extend_from_slice(conn.ip.as_bytes());
-            HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).ok()
         }
-        _ => Some(real_ip.clone()),
+        v.extend_from_slice(line);
+    }
+    let xff = if v.is_empty() {
+        Some(real_ip.clone())
+    } else {
+        v.extend_from_slice(b", ");
+        v.extend_from_slice(conn.ip.as_bytes());
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).ok()
     };
     if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
@@ -345,5 +353,51 @@ mod tests {
         h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
+    }
+}
+
+/// X-Forwarded-* headers that arrive on several lines.
+#[cfg(test)]
+mod shapes {
+    use super::*;
+
+    fn trusted_conn(header: &str) -> ConnInfo {
+        let real_ip = RealIp {
+            trusted: crate::trust::TrustedIps::parse("127.0.0.1").unwrap(),
+            header: RealIp::parse_header(header).unwrap(),
+            recursive: false,
+        };
+        ConnInfo::new("127.0.0.1:5555".parse().unwrap(), 8000, &Arc::new(real_ip), false)
+    }
+
+    /// A trusted proxy that adds its own `X-Forwarded-For` line (HAProxy's `option forwardfor`)
+    /// after the client's spoofed one. The gateway itself finds the client in the last line,
+    /// but the upstream must not be told a chain without it: nginx's `$http_x_forwarded_for`
+    /// (what Kong appends to) joins every line with ", ".
+    #[test]
+    fn every_x_forwarded_for_line_reaches_the_upstream() {
+        let conn = trusted_conn("X-Forwarded-For");
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.append("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        let client = conn.request_client(&h);
+        assert_eq!(client.ip, "1.2.3.4".parse::<IpAddr>().unwrap(), "the gateway reads the last line");
+        set_forwarded(&mut h, &conn, &client, &Origin { host: "h", host_value: None, path: "/", prefix: None });
+        assert_eq!(h["x-real-ip"], "1.2.3.4");
+        let xff: Vec<_> = h.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        assert_eq!(xff, ["6.6.6.6, 1.2.3.4, 127.0.0.1"], "the trusted proxy's line is dropped");
+    }
+
+    /// Same from an untrusted client: the chain the upstream sees must be the one nginx builds.
+    #[test]
+    fn every_x_forwarded_for_line_is_kept_for_an_untrusted_peer_too() {
+        let conn = ConnInfo::new("127.0.0.2:5555".parse().unwrap(), 8000, &Arc::new(RealIp::default()), false);
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        let client = conn.request_client(&h);
+        set_forwarded(&mut h, &conn, &client, &Origin { host: "h", host_value: None, path: "/", prefix: None });
+        let xff: Vec<_> = h.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        assert_eq!(xff, ["10.0.0.1, 10.0.0.2, 127.0.0.2"]);
     }
 }

@@ -59,10 +59,12 @@ impl Block {
         Some(match addr.parse::<IpAddr>().ok()? {
             IpAddr::V4(a) => {
                 let mask = u32::try_from(netmask(prefix.unwrap_or(32), 32)?).ok()?;
+                warn_host_bits(text, u32::from(a) & !mask != 0);
                 Block::V4 { net: u32::from(a) & mask, mask }
             }
             IpAddr::V6(a) => {
                 let mask = netmask(prefix.unwrap_or(128), 128)?;
+                warn_host_bits(text, u128::from(a) & !mask != 0);
                 Block::V6 { net: u128::from(a) & mask, mask }
             }
         })
@@ -74,6 +76,14 @@ impl Block {
             (Block::V6 { net, mask }, IpAddr::V6(a)) => u128::from(a) & mask == *net,
             _ => false,
         }
+    }
+}
+
+/// `10.0.0.1/0` trusts every IPv4 peer: likely a typo for `/32`, so it is said at start-up (nginx
+/// warns too), though the entry is taken as written.
+fn warn_host_bits(entry: &str, set: bool) {
+    if set {
+        tracing::warn!(entry = %shown(entry), "trusted_ips entry has host bits set below its prefix; they are ignored");
     }
 }
 

@@ -379,3 +379,20 @@ mod tests {
         );
     }
 }
+
+/// Shapes real providers and hostile inputs give.
+#[cfg(test)]
+mod shapes {
+    use super::*;
+
+    /// Entra ID's v1 endpoint: `config.issuer=https://login.microsoftonline.com/TENANT_ID` serves
+    /// a document whose `issuer` is `https://sts.windows.net/TENANT_ID/`. Not identical, so it is
+    /// refused unless `issuers_allowed` lists it, as `docs/providers.md` says to.
+    #[test]
+    fn the_documented_entra_v1_recipe_discovers_with_issuers_allowed() {
+        let doc = Value::String("https://sts.windows.net/TENANT_ID/".into());
+        let configured = "https://login.microsoftonline.com/TENANT_ID";
+        assert!(check_issuer(configured, Some(&doc), &[]).is_err());
+        assert!(check_issuer(configured, Some(&doc), &["https://sts.windows.net/TENANT_ID/".into()]).is_ok());
+    }
+}
