@@ -8,6 +8,7 @@ mod body;
 mod entities;
 mod error;
 mod guard;
+mod oidc;
 
 pub use error::AdminError;
 pub use guard::{Guard, OriginError, parse_origin};
@@ -92,6 +93,15 @@ fn routes(state: Arc<AdminState>) -> Router {
         .route("/schemas/plugins/validate", post(validate_plugin))
         .route("/schemas/plugins/{name}", get(plugin_schema))
         .route("/schemas/{coll}", get(entity_schema))
+        .route(
+            "/openid-connect/issuers",
+            get(oidc::list_issuers).delete(oidc::delete_issuers).fallback(method_not_allowed),
+        )
+        .route(
+            "/openid-connect/issuers/{issuer_or_id}",
+            get(oidc::read_issuer).delete(oidc::delete_issuer).fallback(method_not_allowed),
+        )
+        .route("/openid-connect/jwks", get(oidc::read_jwks).delete(oidc::rotate_jwks).fallback(method_not_allowed))
         .route("/{coll}", get(entities::list).post(entities::create).fallback(method_not_allowed))
         .route(
             "/{coll}/{id}",
@@ -279,6 +289,7 @@ mod tests {
     use gatehouse_core::entity::PluginEntity;
     use gatehouse_core::plugin::{BuildEnv, BuildError, Plugin, PluginFactory};
     use gatehouse_core::schema::{Field, FieldErrors, Record};
+    use gatehouse_core::secrets::IssuerRecord;
     use gatehouse_store::sqlite::SqliteStore;
     use http::Request;
     use tower::ServiceExt as _;
@@ -465,6 +476,21 @@ mod tests {
         }
         async fn ping(&self) -> bool {
             self.inner.ping().await
+        }
+        async fn issuers(&self) -> Result<Vec<IssuerRecord>, gatehouse_store::StoreError> {
+            self.inner.issuers().await
+        }
+        async fn issuer_insert(&self, r: &IssuerRecord) -> Result<IssuerRecord, gatehouse_store::StoreError> {
+            self.inner.issuer_insert(r).await
+        }
+        async fn issuer_delete(&self, id: &str) -> Result<bool, gatehouse_store::StoreError> {
+            self.inner.issuer_delete(id).await
+        }
+        async fn own_keys(&self) -> Result<Option<String>, gatehouse_store::StoreError> {
+            self.inner.own_keys().await
+        }
+        async fn set_own_keys(&self, stored: &str) -> Result<(), gatehouse_store::StoreError> {
+            self.inner.set_own_keys(stored).await
         }
     }
 

@@ -869,7 +869,8 @@ impl Oidc {
                 auth_method: o.method.to_string(),
             };
             let previous_chunks = pending.session_cookies.as_ref().map_or(0, |c| self.sessions.present_chunks(c));
-            let session = self.sessions.new_session(now, subject.clone(), data.encode());
+            let client = self.clients.get(o.client).map(|c| c.id.as_str());
+            let session = self.sessions.new_session_for(client, now, subject.clone(), data.encode());
             o.session_id = Some(session.id_string().into());
             o.session = Some(SessionWrite { session, previous_chunks });
         }

@@ -15,6 +15,7 @@ pub mod consumer;
 pub mod credentials;
 mod fast;
 pub mod headers;
+pub mod node;
 pub mod plugin;
 pub mod provider;
 pub mod respond;

@@ -25,18 +25,10 @@ use std::time::Duration;
 /// Kong's priority for `openid-connect`.
 pub const PRIORITY: i32 = 1050;
 
-/// The `openid-connect` plugin kind.
-pub struct OidcFactory {
-    node_secret: Arc<[u8]>,
-}
-
-impl OidcFactory {
-    /// `node_secret` seals session cookies when a plugin sets no `session_secret`. Every node of
-    /// a cluster must get the same one (the binary keeps it in the store).
-    pub fn new(node_secret: &[u8]) -> OidcFactory {
-        OidcFactory { node_secret: node_secret.into() }
-    }
-}
+/// The `openid-connect` plugin kind. What it needs of the node (issuer secrets, its key set)
+/// comes with each build's [`BuildEnv`] (see `node.rs`).
+#[derive(Default)]
+pub struct OidcFactory;
 
 impl PluginFactory for OidcFactory {
     fn name(&self) -> &'static str {
@@ -56,7 +48,7 @@ impl PluginFactory for OidcFactory {
     }
 
     fn build(&self, entity: &PluginEntity, env: &BuildEnv) -> Result<Arc<dyn Plugin>, BuildError> {
-        Ok(Arc::new(Oidc::build(&entity.config, &self.node_secret, env)?))
+        Ok(Arc::new(Oidc::build(&entity.config, crate::node::session_codec(entity, env), env)?))
     }
 }
 
@@ -155,8 +147,8 @@ fn config_error(msg: String) -> BuildError {
 const CACHE_ENTRIES: u64 = 16_384;
 
 impl Oidc {
-    /// Builds an instance from a validated config.
-    pub fn build(config: &serde_json::Value, node_secret: &[u8], env: &BuildEnv) -> Result<Oidc, BuildError> {
+    /// Builds an instance from a validated config; `session_key` seals its sessions.
+    pub fn build(config: &serde_json::Value, session_key: SessionCodec, env: &BuildEnv) -> Result<Oidc, BuildError> {
         let s = Settings::from_config(config).map_err(config_error)?;
         let methods = Methods {
             session: s.allows("session"),
@@ -186,8 +178,9 @@ impl Oidc {
             max_response: env.idp_max_response_size.0,
         };
         let provider = discovery::provider(key).map_err(BuildError::Resource)?;
+        crate::node::watch(&provider, env);
 
-        let clients = clients(&s)?;
+        let mut clients = clients(&s)?;
         let mut hs_keys = KeySet::default();
         if s.enable_hs_signatures {
             for c in &clients {
@@ -214,6 +207,8 @@ impl Oidc {
         verifier.verify_signature = s.verify_signature;
 
         let auth = |name: &Option<String>| name.as_deref().and_then(ClientAuth::from_name);
+        let endpoint_auth = [auth(&s.token_endpoint_auth_method), auth(&s.introspection_endpoint_auth_method)];
+        crate::node::own_keys_for(&mut clients, &endpoint_auth, env);
         let bearer_places = Place::list(&s.bearer_token_param_type);
         let password_places = Place::list(&s.password_param_type);
         let client_credentials_places = Place::list(&s.client_credentials_param_type);
@@ -255,10 +250,6 @@ impl Oidc {
             ignore_case: s.by_username_ignore_case,
         });
 
-        let secret: Vec<u8> = match &s.session_secret {
-            Some(secret) if !secret.is_empty() => secret.as_bytes().to_vec(),
-            _ => node_secret.to_vec(),
-        };
         let session_config = SessionConfig {
             cookie_name: s.session_cookie_name.clone(),
             cookie_path: s.session_cookie_path.clone(),
@@ -273,9 +264,11 @@ impl Oidc {
             idling_timeout: secs(s.session_idling_timeout).max(0) as u64,
             absolute_timeout: secs(s.session_absolute_timeout).max(0) as u64,
             audience: s.session_audience.clone(),
+            issuer: s.issuer.clone(),
+            clients: s.client_id.clone().unwrap_or_default(),
             ..SessionConfig::default()
         };
-        let sessions = SessionStore::new(SessionCodec::new(&secret), session_config).map_err(session_error)?;
+        let sessions = SessionStore::new(session_key, session_config).map_err(session_error)?;
 
         let responder = Responder {
             unauthorized_message: s.unauthorized_error_message.clone(),
@@ -355,7 +348,7 @@ impl Oidc {
         }
         let cfg =
             crate::config::schema().validate(&config, gatehouse_core::schema::Mode::default()).expect("valid config");
-        Oidc::build(&cfg, b"node secret", &BuildEnv::default()).expect("builds")
+        Oidc::build(&cfg, SessionCodec::new(b"node secret"), &BuildEnv::default()).expect("builds")
     }
 }
 
@@ -367,6 +360,8 @@ fn session_error(e: gatehouse_session::ConfigError) -> BuildError {
         E::CookiePath => "session_cookie_path",
         E::CookieDomain => "session_cookie_domain",
         E::Audience => "session_audience",
+        E::Issuer => "issuer",
+        E::Client => "client_id",
         E::SameSite(_) => "session_cookie_same_site",
         // The cookie's fixed overhead outgrows the size limit only with a long path or domain.
         E::MaxCookieSize { .. } => "session_cookie_path",
@@ -452,7 +447,7 @@ mod tests {
 
     fn build_error(config: serde_json::Value) -> Vec<(Vec<Seg>, String)> {
         let cfg = crate::config::schema().validate(&config, Mode::default()).expect("the schema accepts it");
-        match Oidc::build(&cfg, b"node secret", &BuildEnv::default()) {
+        match Oidc::build(&cfg, SessionCodec::new(b"node secret"), &BuildEnv::default()) {
             Err(BuildError::Config(errs)) => errs.errors,
             Err(other) => panic!("not a config error: {other}"),
             Ok(_) => panic!("built"),

@@ -42,6 +42,12 @@ pub enum OpenError {
     /// The session was sealed for another audience.
     #[error("session audience mismatch")]
     WrongAudience,
+    /// The session holds tokens of another issuer.
+    #[error("session issuer mismatch")]
+    WrongIssuer,
+    /// The session was made for a client this store does not serve.
+    #[error("session client mismatch")]
+    WrongClient,
 }
 
 /// Why a session could not be written.
@@ -95,9 +101,18 @@ impl SessionStore {
         &self.config
     }
 
-    /// A new session for the configured audience, created at `now`.
+    /// A new session for the configured audience and issuer, created at `now`, naming no client.
     pub fn new_session(&self, now: i64, subject: Option<String>, data: Vec<u8>) -> Session {
-        Session::new(now, self.config.audience.clone(), subject, data)
+        self.new_session_for(None, now, subject, data)
+    }
+
+    /// A new session for the configured audience and issuer, made for `client` (which must be
+    /// one of the configured clients for the session to open again), created at `now`.
+    pub fn new_session_for(&self, client: Option<&str>, now: i64, subject: Option<String>, data: Vec<u8>) -> Session {
+        let mut session = Session::new(now, self.config.audience.clone(), subject, data);
+        session.issuer.clone_from(&self.config.issuer);
+        session.client = client.map(str::to_owned);
+        session
     }
 
     /// Reads the session from the request's `Cookie` headers (any number of them, any number
@@ -126,6 +141,18 @@ impl SessionStore {
         let view = envelope::parse(&buf, plain).map_err(|_| OpenError::Malformed)?;
         if view.audience != self.config.audience {
             return Err(OpenError::WrongAudience);
+        }
+        // The key already binds the session to its plugin and issuer (when made with
+        // `SessionCodec::for_instance`); these checks hold even for a key shared on purpose.
+        if view.issuer != self.config.issuer {
+            return Err(OpenError::WrongIssuer);
+        }
+        let client_known = match view.client {
+            Some(c) => self.config.clients.iter().any(|k| k == c),
+            None => self.config.clients.is_empty(),
+        };
+        if !client_known {
+            return Err(OpenError::WrongClient);
         }
         if let Some(which) = self.expired(view.created_at, view.rolled_at, view.last_seen, now) {
             return Err(OpenError::Expired(which));
