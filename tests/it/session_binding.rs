@@ -134,3 +134,47 @@ async fn sessions_survive_a_restart_and_end_when_their_issuer_record_is_deleted(
     assert_ne!(fresh, cookie);
     assert_eq!(plugins.len(), 2);
 }
+
+/// Declarative mode: the issuer secret and the key set live in memory. A reload with the same
+/// `kong.yml` keeps the plugin's id (a UUID v5 of its place), so its sessions go on; another
+/// process has another secret, so they do not.
+#[tokio::test]
+async fn declarative_sessions_survive_a_reload_but_not_the_process() {
+    let dir = tempdir();
+    let idp = idp(dir.path(), &[]);
+    let up = echo(dir.path());
+    let yml = format!(
+        r#"_format_version: "3.0"
+services:
+- name: a
+  url: {}
+  routes:
+  - name: a
+    paths: [/a]
+  plugins:
+  - name: openid-connect
+    config:
+      issuer: {}
+      client_id: [gatehouse]
+      client_secret: [gatehouse-secret]
+      auth_methods: [password, session]
+"#,
+        up.urls[0], idp.urls[0]
+    );
+    let file = dir.path().join("kong.yml");
+    std::fs::write(&file, &yml).unwrap();
+    let args = ["--database", "off", "--declarative-config", file.to_str().unwrap()];
+    let gw = Gateway::start_with(dir.path(), &args, &[]);
+    let cookie = session_on_a(&gw).await;
+    let (st, list) = super::util::get(&format!("{}/openid-connect/issuers", gw.admin)).await;
+    assert_eq!((st, list["data"][0]["issuer"].as_str()), (200, Some(idp.urls[0].as_str())), "{list}");
+    assert_eq!(super::util::get(&format!("{}/openid-connect/jwks", gw.admin)).await.0, 200);
+    let (st, body) = post(&format!("{}/config", gw.admin), json!({"config": yml})).await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body, _) = call(&gw, "/a/x", &[("cookie", &cookie)]).await;
+    assert_eq!(st, 200, "the same plugin id and secret after a reload: {body}");
+    drop(gw);
+    let gw = Gateway::start_with(dir.path(), &args, &[]);
+    let (st, body, _) = call(&gw, "/a/x", &[("cookie", &cookie)]).await;
+    assert_eq!(st, 401, "a new process, a new secret: {body}");
+}
