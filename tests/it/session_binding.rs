@@ -178,3 +178,47 @@ services:
     let (st, body, _) = call(&gw, "/a/x", &[("cookie", &cookie)]).await;
     assert_eq!(st, 401, "a new process, a new secret: {body}");
 }
+
+/// A session records the client its tokens were obtained for: once the plugin no longer has that
+/// client, the session no longer opens (same plugin, same issuer, same key).
+#[tokio::test]
+async fn a_session_of_a_client_the_plugin_no_longer_has_is_refused() {
+    let dir = tempdir();
+    let users = dir.path().join("users.yaml");
+    std::fs::write(&users, "access_token_ttl: 2\n").unwrap();
+    let idp = idp(dir.path(), &["--users", users.to_str().unwrap()]);
+    let issuer = idp.urls[0].as_str();
+    let env = two_routes(dir.path(), [issuer, issuer], json!({"auth_methods": ["password", "session"]})).await;
+    let cookie = session_on_a(&env.gw).await;
+    let patch = |config: Value| {
+        let url = format!("{}/plugins/{}", env.gw.admin, env.plugins[0]);
+        async move {
+            let resp = client().patch(url).json(&json!({"config": config})).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    patch(json!({"client_id": ["gatehouse-public"], "client_secret": null, "client_auth": ["none"]})).await;
+    let (st, body, _) = call(&env.gw, "/a/x", &[("cookie", &cookie)]).await;
+    assert_eq!(st, 401, "{body}");
+    patch(json!({"client_id": ["gatehouse-public", "gatehouse"], "client_secret": ["-", "gatehouse-secret"],
+        "client_auth": ["none", "client_secret_basic"]}))
+    .await;
+    let (st, body, _) = call(&env.gw, "/a/x", &[("cookie", &cookie)]).await;
+    assert_eq!(st, 200, "the client is back: {body}");
+    assert_eq!(
+        jwt_claims(body["headers"]["Authorization"].as_str().unwrap().trim_start_matches("Bearer "))["client_id"],
+        "gatehouse",
+        "the tokens of the session's own client"
+    );
+    // The access token expires; the refresh goes out as the session's client, now second in
+    // `client_id` (the IdP refuses a refresh token of another client).
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let (st, body, _) = call(&env.gw, "/a/x", &[("cookie", &cookie)]).await;
+    assert_eq!(st, 200, "refreshed as the session's client: {body}");
+}
+
+fn jwt_claims(t: &str) -> Value {
+    use base64::Engine as _;
+    let part = t.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}

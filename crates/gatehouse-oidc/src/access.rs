@@ -224,7 +224,9 @@ impl Oidc {
                     Ok(opened) => {
                         self.sessions.strip(&mut parts.headers);
                         match SessionData::decode(&opened.session.data) {
-                            Some(data) => {
+                            Some(mut data) => {
+                                // The client the session names, wherever it now is in `client_id`.
+                                data.client = opened.client.unwrap_or(data.client);
                                 return self
                                     .outcome_of_session(
                                         opened.session,

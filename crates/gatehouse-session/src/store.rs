@@ -69,6 +69,9 @@ pub struct Opened {
     /// How many cookies a later save must cover: the chunks read, or more when the request also
     /// carried stray higher chunks. Pass it to [`SessionStore::save`] as `previous_chunks`.
     pub chunks: usize,
+    /// Where the session's client is in the configured clients (`None` when it names none), so
+    /// a reordered client list still finds the client the tokens belong to.
+    pub client: Option<usize>,
 }
 
 /// Cookie sessions under one key and one configuration. Build once per plugin configuration;
@@ -147,19 +150,17 @@ impl SessionStore {
         if view.issuer != self.config.issuer {
             return Err(OpenError::WrongIssuer);
         }
-        let client_known = match view.client {
-            Some(c) => self.config.clients.iter().any(|k| k == c),
-            None => self.config.clients.is_empty(),
+        let client = match view.client {
+            Some(c) => Some(self.config.clients.iter().position(|k| k == c).ok_or(OpenError::WrongClient)?),
+            None if self.config.clients.is_empty() => None,
+            None => return Err(OpenError::WrongClient),
         };
-        if !client_known {
-            return Err(OpenError::WrongClient);
-        }
         if let Some(which) = self.expired(view.created_at, view.rolled_at, view.last_seen, now) {
             return Err(OpenError::Expired(which));
         }
         let session = view.detach().with_data(buf);
         let chunks = found.indices().last().unwrap_or(count).max(count);
-        Ok(Opened { session, chunks })
+        Ok(Opened { session, chunks, client })
     }
 
     /// Seals `session` into `Set-Cookie` values: one cookie when it fits `max_cookie_size`,

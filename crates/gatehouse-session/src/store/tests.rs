@@ -101,7 +101,7 @@ fn save_then_open_round_trips() {
     let mut jar = Jar::default();
     jar.apply(&cookies);
     let opened = store.open(&jar.request(), NOW + 1).expect("opens");
-    assert_eq!(opened, Opened { session: session.clone(), chunks: 1 });
+    assert_eq!(opened, Opened { session: session.clone(), chunks: 1, client: None });
     assert_eq!(opened.session.id_string().len(), 43);
     assert_eq!(store.open(&jar.request_split(), NOW + 1).expect("opens").session, session);
 }
@@ -172,6 +172,9 @@ fn sessions_of_another_issuer_or_client_are_refused() {
     let jar = saved(&a, &mut session, NOW);
     let opened = a.open(&jar.request(), NOW).expect("opens where it was made");
     assert_eq!((opened.session.issuer.as_str(), opened.session.client.as_deref()), ("https://a", Some("cli")));
+    assert_eq!(opened.client, Some(1));
+    let reordered = bound("https://a", &["cli", "web"]).open(&jar.request(), NOW).expect("opens");
+    assert_eq!(reordered.client, Some(0), "found by id, not by position");
     assert_eq!(bound("https://b", &["web", "cli"]).open(&jar.request(), NOW), Err(OpenError::WrongIssuer));
     assert_eq!(bound("https://a", &["web"]).open(&jar.request(), NOW), Err(OpenError::WrongClient));
     assert_eq!(bound("https://a", &[]).open(&jar.request(), NOW), Err(OpenError::WrongClient));
