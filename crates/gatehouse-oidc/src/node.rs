@@ -72,3 +72,91 @@ impl DiscoveryView for Provider {
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_core::secrets::NodeSecrets;
+    use gatehouse_jose::Algorithm;
+    use gatehouse_session::{OpenError, SessionConfig, SessionStore};
+    use http::{HeaderMap, HeaderValue};
+    use serde_json::json;
+
+    fn entity(id: &str, config: Value) -> PluginEntity {
+        PluginEntity {
+            id: id.into(),
+            name: "openid-connect".into(),
+            route: None,
+            service: None,
+            consumer: None,
+            config,
+            enabled: true,
+            protocols: vec!["http".into()],
+        }
+    }
+
+    /// Seals a session with `a`'s key and opens it with `b`'s.
+    fn opens(a: SessionCodec, b: SessionCodec) -> Result<(), OpenError> {
+        let (a, b) = (SessionStore::new(a, SessionConfig::default()), SessionStore::new(b, SessionConfig::default()));
+        let (a, b) = (a.expect("valid"), b.expect("valid"));
+        let mut session = a.new_session(0, None, Vec::new());
+        let set = a.save(&mut session, 0, false, 0).expect("saved");
+        let mut h = HeaderMap::new();
+        let pair = set[0].to_str().expect("ascii").split(';').next().expect("pair").to_string();
+        h.insert(http::header::COOKIE, HeaderValue::from_str(&pair).expect("header"));
+        b.open(&h, 0).map(drop)
+    }
+
+    #[test]
+    fn the_session_key_is_per_plugin_and_from_the_issuer_record_unless_a_secret_is_set() {
+        let env = BuildEnv::default();
+        let issuer = json!({"issuer": "https://idp"});
+        assert_eq!(
+            opens(
+                session_codec(&entity("p1", issuer.clone()), &env),
+                session_codec(&entity("p1", issuer.clone()), &env)
+            ),
+            Ok(())
+        );
+        assert!(env.secrets.get("https://idp").is_some(), "the build made the issuer's record");
+        assert_eq!(
+            opens(
+                session_codec(&entity("p1", issuer.clone()), &env),
+                session_codec(&entity("p2", issuer.clone()), &env)
+            ),
+            Err(OpenError::Invalid)
+        );
+        // Another node state (another issuer secret): another key.
+        let other = BuildEnv::default();
+        assert_eq!(
+            opens(session_codec(&entity("p1", issuer.clone()), &env), session_codec(&entity("p1", issuer), &other)),
+            Err(OpenError::Invalid)
+        );
+        // With session_secret, the node's record is not read; the key is still per plugin.
+        let with = |id| entity(id, json!({"issuer": "https://other", "session_secret": "s3cret"}));
+        assert_eq!(opens(session_codec(&with("p1"), &env), session_codec(&with("p1"), &other)), Ok(()));
+        assert_eq!(opens(session_codec(&with("p1"), &env), session_codec(&with("p2"), &env)), Err(OpenError::Invalid));
+        assert!(env.secrets.get("https://other").is_none());
+    }
+
+    #[test]
+    fn keyless_private_key_jwt_clients_get_the_node_key_for_their_alg() {
+        let client = |auth, alg| Client { id: "c".into(), secret: Some("s".into()), auth, key: None, alg };
+        let mut clients = vec![
+            client(ClientAuth::PrivateKeyJwt, None),
+            client(ClientAuth::PrivateKeyJwt, Some(Algorithm::Es384)),
+            client(ClientAuth::SecretBasic, None),
+        ];
+        // No key set (as in `check`): nothing to give.
+        own_keys_for(&mut clients, &[None, None], &BuildEnv::default());
+        assert!(clients.iter().all(|c| c.key.is_none()));
+        let stored = OwnKeys::generate().and_then(|k| k.to_stored()).expect("keys");
+        let env = BuildEnv { secrets: Arc::new(NodeSecrets::load(Vec::new(), Some(stored))), ..BuildEnv::default() };
+        own_keys_for(&mut clients, &[None, None], &env);
+        let algs: Vec<_> = clients.iter().map(|c| c.key.as_ref().map(|k| k.algorithm())).collect();
+        assert_eq!(algs, [Some(Algorithm::Rs256), Some(Algorithm::Es384), None]);
+        // private_key_jwt at an endpoint: every keyless client gets one.
+        own_keys_for(&mut clients, &[None, Some(ClientAuth::PrivateKeyJwt)], &env);
+        assert_eq!(clients[2].key.as_ref().map(|k| k.algorithm()), Some(Algorithm::Rs256));
+    }
+}
