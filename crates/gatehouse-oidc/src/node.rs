@@ -83,16 +83,7 @@ mod tests {
     use serde_json::json;
 
     fn entity(id: &str, config: Value) -> PluginEntity {
-        PluginEntity {
-            id: id.into(),
-            name: "openid-connect".into(),
-            route: None,
-            service: None,
-            consumer: None,
-            config,
-            enabled: true,
-            protocols: vec!["http".into()],
-        }
+        PluginEntity::global(id, "openid-connect", config)
     }
 
     /// Seals a session with `a`'s key and opens it with `b`'s.
