@@ -42,12 +42,14 @@ CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     ),
     // Kong's `oic_issuers` (without the discovery document and keys, which stay in memory) and
     // `oic_jwks` (one row, Kong's fixed id). Both hold secrets: the file is private (see below).
+    // The node-wide session secret they replace is no longer read: it goes.
     (
         2,
         r#"
 CREATE TABLE oic_issuers (
   id TEXT PRIMARY KEY, issuer TEXT NOT NULL UNIQUE, secret TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE oic_jwks (id TEXT PRIMARY KEY, jwks TEXT NOT NULL);
+DELETE FROM settings WHERE key = 'session_secret';
 "#,
     ),
 ];
@@ -479,7 +481,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let s = SqliteStore::open(&dir).await.unwrap();
-        s.setting_or_insert("session_secret", "s3cret").await.unwrap();
+        s.setting_or_insert("node_id", "s3cret").await.unwrap();
         assert_eq!(mode(&dir), 0o700);
         for f in ["gatehouse.db", "gatehouse.db-wal", "gatehouse.db-shm"] {
             assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
@@ -494,7 +496,7 @@ mod tests {
         let dir = tmp.path().join("data");
         {
             let s = SqliteStore::open(&dir).await.unwrap();
-            s.setting_or_insert("session_secret", "s3cret").await.unwrap();
+            s.setting_or_insert("node_id", "s3cret").await.unwrap();
             s.pool.close().await;
         }
         let loosen = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
@@ -503,7 +505,7 @@ mod tests {
         std::fs::write(dir.join("gatehouse.db-shm"), b"").unwrap();
         loosen(&dir.join("gatehouse.db-shm"), 0o666);
         let s = SqliteStore::open(&dir).await.unwrap();
-        assert_eq!(s.setting_or_insert("session_secret", "other").await.unwrap(), "s3cret");
+        assert_eq!(s.setting_or_insert("node_id", "other").await.unwrap(), "s3cret");
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join("gatehouse.db")), 0o600);
         assert_eq!(mode(&dir.join("gatehouse.db-shm")), 0o600);
