@@ -60,8 +60,9 @@ const JWKS_ID: &str = "c3cfba2d-1617-453f-a416-52e6edb5f9a0";
 /// The database file's name in the data directory.
 const DB_FILE: &str = "gatehouse.db";
 
-/// Private files: the data directory and the database, which holds the node's session secret
-/// (with it anyone can seal a session cookie). Nothing here depends on the process umask.
+/// Private files: the data directory and the database, which holds the issuer secrets (with one,
+/// anyone can seal a session cookie) and the node's private keys. Nothing here depends on the
+/// process umask.
 mod private {
     use super::{DB_FILE, StoreError};
     use std::path::Path;
@@ -169,8 +170,8 @@ fn db_err(e: sqlx::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) `gatehouse.db` in `dir` and applies migrations.
     ///
-    /// The database holds the node's session secret, so the directory is made private (0700) and
-    /// its files 0600, and looser modes found there are tightened, with a warning.
+    /// The database holds the issuer secrets and the node's private keys, so the directory is made
+    /// private (0700) and its files 0600, and looser modes found there are tightened, with a warning.
     pub async fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
         private::prepare(dir)?;
         let opts = SqliteConnectOptions::new()
