@@ -584,6 +584,37 @@ mod tests {
         assert_eq!(call(&s, "GET", "/plugins", None).await.1["data"].as_array().map(Vec::len), Some(2));
     }
 
+    /// A `DELETE` under `/openid-connect/` whose rebuild fails (the store cannot be read) changes
+    /// nothing: the record and the key set the running plugins use stay, and the answer is a 500.
+    #[tokio::test]
+    async fn oidc_deletes_whose_rebuild_fails_change_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (s, hooks) = hooked(dir.path()).await;
+        let secrets = &s.reloader.env().secrets;
+        let record = secrets.issuer("https://idp", 1);
+        secrets.set_client_keys(Some("old keys".into()));
+        s.reloader.reload().await.expect("stores the record");
+        assert_eq!(s.store.issuers().await.expect("issuers"), vec![record.clone()]);
+
+        hooks.fail_load.store(true, std::sync::atomic::Ordering::SeqCst);
+        for uri in ["/openid-connect/issuers/https%3A%2F%2Fidp", "/openid-connect/issuers", "/openid-connect/jwks"] {
+            let (st, body) = call(&s, "DELETE", uri, None).await;
+            assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR, "{uri}: {body}");
+        }
+        hooks.fail_load.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(secrets.get("https://idp"), Some(record.clone()));
+        assert_eq!(s.store.issuers().await.expect("issuers"), vec![record.clone()]);
+        assert_eq!(secrets.client_keys().as_deref(), Some("old keys"));
+        let (st, body) = call(&s, "GET", &format!("/openid-connect/issuers/{}", record.id), None).await;
+        assert_eq!((st, body["issuer"].as_str()), (StatusCode::OK, Some("https://idp")));
+        assert!(body.get("secret").is_none(), "{body}");
+
+        // Once the store answers, they work.
+        assert_eq!(call(&s, "DELETE", "/openid-connect/issuers", None).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(secrets.get("https://idp"), None);
+        assert_eq!(call(&s, "GET", "/openid-connect/issuers", None).await.1, json!({"data": [], "next": null}));
+    }
+
     /// `POST /config` that does not compile, when the previous config cannot be put back: a 500
     /// (the store no longer holds the running config), not the writer's 400.
     #[tokio::test]

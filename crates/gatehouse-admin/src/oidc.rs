@@ -104,7 +104,10 @@ pub async fn delete_issuer(State(s): St, key: Result<Path<String>, PathRejection
             let _writing = s.reloader.write_lock().await;
             if let Some(r) = addressed(&s, &key) {
                 forget(&s, &r).await?;
-                rebuild(&s, Some(&r.issuer)).await?;
+                if let Err(e) = rebuild(&s, Some(&r.issuer)).await {
+                    restore(&s, &[r]).await;
+                    return Err(e);
+                }
             }
             Ok(StatusCode::NO_CONTENT.into_response())
         }
@@ -117,10 +120,18 @@ pub async fn delete_issuers(State(s): St) -> Response {
     result(
         async {
             let _writing = s.reloader.write_lock().await;
+            let mut gone = Vec::new();
             for r in s.reloader.env().secrets.records() {
-                forget(&s, &r).await?;
+                if let Err(e) = forget(&s, &r).await {
+                    restore(&s, &gone).await;
+                    return Err(e);
+                }
+                gone.push(r);
             }
-            rebuild(&s, None).await?;
+            if let Err(e) = rebuild(&s, None).await {
+                restore(&s, &gone).await;
+                return Err(e);
+            }
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         .await,
@@ -133,6 +144,17 @@ async fn forget(s: &AdminState, r: &IssuerRecord) -> Result<(), AdminError> {
     s.reloader.env().secrets.remove(&r.issuer);
     tracing::info!(issuer = %r.issuer, "issuer record deleted; its sessions end and its discovery is fetched again");
     Ok(())
+}
+
+/// Puts back records whose plugins could not be rebuilt: those plugins still seal with the old
+/// secrets, so the records must stay (the answer is the error, and nothing changed).
+async fn restore(s: &AdminState, records: &[IssuerRecord]) {
+    for r in records {
+        if let Err(e) = s.store.issuer_insert(r).await {
+            tracing::error!(issuer = %r.issuer, error = %e, "cannot restore an issuer record after a failed rebuild");
+        }
+        s.reloader.env().secrets.set(r.clone());
+    }
 }
 
 /// `GET /openid-connect/jwks`
@@ -158,10 +180,21 @@ pub async fn rotate_jwks(State(s): St) -> Response {
         async {
             let _writing = s.reloader.write_lock().await;
             let stored = new_key_set().await?;
+            let secrets = &s.reloader.env().secrets;
+            let old = secrets.client_keys();
             s.store.set_own_keys(&stored).await.map_err(|e| AdminError::Database(e.to_string()))?;
-            s.reloader.env().secrets.set_client_keys(Some(stored));
+            secrets.set_client_keys(Some(stored));
+            if let Err(e) = rebuild(&s, None).await {
+                // The plugins still sign with the old keys: keep publishing those.
+                if let Some(old) = &old
+                    && let Err(back) = s.store.set_own_keys(old).await
+                {
+                    tracing::error!(error = %back, "cannot restore the node's key set after a failed rebuild");
+                }
+                secrets.set_client_keys(old.map(|k| k.to_string()));
+                return Err(e);
+            }
             tracing::info!("the node's key set was rotated");
-            rebuild(&s, None).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         .await,
