@@ -8,8 +8,10 @@ use anyhow::Context;
 use clap::Parser;
 use cli::{Cli, Command, ConfigCommand, Database, Settings};
 use gatehouse_core::plugin::{BuildEnv, Registry};
+use gatehouse_core::secrets::NodeSecrets;
 use gatehouse_core::snapshot::SnapshotHandle;
 use gatehouse_core::stats::ProxyStats;
+use gatehouse_jose::own_keys::OwnKeys;
 use gatehouse_store::Store;
 use gatehouse_store::reload::Reloader;
 use std::process::ExitCode;
@@ -76,20 +78,12 @@ fn init_logging(level: &str, json: bool) {
     }
 }
 
-/// Every plugin kind this build knows. `session_secret` seals OIDC session cookies when a plugin
-/// sets none of its own.
-fn registry(session_secret: &[u8]) -> Registry {
+/// Every plugin kind this build knows.
+fn registry() -> Registry {
     let mut reg = Registry::default();
     gatehouse_plugins::register_bundled(&mut reg);
-    reg.register(Arc::new(gatehouse_oidc::OidcFactory::new(session_secret)));
+    reg.register(Arc::new(gatehouse_oidc::OidcFactory));
     reg
-}
-
-/// 32 random bytes as hex: a node-wide secret made once.
-fn random_secret() -> String {
-    let a = uuid::Uuid::new_v4().simple().to_string();
-    let b = uuid::Uuid::new_v4().simple().to_string();
-    format!("{a}{b}")
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
@@ -117,8 +111,8 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// Opens the store and builds the registry with the store's session secret. Without a database
-/// the secret is random per process: db-less clusters set `session_secret` in the plugin.
+/// Opens the store and builds the registry. Without a database the issuer secrets and the key
+/// set live in memory, new per process: db-less clusters set `session_secret` in the plugin.
 async fn open_store(s: &Settings) -> anyhow::Result<(Arc<dyn Store>, String, Registry)> {
     match s.database {
         Database::Sqlite => {
@@ -126,11 +120,10 @@ async fn open_store(s: &Settings) -> anyhow::Result<(Arc<dyn Store>, String, Reg
                 .await
                 .with_context(|| format!("cannot open the SQLite store in {}", s.data_dir.display()))?;
             let node_id = store.setting_or_insert("node_id", &uuid_v4()).await?;
-            let secret = store.setting_or_insert("session_secret", &random_secret()).await?;
-            Ok((Arc::new(store), node_id, registry(secret.as_bytes())))
+            Ok((Arc::new(store), node_id, registry()))
         }
         Database::Off => {
-            let reg = registry(random_secret().as_bytes());
+            let reg = registry();
             let reg = &reg;
             let set = match &s.declarative_config {
                 Some(path) => {
@@ -193,11 +186,37 @@ impl Running {
     }
 }
 
+/// The node's issuer records and key set, from the store; the key set is made (and stored) on
+/// the first start.
+async fn node_secrets(store: &dyn Store) -> anyhow::Result<NodeSecrets> {
+    let records = store.issuers().await.context("cannot read the issuer records")?;
+    let keys = match store.own_keys().await.context("cannot read the node's key set")? {
+        Some(k) => k,
+        None => {
+            let made = tokio::task::spawn_blocking(|| OwnKeys::generate().and_then(|k| k.to_stored()))
+                .await
+                .context("key generation")?
+                .context("cannot make the node's key set")?;
+            store.set_own_keys(&made).await.context("cannot store the node's key set")?;
+            tracing::info!("made the node's key set (GET /openid-connect/jwks)");
+            made
+        }
+    };
+    if let Err(e) = OwnKeys::from_stored(&keys) {
+        // Kept as it is (not replaced): private_key_jwt without client_jwk fails until it is rotated.
+        tracing::error!(error = %e, "the stored key set does not load; DELETE /openid-connect/jwks makes a new one");
+    }
+    Ok(NodeSecrets::load(records, Some(keys)))
+}
+
 /// Opens the store, compiles the config, binds both listeners and starts serving.
 pub(crate) async fn launch(s: &Settings) -> anyhow::Result<Running> {
     let (store, node_id, reg) = open_store(s).await?;
     let handle: SnapshotHandle = Default::default();
-    let env = BuildEnv { idp_max_response_size: gatehouse_core::plugin::IdpMaxResponseSize(s.idp_max_response_size) };
+    let env = BuildEnv {
+        idp_max_response_size: gatehouse_core::plugin::IdpMaxResponseSize(s.idp_max_response_size),
+        secrets: Arc::new(node_secrets(store.as_ref()).await?),
+    };
     let reloader = Arc::new(Reloader::new(store.clone(), reg.clone(), env, handle.clone()));
     reloader.reload().await.context("cannot compile the stored configuration")?;
 
@@ -276,7 +295,7 @@ fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let reg = registry(random_secret().as_bytes());
+    let reg = registry();
     match gatehouse_store::declarative::load(&doc, &reg, now()) {
         Ok(set) => {
             // Compile as `start` would, so what only the routing table or a build can refuse is

@@ -141,8 +141,9 @@ async fn the_data_directory_is_private_and_loose_modes_are_tightened() {
     assert_eq!(get(&format!("{}/services", gw.admin)).await.1["data"].as_array().map(Vec::len), Some(1));
 }
 
-/// The node's session secret, read from its database.
-async fn stored_secret(data: &std::path::Path) -> String {
+/// The node's secrets, read from its database: every issuer's session secret and the private
+/// parts (PKCS#8) of its key set.
+async fn stored_secrets(data: &std::path::Path) -> Vec<String> {
     use sqlx::ConnectOptions;
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(data.join("gatehouse.db"))
@@ -150,10 +151,14 @@ async fn stored_secret(data: &std::path::Path) -> String {
         .connect()
         .await
         .expect("open the store");
-    sqlx::query_scalar("SELECT value FROM settings WHERE key = 'session_secret'")
-        .fetch_one(&mut conn)
-        .await
-        .expect("session_secret")
+    let mut secrets: Vec<String> =
+        sqlx::query_scalar("SELECT secret FROM oic_issuers").fetch_all(&mut conn).await.expect("issuer secrets");
+    let jwks: String = sqlx::query_scalar("SELECT jwks FROM oic_jwks").fetch_one(&mut conn).await.expect("key set");
+    let jwks: serde_json::Value = serde_json::from_str(&jwks).expect("json");
+    for k in jwks["keys"].as_array().expect("keys") {
+        secrets.push(k["pkcs8"].as_str().expect("pkcs8").to_string());
+    }
+    secrets
 }
 
 #[tokio::test]
@@ -162,7 +167,24 @@ async fn the_session_secret_never_shows_in_output_or_logs() {
     let gw = Gateway::start_with(dir.path(), &[], &[("GATEHOUSE_LOG_LEVEL", "trace")]);
     let a = &gw.admin;
     let mut seen = Vec::new();
-    for path in ["/", "/status", "/services", "/nope", "/plugins/enabled", "/schemas/plugins/openid-connect"] {
+    let (st, p) = post(
+        &format!("{a}/plugins"),
+        json!({"name": "openid-connect", "config": {"issuer": "http://127.0.0.1:9/", "auth_methods": ["session"]}}),
+    )
+    .await;
+    seen.push(p.to_string());
+    assert!(st == 201 || st == 400, "{p}");
+    for path in [
+        "/",
+        "/status",
+        "/services",
+        "/nope",
+        "/plugins/enabled",
+        "/schemas/plugins/openid-connect",
+        "/openid-connect/issuers",
+        "/openid-connect/issuers/http%3A%2F%2F127.0.0.1%3A9%2F",
+        "/openid-connect/jwks",
+    ] {
         seen.push(client().get(format!("{a}{path}")).send().await.expect("request").text().await.unwrap_or_default());
     }
     for (ct, body) in
@@ -171,23 +193,19 @@ async fn the_session_secret_never_shows_in_output_or_logs() {
         let (_, e) = send(&format!("{a}/services"), ct, body).await;
         seen.push(e.to_string());
     }
-    let (st, p) = post(
-        &format!("{a}/plugins"),
-        json!({"name": "openid-connect", "config": {"issuer": "http://127.0.0.1:9/", "auth_methods": ["session"]}}),
-    )
-    .await;
-    seen.push(p.to_string());
-    assert!(st == 201 || st == 400, "{p}");
     let logs = gw.proc.logs();
     drop(gw);
 
-    let secret = stored_secret(&dir.path().join("data")).await;
-    assert!(secret.len() >= 32, "the node has a secret");
-    for out in &seen {
-        assert!(!out.contains(&secret), "the secret shows in an Admin API answer: {out}");
+    let secrets = stored_secrets(&dir.path().join("data")).await;
+    assert_eq!(secrets.len(), 1 + 5, "the issuer's secret and the five private keys");
+    for secret in &secrets {
+        assert!(secret.len() >= 32, "a real secret");
+        for out in &seen {
+            assert!(!out.contains(secret.as_str()), "a secret shows in an Admin API answer: {out}");
+        }
+        assert!(!logs.contains(secret.as_str()), "a secret shows in the logs");
     }
     assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "the logs were verbose");
-    assert!(!logs.contains(&secret), "the secret shows in the logs");
 }
 
 // `POST /config` takes YAML and JSON: an alias bomb, deep JSON and deep YAML nesting (libyaml scans

@@ -475,3 +475,30 @@ async fn interop_client_authentication_methods() {
     assert_eq!(st, 200, "{body}");
     assert_eq!(jwt_claims(&upstream_token(&body))["client_id"], keyed);
 }
+
+#[tokio::test]
+async fn interop_private_key_jwt_with_the_gateways_own_key() {
+    // Kong's walkthrough: `client_auth=private_key_jwt` and no `client_jwk`; the provider knows
+    // the gateway's public keys from its Admin API's `/openid-connect/jwks`.
+    let env = Interop::start(with(json!({"auth_methods": ["password"]}), user_header())).await;
+    let resp = client().get(format!("{}/openid-connect/jwks", env.gw.admin)).send().await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/jwk-set+json");
+    let (st, jwks) = json(resp).await;
+    assert_eq!(st, 200, "{jwks}");
+    for (alg, user, pass) in [("RS256", "john", "doe"), ("ES256", "jane", "roe")] {
+        let (st, reg) = post(
+            &format!("{}/reg", env.issuer),
+            json!({"token_endpoint_auth_method": "private_key_jwt", "token_endpoint_auth_signing_alg": alg,
+                "jwks": jwks, "grant_types": ["password"], "response_types": [], "redirect_uris": []}),
+        )
+        .await;
+        assert_eq!(st, 201, "{reg}");
+        let keyed = reg["client_id"].as_str().unwrap();
+        env.patch(json!({"client_id": [keyed], "client_secret": null, "client_auth": ["private_key_jwt"],
+            "client_alg": [alg]}))
+            .await;
+        let (st, body, _) = env.call(&[("authorization", &basic(user, pass))]).await;
+        assert_eq!(st, 200, "{alg}: {body}");
+        assert_eq!(jwt_claims(&upstream_token(&body))["client_id"], keyed);
+    }
+}

@@ -123,15 +123,20 @@ impl<P: Provider> Env<P> {
     }
 
     pub async fn call_path(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value, HeaderMap) {
-        let mut req = client().get(format!("{}{path}", self.gw.proxy));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.unwrap();
-        let h = resp.headers().clone();
-        let (st, v) = json(resp).await;
-        (st, v, h)
+        call_url(&format!("{}{path}", self.gw.proxy), headers).await
     }
+}
+
+/// `GET url` with headers; status, echo body, response headers.
+pub async fn call_url(url: &str, headers: &[(&str, &str)]) -> (u16, Value, HeaderMap) {
+    let mut req = client().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let h = resp.headers().clone();
+    let (st, v) = json(resp).await;
+    (st, v, h)
 }
 
 impl Env {
@@ -174,7 +179,7 @@ fn bearer(t: &str) -> String {
     format!("Bearer {t}")
 }
 
-fn basic(user: &str, pass: &str) -> String {
+pub fn basic(user: &str, pass: &str) -> String {
     use base64::Engine as _;
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
 }
@@ -184,7 +189,7 @@ fn challenge(h: &HeaderMap) -> String {
 }
 
 /// The `session=...` cookies of a response, as a `Cookie` header value.
-fn session_cookie(h: &HeaderMap) -> String {
+pub fn session_cookie(h: &HeaderMap) -> String {
     h.get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())

@@ -237,6 +237,20 @@ pub async fn list_nested(
     result(list_inner(&s, &coll, Some((parent, pid)), q).await)
 }
 
+/// Kong's `?size=`: 100 when absent, else an integer from 1 to 1000.
+pub(crate) fn page_size(q: &HashMap<String, String>) -> Result<usize, AdminError> {
+    match q.get("size") {
+        None => Ok(100),
+        Some(v) => {
+            let n: f64 = v.parse().map_err(|_| AdminError::InvalidSize("size must be a number".into()))?;
+            if !(1.0..=1000.0).contains(&n) || n.fract() != 0.0 {
+                return Err(AdminError::InvalidSize("size must be an integer between 1 and 1000".into()));
+            }
+            Ok(n as usize)
+        }
+    }
+}
+
 async fn list_inner(
     s: &AdminState,
     coll: &str,
@@ -244,16 +258,7 @@ async fn list_inner(
     q: HashMap<String, String>,
 ) -> Result<Response, AdminError> {
     let kind = kind(coll)?;
-    let size = match q.get("size") {
-        None => 100,
-        Some(v) => {
-            let n: f64 = v.parse().map_err(|_| AdminError::InvalidSize("size must be a number".into()))?;
-            if !(1.0..=1000.0).contains(&n) || n.fract() != 0.0 {
-                return Err(AdminError::InvalidSize("size must be an integer between 1 and 1000".into()));
-            }
-            n as usize
-        }
-    };
+    let size = page_size(&q)?;
     let tags = match q.get("tags") {
         Some(t) => Some(TagFilter::parse(t).map_err(AdminError::InvalidOptions)?),
         None => None,

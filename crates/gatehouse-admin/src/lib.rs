@@ -8,6 +8,7 @@ mod body;
 mod entities;
 mod error;
 mod guard;
+mod oidc;
 
 pub use error::AdminError;
 pub use guard::{Guard, OriginError, parse_origin};
@@ -92,6 +93,15 @@ fn routes(state: Arc<AdminState>) -> Router {
         .route("/schemas/plugins/validate", post(validate_plugin))
         .route("/schemas/plugins/{name}", get(plugin_schema))
         .route("/schemas/{coll}", get(entity_schema))
+        .route(
+            "/openid-connect/issuers",
+            get(oidc::list_issuers).delete(oidc::delete_issuers).fallback(method_not_allowed),
+        )
+        .route(
+            "/openid-connect/issuers/{issuer_or_id}",
+            get(oidc::read_issuer).delete(oidc::delete_issuer).fallback(method_not_allowed),
+        )
+        .route("/openid-connect/jwks", get(oidc::read_jwks).delete(oidc::rotate_jwks).fallback(method_not_allowed))
         .route("/{coll}", get(entities::list).post(entities::create).fallback(method_not_allowed))
         .route(
             "/{coll}/{id}",
@@ -279,6 +289,7 @@ mod tests {
     use gatehouse_core::entity::PluginEntity;
     use gatehouse_core::plugin::{BuildEnv, BuildError, Plugin, PluginFactory};
     use gatehouse_core::schema::{Field, FieldErrors, Record};
+    use gatehouse_core::secrets::IssuerRecord;
     use gatehouse_store::sqlite::SqliteStore;
     use http::Request;
     use tower::ServiceExt as _;
@@ -466,6 +477,21 @@ mod tests {
         async fn ping(&self) -> bool {
             self.inner.ping().await
         }
+        async fn issuers(&self) -> Result<Vec<IssuerRecord>, gatehouse_store::StoreError> {
+            self.inner.issuers().await
+        }
+        async fn issuer_insert(&self, r: &IssuerRecord) -> Result<IssuerRecord, gatehouse_store::StoreError> {
+            self.inner.issuer_insert(r).await
+        }
+        async fn issuer_delete(&self, id: &str) -> Result<bool, gatehouse_store::StoreError> {
+            self.inner.issuer_delete(id).await
+        }
+        async fn own_keys(&self) -> Result<Option<String>, gatehouse_store::StoreError> {
+            self.inner.own_keys().await
+        }
+        async fn set_own_keys(&self, stored: &str) -> Result<(), gatehouse_store::StoreError> {
+            self.inner.set_own_keys(stored).await
+        }
     }
 
     async fn hooked(dir: &std::path::Path) -> (Arc<AdminState>, Arc<Hooks>) {
@@ -556,6 +582,37 @@ mod tests {
         s.reloader.reload_write().await.expect("reload");
         assert_eq!(call(&s, "DELETE", "/routes/r", None).await.0, StatusCode::NO_CONTENT);
         assert_eq!(call(&s, "GET", "/plugins", None).await.1["data"].as_array().map(Vec::len), Some(2));
+    }
+
+    /// A `DELETE` under `/openid-connect/` whose rebuild fails (the store cannot be read) changes
+    /// nothing: the record and the key set the running plugins use stay, and the answer is a 500.
+    #[tokio::test]
+    async fn oidc_deletes_whose_rebuild_fails_change_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (s, hooks) = hooked(dir.path()).await;
+        let secrets = &s.reloader.env().secrets;
+        let record = secrets.issuer("https://idp", 1);
+        secrets.set_client_keys(Some("old keys".into()));
+        s.reloader.reload().await.expect("stores the record");
+        assert_eq!(s.store.issuers().await.expect("issuers"), vec![record.clone()]);
+
+        hooks.fail_load.store(true, std::sync::atomic::Ordering::SeqCst);
+        for uri in ["/openid-connect/issuers/https%3A%2F%2Fidp", "/openid-connect/issuers", "/openid-connect/jwks"] {
+            let (st, body) = call(&s, "DELETE", uri, None).await;
+            assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR, "{uri}: {body}");
+        }
+        hooks.fail_load.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(secrets.get("https://idp"), Some(record.clone()));
+        assert_eq!(s.store.issuers().await.expect("issuers"), vec![record.clone()]);
+        assert_eq!(secrets.client_keys().as_deref(), Some("old keys"));
+        let (st, body) = call(&s, "GET", &format!("/openid-connect/issuers/{}", record.id), None).await;
+        assert_eq!((st, body["issuer"].as_str()), (StatusCode::OK, Some("https://idp")));
+        assert!(body.get("secret").is_none(), "{body}");
+
+        // Once the store answers, they work.
+        assert_eq!(call(&s, "DELETE", "/openid-connect/issuers", None).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(secrets.get("https://idp"), None);
+        assert_eq!(call(&s, "GET", "/openid-connect/issuers", None).await.1, json!({"data": [], "next": null}));
     }
 
     /// `POST /config` that does not compile, when the previous config cannot be put back: a 500

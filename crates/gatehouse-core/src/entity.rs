@@ -441,6 +441,22 @@ pub struct PluginEntity {
     pub protocols: Vec<String>,
 }
 
+impl PluginEntity {
+    /// An enabled plugin on every route, for http, with a validated `config`: what tests build.
+    pub fn global(id: &str, name: &str, config: Value) -> PluginEntity {
+        PluginEntity {
+            id: id.into(),
+            name: name.into(),
+            route: None,
+            service: None,
+            consumer: None,
+            config,
+            enabled: true,
+            protocols: vec!["http".into()],
+        }
+    }
+}
+
 /// Every entity, as loaded from a store, in normalized JSON form.
 #[derive(Clone, Debug, Default)]
 pub struct EntitySet {

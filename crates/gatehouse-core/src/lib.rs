@@ -11,5 +11,6 @@ pub mod path;
 pub mod plugin;
 pub mod router;
 pub mod schema;
+pub mod secrets;
 pub mod snapshot;
 pub mod stats;

@@ -117,6 +117,9 @@ pub trait Plugin: Send + Sync + 'static {
 pub struct BuildEnv {
     /// `idp_max_response_size`: the most bytes a plugin reads of an identity provider's answer.
     pub idp_max_response_size: IdpMaxResponseSize,
+    /// The node's issuer records and key set, loaded from the store at startup. The default is
+    /// an empty set of its own (what `check` builds with): records made there are never saved.
+    pub secrets: Arc<crate::secrets::NodeSecrets>,
 }
 
 /// A cap on identity provider answers, in bytes. Defaults to 1 MiB (`1m`).

@@ -27,6 +27,7 @@ mod alg;
 mod claims;
 mod jwk;
 mod jws;
+pub mod own_keys;
 mod private_jwk;
 pub mod sign;
 

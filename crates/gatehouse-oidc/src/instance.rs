@@ -16,7 +16,7 @@ use crate::grants::Grants;
 use crate::headers::{self, HeaderPlan};
 use crate::method::Methods;
 use crate::outcome::Outcome;
-use crate::provider::client_auth::Client;
+use crate::provider::client_auth::{Client, ClientAuth};
 use crate::provider::discovery::{self, ProviderKey};
 use crate::respond::Failure;
 use crate::sessions::Sessions;
@@ -25,6 +25,7 @@ use crate::tokens::Verifier;
 use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use gatehouse_core::plugin::{BuildEnv, BuildError, Ctx, Flow, Step};
 use gatehouse_jose::{Jwk, KeySet, Policy};
+use gatehouse_session::SessionCodec;
 use http::request::Parts;
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ impl Gate {
 
 impl Oidc {
     /// Builds an instance from a validated config.
-    pub fn build(config: &serde_json::Value, node_secret: &[u8], env: &BuildEnv) -> Result<Oidc, BuildError> {
+    pub fn build(config: &serde_json::Value, session_key: SessionCodec, env: &BuildEnv) -> Result<Oidc, BuildError> {
         let s = Settings::from_config(config)?;
         let methods = Methods::of(&s.auth_methods);
         let timeout_ms = if s.timeout.is_finite() && s.timeout > 0.0 {
@@ -88,7 +89,11 @@ impl Oidc {
             issuers_allowed: s.issuers_allowed.clone().unwrap_or_default(),
         };
         let provider = discovery::provider(key).map_err(BuildError::Resource)?;
-        let clients = crate::grants::clients(&s)?;
+        crate::node::watch(&provider, env);
+        let mut clients = crate::grants::clients(&s)?;
+        let auth = |name: &Option<String>| name.as_deref().and_then(ClientAuth::from_name);
+        let endpoint_auth = [auth(&s.token_endpoint_auth_method), auth(&s.introspection_endpoint_auth_method)];
+        crate::node::own_keys_for(&mut clients, &endpoint_auth, env);
         let verifier = verifier(&s, provider.clone(), &clients)?;
         let ttl = TtlRule {
             ttl: secs_of(s.cache_ttl),
@@ -99,7 +104,7 @@ impl Oidc {
             Some(salt) if !salt.is_empty() => salt.clone(),
             _ => random_salt()?,
         };
-        let sessions = Sessions::build(&s, methods, node_secret, verifier.leeway, ttl)?;
+        let sessions = Sessions::build(&s, methods, session_key, verifier.leeway, ttl)?;
         let grants = Grants::build(&s, provider, clients, salt, ttl);
         let auth = Authenticator::build(&s, methods, verifier, grants, sessions);
         let authz = Authorizer::build(&s);
@@ -250,7 +255,7 @@ impl Oidc {
         }
         let cfg =
             crate::config::schema().validate(&config, gatehouse_core::schema::Mode::default()).expect("valid config");
-        Oidc::build(&cfg, b"node secret", &BuildEnv::default()).expect("builds")
+        Oidc::build(&cfg, gatehouse_session::SessionCodec::new(b"node secret"), &BuildEnv::default()).expect("builds")
     }
 }
 
@@ -262,7 +267,7 @@ mod tests {
 
     fn build_error(config: serde_json::Value) -> Vec<(Vec<Seg>, String)> {
         let cfg = crate::config::schema().validate(&config, Mode::default()).expect("the schema accepts it");
-        match Oidc::build(&cfg, b"node secret", &BuildEnv::default()) {
+        match Oidc::build(&cfg, gatehouse_session::SessionCodec::new(b"node secret"), &BuildEnv::default()) {
             Err(BuildError::Config(errs)) => errs.errors,
             Err(other) => panic!("not a config error: {other}"),
             Ok(_) => panic!("built"),

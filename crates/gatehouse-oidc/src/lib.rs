@@ -27,6 +27,7 @@ mod fast;
 mod find;
 mod grants;
 pub mod headers;
+pub mod node;
 mod instance;
 mod method;
 mod outcome;

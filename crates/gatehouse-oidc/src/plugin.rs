@@ -11,18 +11,10 @@ use std::sync::Arc;
 /// Kong's priority for `openid-connect`.
 pub const PRIORITY: i32 = 1050;
 
-/// The `openid-connect` plugin kind.
-pub struct OidcFactory {
-    node_secret: Arc<[u8]>,
-}
-
-impl OidcFactory {
-    /// `node_secret` seals session cookies when a plugin sets no `session_secret`. Every node of
-    /// a cluster must get the same one (the binary keeps it in the store).
-    pub fn new(node_secret: &[u8]) -> OidcFactory {
-        OidcFactory { node_secret: node_secret.into() }
-    }
-}
+/// The `openid-connect` plugin kind. What it needs of the node (issuer secrets, its key set)
+/// comes with each build's [`BuildEnv`] (see `node.rs`).
+#[derive(Default)]
+pub struct OidcFactory;
 
 impl PluginFactory for OidcFactory {
     fn name(&self) -> &'static str {
@@ -48,7 +40,7 @@ impl PluginFactory for OidcFactory {
     }
 
     fn build(&self, entity: &PluginEntity, env: &BuildEnv) -> Result<Arc<dyn Plugin>, BuildError> {
-        Ok(Arc::new(Oidc::build(&entity.config, &self.node_secret, env)?))
+        Ok(Arc::new(Oidc::build(&entity.config, crate::node::session_codec(entity, env), env)?))
     }
 }
 

@@ -54,18 +54,15 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    /// The sessions of a config. `node_secret` seals them when `session_secret` is unset.
+    /// The sessions of a config, sealed with `key` (bound to this plugin and its issuer:
+    /// `node::session_codec`).
     pub fn build(
         s: &Settings,
         methods: Methods,
-        node_secret: &[u8],
+        key: SessionCodec,
         leeway: i64,
         ttl: TtlRule,
     ) -> Result<Sessions, BuildError> {
-        let secret: Vec<u8> = match &s.session_secret {
-            Some(secret) if !secret.is_empty() => secret.as_bytes().to_vec(),
-            _ => node_secret.to_vec(),
-        };
         let session_config = SessionConfig {
             cookie_name: s.session_cookie_name.clone(),
             cookie_path: s.session_cookie_path.clone(),
@@ -80,9 +77,11 @@ impl Sessions {
             idling_timeout: secs_of(s.session_idling_timeout).max(0) as u64,
             absolute_timeout: secs_of(s.session_absolute_timeout).max(0) as u64,
             audience: s.session_audience.clone(),
+            issuer: s.issuer.clone(),
+            clients: s.client_id.clone().unwrap_or_default(),
             ..SessionConfig::default()
         };
-        let store = SessionStore::new(SessionCodec::new(&secret), session_config).map_err(session_error)?;
+        let store = SessionStore::new(key, session_config).map_err(session_error)?;
         Ok(Sessions {
             store,
             // Entries are checked against the session's deadlines on every use; the TTL only
@@ -177,7 +176,9 @@ impl Sessions {
         match self.store.open(headers, now) {
             Ok(opened) => {
                 trail.strip_session = true;
-                let data = SessionData::decode(&opened.session.data)?;
+                let mut data = SessionData::decode(&opened.session.data)?;
+                // The client the session names, wherever it now is in `client_id`.
+                data.client = opened.client.unwrap_or(data.client);
                 let key = cookie_key(headers).map(|k| k.into_owned().into_boxed_slice());
                 Some(self.resume(opened.session, opened.chunks, data, now, https, trail, key, grants, v).await)
             }
@@ -291,7 +292,7 @@ impl Sessions {
                 auth_method: o.method.name().to_string(),
             };
             let previous_chunks = trail.session_cookies.as_ref().map_or(0, |c| self.store.present_chunks(c));
-            let session = self.store.new_session(now, subject, data.encode());
+            let session = self.store.new_session_for(self.client_id(o.client), now, subject, data.encode());
             o.session_id = Some(session.id_string().into());
             o.session = Some(SessionWrite { session, previous_chunks });
         }
@@ -332,6 +333,8 @@ fn session_error(e: gatehouse_session::ConfigError) -> BuildError {
         E::CookiePath => "session_cookie_path",
         E::CookieDomain => "session_cookie_domain",
         E::Audience => "session_audience",
+        E::Issuer => "issuer",
+        E::Client => "client_id",
         E::SameSite(_) => "session_cookie_same_site",
         // The cookie's fixed overhead outgrows the size limit only with a long path or domain.
         E::MaxCookieSize { .. } => "session_cookie_path",

@@ -16,6 +16,7 @@ const ORDER: &[&str] = &[
     "session",
     "claims",
     "provider",
+    "node",
     "credentials",
     "headers",
     "tokens",

@@ -74,16 +74,7 @@ pub(crate) mod test_support {
     /// Validates `config` with the factory's schema and builds an instance, as the compiler does.
     pub fn build(factory: &dyn PluginFactory, config: Value) -> Arc<dyn Plugin> {
         let config = factory.config_schema().validate(&config, Mode::default()).expect("valid config");
-        let entity = PluginEntity {
-            id: "p1".into(),
-            name: factory.name().into(),
-            route: None,
-            service: None,
-            consumer: None,
-            config,
-            enabled: true,
-            protocols: vec!["http".into()],
-        };
+        let entity = PluginEntity::global("p1", factory.name(), config);
         factory.build(&entity, &BuildEnv::default()).expect("build")
     }
 

@@ -12,8 +12,9 @@ use aws_lc_rs::{hkdf, rand};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// Format version, first byte of every sealed blob. A new layout takes a new number.
-pub(crate) const VERSION: u8 = 1;
+/// Format version, first byte of every sealed blob. A new layout takes a new number. Version 2
+/// added the issuer and client to the envelope; a version 1 cookie is [`CodecError::Version`].
+pub(crate) const VERSION: u8 = 2;
 /// `version || chunks || nonce`.
 pub(crate) const HEADER_LEN: usize = 2 + NONCE_LEN;
 /// AES-GCM tag length.
@@ -22,6 +23,9 @@ pub(crate) const TAG_LEN: usize = 16;
 /// Fixed HKDF inputs. Changing either invalidates every session, like changing the secret.
 const HKDF_SALT: &[u8] = b"gatehouse-session";
 const HKDF_INFO: &[u8] = b"gatehouse-session v1 aes-256-gcm cookie key";
+/// The info of a key bound to one plugin instance and issuer ([`SessionCodec::for_instance`]);
+/// the plugin id and issuer follow it, each length-prefixed so no two pairs give the same info.
+const HKDF_INFO_INSTANCE: &[u8] = b"gatehouse-session v2 aes-256-gcm cookie key for plugin and issuer";
 
 /// Why a sealed value could not be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -54,10 +58,30 @@ impl fmt::Debug for SessionCodec {
 impl SessionCodec {
     /// Derives the key from `secret` (any length; use at least 32 random bytes). The same secret
     /// always yields the same key, so every node given it reads every other node's cookies.
+    ///
+    /// The key is bound to nothing but the secret: prefer [`SessionCodec::for_instance`] wherever
+    /// several users of one secret must not read each other's sessions.
     pub fn new(secret: &[u8]) -> Self {
+        SessionCodec::derive(secret, &[HKDF_INFO])
+    }
+
+    /// Derives the key of one plugin instance for one issuer: HKDF info names both, so the same
+    /// secret gives every (plugin, issuer) pair its own key, and a cookie sealed by one instance
+    /// fails authentication ([`OpenError::Invalid`](crate::OpenError::Invalid)) at any other.
+    pub fn for_instance(secret: &[u8], plugin_id: &str, issuer: &str) -> Self {
+        // u32 prefixes: neither value is bounded by its schema, and 4 GiB is past any config.
+        let plugin_len = (plugin_id.len() as u32).to_be_bytes();
+        let issuer_len = (issuer.len() as u32).to_be_bytes();
+        SessionCodec::derive(
+            secret,
+            &[HKDF_INFO_INSTANCE, &plugin_len, plugin_id.as_bytes(), &issuer_len, issuer.as_bytes()],
+        )
+    }
+
+    fn derive(secret: &[u8], info: &[&[u8]]) -> Self {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(secret);
         // 32 bytes is far below HKDF-SHA256's limit of 255 * 32, the only way `expand` fails.
-        let okm = prk.expand(&[HKDF_INFO], &AES_256_GCM).expect("a 32-byte HKDF output is always possible");
+        let okm = prk.expand(info, &AES_256_GCM).expect("a 32-byte HKDF output is always possible");
         SessionCodec { key: LessSafeKey::new(UnboundKey::from(okm)) }
     }
 
@@ -238,6 +262,20 @@ mod tests {
     }
 
     #[test]
+    fn instance_keys_differ_per_plugin_and_issuer() {
+        let secret = b"issuer secret";
+        let blob = seal(&SessionCodec::for_instance(secret, "p1", "https://a"), "session", 1, b"data");
+        let open_with =
+            |plugin, issuer| open(&SessionCodec::for_instance(secret, plugin, issuer), "session", blob.clone());
+        assert_eq!(open_with("p1", "https://a"), Ok(b"data".to_vec()));
+        assert_eq!(open_with("p2", "https://a"), Err(CodecError::Tag));
+        assert_eq!(open_with("p1", "https://b"), Err(CodecError::Tag));
+        // The length prefixes keep a shifted boundary from giving the same info.
+        assert_eq!(open_with("p1h", "ttps://a"), Err(CodecError::Tag));
+        assert_eq!(open(&SessionCodec::new(secret), "session", blob), Err(CodecError::Tag));
+    }
+
+    #[test]
     fn long_names_use_the_heap_path() {
         let codec = SessionCodec::new(b"");
         let name = "n".repeat(300);
@@ -250,9 +288,10 @@ mod tests {
     fn peek_rejects_garbage() {
         assert_eq!(peek_chunks(b"AQ"), Err(CodecError::TooShort));
         assert_eq!(peek_chunks(b"A*AA"), Err(CodecError::Base64));
-        assert_eq!(peek_chunks(b"AgEA"), Err(CodecError::Version(2)));
-        assert_eq!(peek_chunks(b"AQAA"), Err(CodecError::TooShort));
-        assert_eq!(peek_chunks(b"AQMA"), Ok(3));
+        assert_eq!(peek_chunks(b"AwEA"), Err(CodecError::Version(3)));
+        assert_eq!(peek_chunks(b"AQMA"), Err(CodecError::Version(1)), "version 1 cookies are no longer read");
+        assert_eq!(peek_chunks(b"AgAA"), Err(CodecError::TooShort));
+        assert_eq!(peek_chunks(b"AgMA"), Ok(3));
         let mut buf = Vec::new();
         assert_eq!(decode_append(b"A", &mut buf), Err(CodecError::Base64));
         assert_eq!(decode_append(b"AQ==", &mut buf), Err(CodecError::Base64));

@@ -67,6 +67,12 @@ pub enum ConfigError {
     /// The audience is longer than the envelope can hold.
     #[error("session_audience: must be at most 65535 bytes")]
     Audience,
+    /// The issuer is longer than the envelope can hold.
+    #[error("issuer: must be at most 65535 bytes")]
+    Issuer,
+    /// A client id is longer than the envelope can hold.
+    #[error("client_id: must be at most 65535 bytes")]
+    Client,
     /// Not one of Kong's `SameSite` values.
     #[error("session_cookie_same_site: unknown value {0:?} (expected Strict, Lax, None or Default)")]
     SameSite(String),
@@ -109,6 +115,12 @@ pub struct SessionConfig {
     /// Largest `Set-Cookie` value, name and attributes included, before the session is split
     /// across several cookies (4000).
     pub max_cookie_size: usize,
+    /// The issuer stamped into and required of every session (the plugin's `issuer`; empty by
+    /// default).
+    pub issuer: String,
+    /// The clients a session may have been made for (the plugin's `client_id`). With none, a
+    /// session must name no client.
+    pub clients: Vec<String>,
 }
 
 impl Default for SessionConfig {
@@ -126,6 +138,8 @@ impl Default for SessionConfig {
             absolute_timeout: 86400,
             audience: "default".into(),
             max_cookie_size: 4000,
+            issuer: String::new(),
+            clients: Vec::new(),
         }
     }
 }
@@ -148,6 +162,12 @@ impl SessionConfig {
         }
         if self.audience.len() > usize::from(u16::MAX) {
             return Err(ConfigError::Audience);
+        }
+        if self.issuer.len() > usize::from(u16::MAX) {
+            return Err(ConfigError::Issuer);
+        }
+        if self.clients.iter().any(|c| c.len() > usize::from(u16::MAX)) {
+            return Err(ConfigError::Client);
         }
         let needed = self.longest_overhead() + MIN_CHUNK_PAYLOAD;
         if self.max_cookie_size < needed {
@@ -224,6 +244,8 @@ mod tests {
         assert_eq!(bad(|c| c.cookie_domain = Some(String::new())), ConfigError::CookieDomain);
         assert_eq!(bad(|c| c.cookie_domain = Some("a.com; x".into())), ConfigError::CookieDomain);
         assert_eq!(bad(|c| c.audience = "a".repeat(70_000)), ConfigError::Audience);
+        assert_eq!(bad(|c| c.issuer = "i".repeat(70_000)), ConfigError::Issuer);
+        assert_eq!(bad(|c| c.clients = vec!["ok".into(), "c".repeat(70_000)]), ConfigError::Client);
         assert!(matches!(bad(|c| c.max_cookie_size = 100), ConfigError::MaxCookieSize { size: 100, .. }));
     }
 

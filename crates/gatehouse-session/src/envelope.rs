@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! id (32) | created_at i64 | rolled_at i64 | last_seen i64
-//! | audience_len u16 | audience | flags u8 (bit 0: subject present)
-//! | [subject_len u16 | subject] | data_len u32 | data
+//! | audience_len u16 | audience | issuer_len u16 | issuer
+//! | flags u8 (bit 0: subject present, bit 1: client present)
+//! | [subject_len u16 | subject] | [client_len u16 | client] | data_len u32 | data
 //! ```
 //!
 //! Data comes last so an opened buffer can become `Session::data` without copying the payload.
@@ -13,6 +14,7 @@ use std::ops::Range;
 use crate::session::{ID_LEN, Session};
 
 const FLAG_SUBJECT: u8 = 1;
+const FLAG_CLIENT: u8 = 2;
 
 /// Why a decrypted envelope did not parse. Authenticated input only reaches this when a writer
 /// with the same key wrote something else, so one variant is enough.
@@ -21,11 +23,26 @@ pub(crate) struct BadEnvelope;
 
 /// Plaintext length of `session`'s envelope, or `None` if a field outgrows its length prefix.
 pub(crate) fn encoded_len(session: &Session) -> Option<usize> {
-    let subject = session.subject.as_ref().map_or(0, |s| 2 + s.len());
-    let fits = session.audience.len() <= usize::from(u16::MAX)
-        && session.subject.as_ref().is_none_or(|s| s.len() <= usize::from(u16::MAX))
+    let short = |s: &str| s.len() <= usize::from(u16::MAX);
+    let optional = |s: &Option<String>| s.as_ref().map_or(0, |s| 2 + s.len());
+    let fits = short(&session.audience)
+        && short(&session.issuer)
+        && session.subject.as_deref().is_none_or(short)
+        && session.client.as_deref().is_none_or(short)
         && u32::try_from(session.data.len()).is_ok();
-    fits.then(|| ID_LEN + 3 * 8 + 2 + session.audience.len() + 1 + subject + 4 + session.data.len())
+    fits.then(|| {
+        ID_LEN
+            + 3 * 8
+            + 2
+            + session.audience.len()
+            + 2
+            + session.issuer.len()
+            + 1
+            + optional(&session.subject)
+            + optional(&session.client)
+            + 4
+            + session.data.len()
+    })
 }
 
 /// Appends the envelope to `out`. The caller has checked [`encoded_len`], so the casts hold.
@@ -34,15 +51,17 @@ pub(crate) fn encode_into(session: &Session, out: &mut Vec<u8>) {
     out.extend_from_slice(&session.created_at.to_be_bytes());
     out.extend_from_slice(&session.rolled_at.to_be_bytes());
     out.extend_from_slice(&session.last_seen.to_be_bytes());
-    out.extend_from_slice(&(session.audience.len() as u16).to_be_bytes());
-    out.extend_from_slice(session.audience.as_bytes());
-    match &session.subject {
-        Some(s) => {
-            out.push(FLAG_SUBJECT);
-            out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-            out.extend_from_slice(s.as_bytes());
-        }
-        None => out.push(0),
+    let str16 = |out: &mut Vec<u8>, s: &str| {
+        out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        out.extend_from_slice(s.as_bytes());
+    };
+    str16(out, &session.audience);
+    str16(out, &session.issuer);
+    let flags = if session.subject.is_some() { FLAG_SUBJECT } else { 0 }
+        | if session.client.is_some() { FLAG_CLIENT } else { 0 };
+    out.push(flags);
+    for s in [&session.subject, &session.client].into_iter().flatten() {
+        str16(out, s);
     }
     out.extend_from_slice(&(session.data.len() as u32).to_be_bytes());
     out.extend_from_slice(&session.data);
@@ -56,7 +75,9 @@ pub(crate) struct View<'a> {
     pub rolled_at: i64,
     pub last_seen: i64,
     pub audience: &'a str,
+    pub issuer: &'a str,
     pub subject: Option<&'a str>,
+    pub client: Option<&'a str>,
     /// Where `data` lies in the whole buffer given to [`parse`].
     data: Range<usize>,
 }
@@ -70,11 +91,13 @@ pub(crate) fn parse(buf: &[u8], range: Range<usize>) -> Result<View<'_>, BadEnve
     let rolled_at = i64::from_be_bytes(r.array()?);
     let last_seen = i64::from_be_bytes(r.array()?);
     let audience = r.str16()?;
-    let subject = match r.array::<1>()? {
-        [0] => None,
-        [FLAG_SUBJECT] => Some(r.str16()?),
-        _ => return Err(BadEnvelope),
-    };
+    let issuer = r.str16()?;
+    let [flags] = r.array::<1>()?;
+    if flags & !(FLAG_SUBJECT | FLAG_CLIENT) != 0 {
+        return Err(BadEnvelope);
+    }
+    let subject = if flags & FLAG_SUBJECT != 0 { Some(r.str16()?) } else { None };
+    let client = if flags & FLAG_CLIENT != 0 { Some(r.str16()?) } else { None };
     let data_len = u32::from_be_bytes(r.array()?) as usize;
     let data_start = r.pos;
     r.take(data_len)?;
@@ -82,7 +105,7 @@ pub(crate) fn parse(buf: &[u8], range: Range<usize>) -> Result<View<'_>, BadEnve
         return Err(BadEnvelope);
     }
     let data = start + data_start..start + r.pos;
-    Ok(View { id, created_at, rolled_at, last_seen, audience, subject, data })
+    Ok(View { id, created_at, rolled_at, last_seen, audience, issuer, subject, client, data })
 }
 
 impl View<'_> {
@@ -95,7 +118,9 @@ impl View<'_> {
             rolled_at: self.rolled_at,
             last_seen: self.last_seen,
             audience: self.audience.to_owned(),
+            issuer: self.issuer.to_owned(),
             subject: self.subject.map(str::to_owned),
+            client: self.client.map(str::to_owned),
             data: Vec::new(),
         };
         Detached { session, data: self.data }
@@ -153,9 +178,12 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_with_and_without_subject() {
-        for subject in [None, Some(String::new()), Some("alice".to_owned())] {
+    fn round_trip_with_and_without_subject_and_client() {
+        let optional = [None, Some(String::new()), Some("alice".to_owned())];
+        for (subject, client) in optional.iter().flat_map(|s| optional.iter().map(move |c| (s.clone(), c.clone()))) {
             let mut s = Session::new(-5, "aud", subject, b"payload".to_vec());
+            s.issuer = "https://idp".into();
+            s.client = client;
             s.rolled_at = 7;
             s.last_seen = i64::MAX;
             let mut buf = vec![9, 9, 9];
@@ -163,6 +191,7 @@ mod tests {
             buf.extend_from_slice(&[1, 2]);
             let view = parse(&buf, 3..buf.len() - 2).expect("parses");
             assert_eq!((view.audience, view.subject), ("aud", s.subject.as_deref()));
+            assert_eq!((view.issuer, view.client), ("https://idp", s.client.as_deref()));
             let back = parse(&buf, 3..buf.len() - 2).expect("parses").detach().with_data(buf.clone());
             assert_eq!(back, s);
         }
@@ -170,7 +199,9 @@ mod tests {
 
     #[test]
     fn every_truncation_and_extension_fails() {
-        let s = Session::new(1, "aud", Some("sub".into()), b"data".to_vec());
+        let mut s = Session::new(1, "aud", Some("sub".into()), b"data".to_vec());
+        s.issuer = "iss".into();
+        s.client = Some("client".into());
         let bytes = encode(&s);
         for n in 0..bytes.len() {
             assert!(parse(&bytes, 0..n).is_err(), "prefix {n}");
@@ -185,8 +216,8 @@ mod tests {
     fn bad_flags_and_utf8_fail() {
         let s = Session::new(1, "aud", None, Vec::new());
         let mut bytes = encode(&s);
-        let flags_at = ID_LEN + 24 + 2 + 3;
-        bytes[flags_at] = 2;
+        let flags_at = ID_LEN + 24 + 2 + 3 + 2;
+        bytes[flags_at] = 4;
         assert!(parse(&bytes, 0..bytes.len()).is_err());
         let mut bytes = encode(&s);
         bytes[ID_LEN + 24 + 2] = 0xff;
@@ -196,6 +227,12 @@ mod tests {
     #[test]
     fn oversized_fields_are_refused_up_front() {
         let s = Session::new(1, "a".repeat(70_000), None, Vec::new());
+        assert_eq!(encoded_len(&s), None);
+        let mut s = Session::new(1, "a", None, Vec::new());
+        s.issuer = "i".repeat(70_000);
+        assert_eq!(encoded_len(&s), None);
+        s.issuer = String::new();
+        s.client = Some("c".repeat(70_000));
         assert_eq!(encoded_len(&s), None);
     }
 }

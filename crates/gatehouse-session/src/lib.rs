@@ -3,8 +3,9 @@
 //!
 //! # Use
 //!
-//! Build a [`SessionStore`] once per plugin configuration from a [`SessionCodec`] (the key) and a
-//! [`SessionConfig`] (Kong's `session_*` fields). Per request:
+//! Build a [`SessionStore`] once per plugin configuration from a [`SessionCodec`] (the key,
+//! [`SessionCodec::for_instance`]) and a [`SessionConfig`] (Kong's `session_*` fields, the issuer
+//! and the clients). Per request:
 //!
 //! 1. [`SessionStore::open`] reads the session from the `Cookie` headers, or says why not
 //!    ([`OpenError`]).
@@ -16,10 +17,36 @@
 //! A second store with another cookie name and its own timeouts serves Kong's "remember me"
 //! cookie, or the short-lived authorization state of the code flow.
 //!
-//! # Format (version 1)
+//! # Why a session's tokens are trusted
 //!
-//! - **Key**: HKDF-SHA256 over the operator's secret (any length), salt `gatehouse-session`,
-//!   info `gatehouse-session v1 aes-256-gcm cookie key`, giving a 256-bit AES-GCM key.
+//! The openid-connect plugin keeps the tokens of a grant in the session and, on later requests,
+//! reads them from it **without verifying them again** (an opaque access token cannot be
+//! verified at all without a call to the identity provider). That is sound only because the
+//! cookie is authenticated: AES-GCM's tag proves that *this* key sealed the value, and the
+//! plugin sealed it right after it verified the tokens (or got them from the token endpoint).
+//! So the trust is exactly as narrow as the key:
+//!
+//! - A key shared by two plugin instances would let a cookie made by one be read by the other,
+//!   whose issuer, clients, audience checks and required claims may be different: the second
+//!   would pass upstream tokens it never verified. So the key is derived per plugin instance
+//!   *and* issuer ([`SessionCodec::for_instance`]: HKDF info naming both), from the issuer's own
+//!   generated secret (Kong's per-issuer secret) or the plugin's `session_secret`.
+//! - The envelope also records the issuer and client the tokens were obtained for, and opening
+//!   checks them against the configuration ([`OpenError::WrongIssuer`],
+//!   [`OpenError::WrongClient`]): a second line that holds even if an operator gives two plugins
+//!   one secret on purpose.
+//! - Anything that changes the key ends every session sealed with the old one: a new
+//!   `session_secret`, a rotated issuer secret (`DELETE /openid-connect/issuers/{id}`), or a new
+//!   plugin id (deleting and re-creating the plugin; declarative plugins keep their id, a UUID v5
+//!   of their place in `kong.yml`). Users then log in again; nothing is read unverified.
+//!
+//! # Format (version 2)
+//!
+//! - **Key**: HKDF-SHA256 over the secret (any length), salt `gatehouse-session`. Info
+//!   `gatehouse-session v2 aes-256-gcm cookie key for plugin and issuer` followed by the plugin id
+//!   and the issuer, each prefixed by its length (u32 big-endian), for [`SessionCodec::for_instance`];
+//!   `gatehouse-session v1 aes-256-gcm cookie key` for an unbound [`SessionCodec::new`]. Either
+//!   gives a 256-bit AES-GCM key.
 //! - **Sealed value**: `version (1) || chunks (1) || nonce (12) || ciphertext || tag (16)`,
 //!   AES-256-GCM with a random 96-bit nonce. The additional authenticated data is
 //!   `cookie name || version || chunks`: a value moved to another cookie name, or given another
@@ -27,8 +54,10 @@
 //! - **On the wire**: base64url without padding, so a cookie value never holds anything but
 //!   `A-Z a-z 0-9 - _`.
 //! - **Plaintext envelope** (big-endian, length-prefixed, no JSON): `id (32) | created_at i64 |
-//!   rolled_at i64 | last_seen i64 | audience_len u16 | audience | flags u8 (bit 0: subject) |
-//!   [subject_len u16 | subject] | data_len u32 | data`.
+//!   rolled_at i64 | last_seen i64 | audience_len u16 | audience | issuer_len u16 | issuer |
+//!   flags u8 (bit 0: subject, bit 1: client) | [subject_len u16 | subject] |
+//!   [client_len u16 | client] | data_len u32 | data`. Version 1 (no issuer, no client) is no
+//!   longer read: such a cookie is [`OpenError::Malformed`].
 //! - **Chunks**: when the whole `Set-Cookie` value (name and attributes included) would exceed
 //!   `max_cookie_size`, the base64 text is cut into pieces sent as `name`, `name_2`, `name_3`, …
 //!   (at most 255). Every piece but the last holds a multiple of 4 characters, so each decodes on

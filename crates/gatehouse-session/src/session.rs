@@ -25,6 +25,11 @@ pub struct Session {
     pub last_seen: i64,
     /// Which application the session belongs to; opening requires the configured audience.
     pub audience: String,
+    /// The issuer whose tokens the session holds; opening requires the configured issuer.
+    pub issuer: String,
+    /// The client the tokens were obtained for, if any; opening requires one of the configured
+    /// clients (none when none are configured).
+    pub client: Option<String>,
     /// Who the session is for, if known (Kong stores the token's `sub`).
     pub subject: Option<String>,
     /// Opaque payload; the plugin stores its serialized tokens here.
@@ -32,7 +37,7 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new session created at `now`, with a fresh random id.
+    /// A new session created at `now`, with a fresh random id, no issuer and no client.
     pub fn new(now: i64, audience: impl Into<String>, subject: Option<String>, data: Vec<u8>) -> Self {
         Session {
             id: random_bytes(),
@@ -40,6 +45,8 @@ impl Session {
             rolled_at: now,
             last_seen: now,
             audience: audience.into(),
+            issuer: String::new(),
+            client: None,
             subject,
             data,
         }
@@ -65,6 +72,8 @@ impl fmt::Debug for Session {
             .field("rolled_at", &self.rolled_at)
             .field("last_seen", &self.last_seen)
             .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
+            .field("client", &self.client)
             .field("subject", &self.subject)
             .field("data_len", &self.data.len())
             .finish_non_exhaustive()

@@ -42,6 +42,12 @@ pub enum OpenError {
     /// The session was sealed for another audience.
     #[error("session audience mismatch")]
     WrongAudience,
+    /// The session holds tokens of another issuer.
+    #[error("session issuer mismatch")]
+    WrongIssuer,
+    /// The session was made for a client this store does not serve.
+    #[error("session client mismatch")]
+    WrongClient,
 }
 
 /// Why a session could not be written.
@@ -63,6 +69,9 @@ pub struct Opened {
     /// How many cookies a later save must cover: the chunks read, or more when the request also
     /// carried stray higher chunks. Pass it to [`SessionStore::save`] as `previous_chunks`.
     pub chunks: usize,
+    /// Where the session's client is in the configured clients (`None` when it names none), so
+    /// a reordered client list still finds the client the tokens belong to.
+    pub client: Option<usize>,
 }
 
 /// Cookie sessions under one key and one configuration. Build once per plugin configuration;
@@ -95,9 +104,18 @@ impl SessionStore {
         &self.config
     }
 
-    /// A new session for the configured audience, created at `now`.
+    /// A new session for the configured audience and issuer, created at `now`, naming no client.
     pub fn new_session(&self, now: i64, subject: Option<String>, data: Vec<u8>) -> Session {
-        Session::new(now, self.config.audience.clone(), subject, data)
+        self.new_session_for(None, now, subject, data)
+    }
+
+    /// A new session for the configured audience and issuer, made for `client` (which must be
+    /// one of the configured clients for the session to open again), created at `now`.
+    pub fn new_session_for(&self, client: Option<&str>, now: i64, subject: Option<String>, data: Vec<u8>) -> Session {
+        let mut session = Session::new(now, self.config.audience.clone(), subject, data);
+        session.issuer.clone_from(&self.config.issuer);
+        session.client = client.map(str::to_owned);
+        session
     }
 
     /// Reads the session from the request's `Cookie` headers (any number of them, any number
@@ -127,12 +145,22 @@ impl SessionStore {
         if view.audience != self.config.audience {
             return Err(OpenError::WrongAudience);
         }
+        // The key already binds the session to its plugin and issuer (when made with
+        // `SessionCodec::for_instance`); these checks hold even for a key shared on purpose.
+        if view.issuer != self.config.issuer {
+            return Err(OpenError::WrongIssuer);
+        }
+        let client = match view.client {
+            Some(c) => Some(self.config.clients.iter().position(|k| k == c).ok_or(OpenError::WrongClient)?),
+            None if self.config.clients.is_empty() => None,
+            None => return Err(OpenError::WrongClient),
+        };
         if let Some(which) = self.expired(view.created_at, view.rolled_at, view.last_seen, now) {
             return Err(OpenError::Expired(which));
         }
         let session = view.detach().with_data(buf);
         let chunks = found.indices().last().unwrap_or(count).max(count);
-        Ok(Opened { session, chunks })
+        Ok(Opened { session, chunks, client })
     }
 
     /// Seals `session` into `Set-Cookie` values: one cookie when it fits `max_cookie_size`,

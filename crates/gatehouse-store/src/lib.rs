@@ -17,6 +17,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use gatehouse_core::entity::{EntitySet, Kind};
+use gatehouse_core::secrets::IssuerRecord;
 use serde_json::Value;
 
 /// Why a store operation failed.
@@ -152,6 +153,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the database answers.
     async fn ping(&self) -> bool;
+
+    /// Every issuer record (Kong's `oic_issuers`), oldest first.
+    async fn issuers(&self) -> Result<Vec<IssuerRecord>, StoreError>;
+
+    /// Writes `record` unless its issuer already has one; returns the record stored for the
+    /// issuer (the first writer's, so every node of a cluster ends up with the same secret).
+    /// Declarative stores keep it in memory too: it is node state, not configuration.
+    async fn issuer_insert(&self, record: &IssuerRecord) -> Result<IssuerRecord, StoreError>;
+
+    /// Deletes the issuer record with this id; whether there was one.
+    async fn issuer_delete(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// The node's private key set in its stored form (Kong's `oic_jwks`), if made.
+    async fn own_keys(&self) -> Result<Option<String>, StoreError>;
+
+    /// Replaces the node's private key set.
+    async fn set_own_keys(&self, stored: &str) -> Result<(), StoreError>;
 }
 
 /// The value of a unique or foreign-key column for `entity`, as stored.

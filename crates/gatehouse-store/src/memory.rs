@@ -1,23 +1,31 @@
 //! The declarative store: entities loaded from a `kong.yml`, held in memory, read-only through the
 //! Admin API (`database = off`), replaced whole by `POST /config`.
+//!
+//! Issuer records and the node's key set are node state, not configuration: they live here in
+//! memory too, made at startup and gone at exit (as Kong keeps them in worker memory without a
+//! database). So without a database, sessions of plugins without `session_secret` end with the
+//! process, and the generated key pair changes on every start.
 
 use crate::{ListQuery, Page, Store, StoreError, TagFilter, column_value};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_core::entity::{EntitySet, Kind};
+use gatehouse_core::secrets::IssuerRecord;
 use serde_json::Value;
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 
 /// In-memory, read-only [`Store`].
 pub struct MemoryStore {
     set: RwLock<EntitySet>,
+    issuers: Mutex<Vec<IssuerRecord>>,
+    own_keys: Mutex<Option<String>>,
 }
 
 impl MemoryStore {
     /// A store holding `set`.
     pub fn new(set: EntitySet) -> MemoryStore {
-        MemoryStore { set: RwLock::new(set) }
+        MemoryStore { set: RwLock::new(set), issuers: Mutex::default(), own_keys: Mutex::default() }
     }
 }
 
@@ -88,5 +96,34 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> bool {
         true
+    }
+
+    async fn issuers(&self) -> Result<Vec<IssuerRecord>, StoreError> {
+        Ok(self.issuers.lock().await.clone())
+    }
+
+    async fn issuer_insert(&self, record: &IssuerRecord) -> Result<IssuerRecord, StoreError> {
+        let mut all = self.issuers.lock().await;
+        if let Some(r) = all.iter().find(|r| r.issuer == record.issuer) {
+            return Ok(r.clone());
+        }
+        all.push(record.clone());
+        Ok(record.clone())
+    }
+
+    async fn issuer_delete(&self, id: &str) -> Result<bool, StoreError> {
+        let mut all = self.issuers.lock().await;
+        let before = all.len();
+        all.retain(|r| r.id != id);
+        Ok(all.len() < before)
+    }
+
+    async fn own_keys(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.own_keys.lock().await.clone())
+    }
+
+    async fn set_own_keys(&self, stored: &str) -> Result<(), StoreError> {
+        *self.own_keys.lock().await = Some(stored.to_string());
+        Ok(())
     }
 }

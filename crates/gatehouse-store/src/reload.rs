@@ -9,6 +9,7 @@
 use crate::{Store, StoreError};
 use gatehouse_core::plugin::{BuildEnv, BuildError, Registry};
 use gatehouse_core::snapshot::{CompileError, Snapshot, SnapshotHandle, compile};
+use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -53,6 +54,11 @@ impl Reloader {
         Reloader { store, registry, env, handle, building: Mutex::new(0), writes: Mutex::new(()) }
     }
 
+    /// The environment plugins are built with (the node's secrets among it).
+    pub fn env(&self) -> &BuildEnv {
+        &self.env
+    }
+
     /// The handle snapshots are published to.
     pub fn handle(&self) -> &SnapshotHandle {
         &self.handle
@@ -68,17 +74,24 @@ impl Reloader {
     /// cannot be built are logged (id and reason) and their routes fail closed: a node whose store
     /// holds one (written by an older version) still starts and serves every other route.
     pub async fn reload(&self) -> Result<u64, ReloadError> {
-        self.rebuild(false).await
+        self.rebuild(false, &|_| false).await
+    }
+
+    /// As [`Reloader::reload`], but plugins for which `rebuild` is true are built again even when
+    /// their entity did not change: what they read from the build environment did (an issuer's
+    /// secret, the node's key set). They lose their caches; every other plugin keeps its instance.
+    pub async fn reload_rebuilding(&self, rebuild: &(dyn Fn(&Value) -> bool + Sync)) -> Result<u64, ReloadError> {
+        self.rebuild(false, rebuild).await
     }
 
     /// As [`Reloader::reload`], after an Admin write: a plugin that cannot be built and was not
     /// already broken in the published snapshot means the write broke it, so nothing is published
     /// and the caller must roll the write back.
     pub async fn reload_write(&self) -> Result<u64, ReloadError> {
-        self.rebuild(true).await
+        self.rebuild(true, &|_| false).await
     }
 
-    async fn rebuild(&self, strict: bool) -> Result<u64, ReloadError> {
+    async fn rebuild(&self, strict: bool, rebuild: &(dyn Fn(&Value) -> bool + Sync)) -> Result<u64, ReloadError> {
         let mut version = self.building.lock().await;
         let set = match self.store.load_all().await {
             Ok(set) => set,
@@ -88,7 +101,17 @@ impl Reloader {
             }
         };
         let prev = self.handle.load();
-        let next: Snapshot = match compile(&set, &self.registry, &self.env, Some(&prev), *version + 1) {
+        // The instances the compile may reuse: all but those to rebuild.
+        let lend = Snapshot {
+            instances: prev
+                .instances
+                .iter()
+                .filter(|(_, (v, _))| !rebuild(v))
+                .map(|(k, x)| (k.clone(), x.clone()))
+                .collect(),
+            ..Snapshot::default()
+        };
+        let next: Snapshot = match compile(&set, &self.registry, &self.env, Some(&lend), *version + 1) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "config compile failed; the last good config stays in force");
@@ -107,9 +130,33 @@ impl Reloader {
                     "plugin cannot be built; the routes it covers answer 500 until it is fixed or removed");
             }
         }
+        self.save_issuers().await;
         *version += 1;
         self.handle.store(Arc::new(next));
         tracing::debug!(version = *version, "published config snapshot");
         Ok(*version)
+    }
+
+    /// Writes the issuer records the compile made. One the store cannot take now stays in memory
+    /// (its sessions work until a restart) and is tried again on the next reload.
+    async fn save_issuers(&self) {
+        let secrets = &self.env.secrets;
+        let mut failed = Vec::new();
+        for record in secrets.take_unsaved() {
+            match self.store.issuer_insert(&record).await {
+                Ok(stored) if stored.secret == record.secret => {}
+                Ok(stored) => {
+                    // Another writer stored one first; its secret wins from the next build on.
+                    tracing::warn!(issuer = %stored.issuer, "the store already held an issuer record; using it from now on");
+                    secrets.set(stored);
+                }
+                Err(e) => {
+                    tracing::error!(issuer = %record.issuer, error = %e,
+                        "cannot store an issuer record; its sessions end with this process unless it is stored later");
+                    failed.push(record);
+                }
+            }
+        }
+        secrets.unsaved_again(failed);
     }
 }

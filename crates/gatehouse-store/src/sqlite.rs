@@ -8,15 +8,17 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_core::entity::{EntitySet, Kind};
+use gatehouse_core::secrets::IssuerRecord;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 use std::path::Path;
 
 /// Schema migrations, applied in order, each once.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE services (
   id TEXT PRIMARY KEY, name TEXT UNIQUE, created_at INTEGER NOT NULL, tags TEXT, data TEXT NOT NULL);
 CREATE TABLE routes (
@@ -37,13 +39,30 @@ CREATE INDEX plugins_route_id ON plugins(route_id);
 CREATE INDEX plugins_consumer_id ON plugins(consumer_id);
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#,
-)];
+    ),
+    // Kong's `oic_issuers` (without the discovery document and keys, which stay in memory) and
+    // `oic_jwks` (one row, Kong's fixed id). Both hold secrets: the file is private (see below).
+    // The node-wide session secret they replace is no longer read: it goes.
+    (
+        2,
+        r#"
+CREATE TABLE oic_issuers (
+  id TEXT PRIMARY KEY, issuer TEXT NOT NULL UNIQUE, secret TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE oic_jwks (id TEXT PRIMARY KEY, jwks TEXT NOT NULL);
+DELETE FROM settings WHERE key = 'session_secret';
+"#,
+    ),
+];
+
+/// Kong's fixed id of the one `oic_jwks` row.
+const JWKS_ID: &str = "c3cfba2d-1617-453f-a416-52e6edb5f9a0";
 
 /// The database file's name in the data directory.
 const DB_FILE: &str = "gatehouse.db";
 
-/// Private files: the data directory and the database, which holds the node's session secret
-/// (with it anyone can seal a session cookie). Nothing here depends on the process umask.
+/// Private files: the data directory and the database, which holds the issuer secrets (with one,
+/// anyone can seal a session cookie) and the node's private keys. Nothing here depends on the
+/// process umask.
 mod private {
     use super::{DB_FILE, StoreError};
     use std::path::Path;
@@ -151,8 +170,8 @@ fn db_err(e: sqlx::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) `gatehouse.db` in `dir` and applies migrations.
     ///
-    /// The database holds the node's session secret, so the directory is made private (0700) and
-    /// its files 0600, and looser modes found there are tightened, with a warning.
+    /// The database holds the issuer secrets and the node's private keys, so the directory is made
+    /// private (0700) and its files 0600, and looser modes found there are tightened, with a warning.
     pub async fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
         private::prepare(dir)?;
         let opts = SqliteConnectOptions::new()
@@ -377,6 +396,61 @@ impl Store for SqliteStore {
     async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+
+    async fn issuers(&self) -> Result<Vec<IssuerRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, issuer, secret, created_at FROM oic_issuers ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(rows.iter().map(issuer_row).collect())
+    }
+
+    async fn issuer_insert(&self, record: &IssuerRecord) -> Result<IssuerRecord, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("INSERT OR IGNORE INTO oic_issuers (id, issuer, secret, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&record.id)
+            .bind(&record.issuer)
+            .bind(&record.secret)
+            .bind(record.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let row = sqlx::query("SELECT id, issuer, secret, created_at FROM oic_issuers WHERE issuer = ?")
+            .bind(&record.issuer)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(issuer_row(&row))
+    }
+
+    async fn issuer_delete(&self, id: &str) -> Result<bool, StoreError> {
+        let res =
+            sqlx::query("DELETE FROM oic_issuers WHERE id = ?").bind(id).execute(&self.pool).await.map_err(db_err)?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn own_keys(&self) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT jwks FROM oic_jwks WHERE id = ?")
+            .bind(JWKS_ID)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn set_own_keys(&self, stored: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO oic_jwks (id, jwks) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET jwks = excluded.jwks")
+            .bind(JWKS_ID)
+            .bind(stored)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+fn issuer_row(row: &sqlx::sqlite::SqliteRow) -> IssuerRecord {
+    IssuerRecord { id: row.get(0), issuer: row.get(1), secret: row.get(2), created_at: row.get(3) }
 }
 
 fn tags_text(entity: &Value) -> Option<String> {
@@ -408,7 +482,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let s = SqliteStore::open(&dir).await.unwrap();
-        s.setting_or_insert("session_secret", "s3cret").await.unwrap();
+        s.setting_or_insert("node_id", "s3cret").await.unwrap();
         assert_eq!(mode(&dir), 0o700);
         for f in ["gatehouse.db", "gatehouse.db-wal", "gatehouse.db-shm"] {
             assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
@@ -423,7 +497,7 @@ mod tests {
         let dir = tmp.path().join("data");
         {
             let s = SqliteStore::open(&dir).await.unwrap();
-            s.setting_or_insert("session_secret", "s3cret").await.unwrap();
+            s.setting_or_insert("node_id", "s3cret").await.unwrap();
             s.pool.close().await;
         }
         let loosen = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
@@ -432,7 +506,7 @@ mod tests {
         std::fs::write(dir.join("gatehouse.db-shm"), b"").unwrap();
         loosen(&dir.join("gatehouse.db-shm"), 0o666);
         let s = SqliteStore::open(&dir).await.unwrap();
-        assert_eq!(s.setting_or_insert("session_secret", "other").await.unwrap(), "s3cret");
+        assert_eq!(s.setting_or_insert("node_id", "other").await.unwrap(), "s3cret");
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join("gatehouse.db")), 0o600);
         assert_eq!(mode(&dir.join("gatehouse.db-shm")), 0o600);
@@ -465,6 +539,28 @@ mod tests {
         assert_eq!(s.list(Kind::Services, &q).await.unwrap().data.len(), 3);
         let bad = ListQuery { size: 10, offset: Some("!!".into()), ..Default::default() };
         assert!(matches!(s.list(Kind::Services, &bad).await, Err(StoreError::InvalidOffset(_))));
+    }
+
+    #[tokio::test]
+    async fn issuer_records_and_own_keys_survive_a_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = IssuerRecord::generate("https://a", 5);
+        {
+            let s = SqliteStore::open(tmp.path()).await.unwrap();
+            assert_eq!(s.issuer_insert(&a).await.unwrap(), a);
+            // The first writer wins: a second record for the issuer is not stored.
+            assert_eq!(s.issuer_insert(&IssuerRecord::generate("https://a", 6)).await.unwrap(), a);
+            assert_eq!(s.own_keys().await.unwrap(), None);
+            s.set_own_keys("one").await.unwrap();
+            s.set_own_keys("two").await.unwrap();
+            s.pool.close().await;
+        }
+        let s = SqliteStore::open(tmp.path()).await.unwrap();
+        assert_eq!(s.issuers().await.unwrap(), vec![a.clone()]);
+        assert_eq!(s.own_keys().await.unwrap().as_deref(), Some("two"));
+        assert!(s.issuer_delete(&a.id).await.unwrap());
+        assert!(!s.issuer_delete(&a.id).await.unwrap());
+        assert!(s.issuers().await.unwrap().is_empty());
     }
 
     #[tokio::test]

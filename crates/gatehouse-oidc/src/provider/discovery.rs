@@ -140,6 +140,19 @@ impl Provider {
         (now.saturating_sub(cur.fetched_at) < self.key.cache_ttl).then_some(cur)
     }
 
+    /// The last fetched document, fresh or not: the Admin API's view of the discovery cache.
+    pub fn cached(&self) -> Option<Arc<Discovered>> {
+        self.current.load_full()
+    }
+
+    /// Drops the cached document, the rate limit and any backoff, so the next request fetches
+    /// (`DELETE /openid-connect/issuers`).
+    pub fn forget(&self) {
+        self.current.store(None);
+        self.last_attempt.store(i64::MIN / 2, Ordering::Relaxed);
+        *self.backoff.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// The current document: fresh from cache, or fetched (one fetch for all waiting requests).
     /// When a refresh fails, the last good document is served.
     pub async fn get(&self, now: i64) -> Result<Arc<Discovered>, IdpError> {

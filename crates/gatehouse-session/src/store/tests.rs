@@ -101,7 +101,7 @@ fn save_then_open_round_trips() {
     let mut jar = Jar::default();
     jar.apply(&cookies);
     let opened = store.open(&jar.request(), NOW + 1).expect("opens");
-    assert_eq!(opened, Opened { session: session.clone(), chunks: 1 });
+    assert_eq!(opened, Opened { session: session.clone(), chunks: 1, client: None });
     assert_eq!(opened.session.id_string().len(), 43);
     assert_eq!(store.open(&jar.request_split(), NOW + 1).expect("opens").session, session);
 }
@@ -156,6 +156,47 @@ fn wrong_audience_is_refused() {
     let jar = saved(&a, &mut session, NOW);
     assert!(a.open(&jar.request(), NOW).is_ok());
     assert_eq!(b.open(&jar.request(), NOW), Err(OpenError::WrongAudience));
+}
+
+#[test]
+fn sessions_of_another_issuer_or_client_are_refused() {
+    let bound = |issuer: &str, clients: &[&str]| {
+        store_with(b"secret", |c| {
+            c.issuer = issuer.into();
+            c.clients = clients.iter().map(|c| c.to_string()).collect();
+        })
+    };
+    let a = bound("https://a", &["web", "cli"]);
+    let mut session = a.new_session_for(Some("cli"), NOW, None, Vec::new());
+    assert_eq!((session.issuer.as_str(), session.client.as_deref()), ("https://a", Some("cli")));
+    let jar = saved(&a, &mut session, NOW);
+    let opened = a.open(&jar.request(), NOW).expect("opens where it was made");
+    assert_eq!((opened.session.issuer.as_str(), opened.session.client.as_deref()), ("https://a", Some("cli")));
+    assert_eq!(opened.client, Some(1));
+    let reordered = bound("https://a", &["cli", "web"]).open(&jar.request(), NOW).expect("opens");
+    assert_eq!(reordered.client, Some(0), "found by id, not by position");
+    assert_eq!(bound("https://b", &["web", "cli"]).open(&jar.request(), NOW), Err(OpenError::WrongIssuer));
+    assert_eq!(bound("https://a", &["web"]).open(&jar.request(), NOW), Err(OpenError::WrongClient));
+    assert_eq!(bound("https://a", &[]).open(&jar.request(), NOW), Err(OpenError::WrongClient));
+    // A session naming no client opens only where no client is configured.
+    let mut session = a.new_session(NOW, None, Vec::new());
+    let jar = saved(&a, &mut session, NOW);
+    assert_eq!(a.open(&jar.request(), NOW), Err(OpenError::WrongClient));
+    assert!(bound("https://a", &[]).open(&jar.request(), NOW).is_ok());
+}
+
+#[test]
+fn instance_keys_refuse_other_plugins_and_issuers() {
+    let store = |plugin: &str, issuer: &str| {
+        let config = SessionConfig { issuer: issuer.into(), ..SessionConfig::default() };
+        SessionStore::new(SessionCodec::for_instance(b"issuer secret", plugin, issuer), config).expect("valid")
+    };
+    let a = store("plugin-a", "https://idp");
+    let mut session = a.new_session(NOW, None, Vec::new());
+    let jar = saved(&a, &mut session, NOW);
+    assert!(a.open(&jar.request(), NOW).is_ok());
+    assert_eq!(store("plugin-b", "https://idp").open(&jar.request(), NOW), Err(OpenError::Invalid));
+    assert_eq!(store("plugin-a", "https://other").open(&jar.request(), NOW), Err(OpenError::Invalid));
 }
 
 #[test]

@@ -1,0 +1,150 @@
+//! What an instance takes from the node rather than from its config (Kong keeps these in its
+//! `oic_issuers` and `oic_jwks` tables): the session key, bound to this plugin and its issuer;
+//! the node's own key pair for `private_key_jwt` without `client_jwk`; and the discovery cache
+//! the Admin API shows and clears. All of it is read at build time, never per request.
+
+use crate::cache::unix_now;
+use crate::provider::client_auth::{Client, ClientAuth};
+use crate::provider::discovery::Provider;
+use gatehouse_core::entity::PluginEntity;
+use gatehouse_core::plugin::BuildEnv;
+use gatehouse_core::secrets::DiscoveryView;
+use gatehouse_jose::own_keys::OwnKeys;
+use gatehouse_session::SessionCodec;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The session key of the instance `entity` builds: derived from the plugin's `session_secret`,
+/// or, when that is unset, from the secret the node keeps for its issuer (made now, and stored
+/// after the compile, when the issuer is new), and bound to the plugin's id and issuer. So no
+/// other plugin, and no other issuer, opens this instance's sessions (see `gatehouse-session`).
+pub fn session_codec(entity: &PluginEntity, env: &BuildEnv) -> SessionCodec {
+    let config = &entity.config;
+    let issuer = config.get("issuer").and_then(Value::as_str).unwrap_or_default();
+    match config.get("session_secret").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        Some(secret) => SessionCodec::for_instance(secret.as_bytes(), &entity.id, issuer),
+        None => {
+            let record = env.secrets.issuer(issuer, unix_now());
+            SessionCodec::for_instance(record.secret.as_bytes(), &entity.id, issuer)
+        }
+    }
+}
+
+/// Gives the node's own key (for the client's `client_alg`, else its RS256 key, as Kong does)
+/// to every client that may authenticate with `private_key_jwt` and has no `client_jwk`.
+/// Without a stored key set (as in `check`) they stay keyless and such a call fails.
+pub fn own_keys_for(clients: &mut [Client], endpoint_methods: &[Option<ClientAuth>], env: &BuildEnv) {
+    let endpoint_pkj = endpoint_methods.contains(&Some(ClientAuth::PrivateKeyJwt));
+    let wants = |c: &Client| c.key.is_none() && (endpoint_pkj || c.auth == ClientAuth::PrivateKeyJwt);
+    if !clients.iter().any(wants) {
+        return;
+    }
+    let Some(stored) = env.secrets.client_keys() else { return };
+    let keys = match OwnKeys::from_stored(&stored) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "the node's key set does not load; private_key_jwt without client_jwk fails");
+            return;
+        }
+    };
+    for c in clients.iter_mut().filter(|c| wants(c)) {
+        c.key = keys.for_alg(c.alg.filter(|a| !a.is_hmac()));
+    }
+}
+
+/// Lets the Admin API show and clear `provider`'s discovery cache.
+pub fn watch(provider: &Arc<Provider>, env: &BuildEnv) {
+    let view: Arc<dyn DiscoveryView> = provider.clone();
+    env.secrets.watch_discovery(provider.issuer(), Arc::downgrade(&view));
+}
+
+impl DiscoveryView for Provider {
+    fn current(&self) -> Option<(Value, Value)> {
+        let d = self.cached()?;
+        let keys = d.keys.keys().iter().map(|k| k.json().clone()).collect();
+        Some((d.doc.clone(), Value::Array(keys)))
+    }
+
+    fn forget(&self) {
+        Provider::forget(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_core::secrets::NodeSecrets;
+    use gatehouse_jose::Algorithm;
+    use gatehouse_session::{OpenError, SessionConfig, SessionStore};
+    use http::{HeaderMap, HeaderValue};
+    use serde_json::json;
+
+    fn entity(id: &str, config: Value) -> PluginEntity {
+        PluginEntity::global(id, "openid-connect", config)
+    }
+
+    /// Seals a session with `a`'s key and opens it with `b`'s.
+    fn opens(a: SessionCodec, b: SessionCodec) -> Result<(), OpenError> {
+        let (a, b) = (SessionStore::new(a, SessionConfig::default()), SessionStore::new(b, SessionConfig::default()));
+        let (a, b) = (a.expect("valid"), b.expect("valid"));
+        let mut session = a.new_session(0, None, Vec::new());
+        let set = a.save(&mut session, 0, false, 0).expect("saved");
+        let mut h = HeaderMap::new();
+        let pair = set[0].to_str().expect("ascii").split(';').next().expect("pair").to_string();
+        h.insert(http::header::COOKIE, HeaderValue::from_str(&pair).expect("header"));
+        b.open(&h, 0).map(drop)
+    }
+
+    #[test]
+    fn the_session_key_is_per_plugin_and_from_the_issuer_record_unless_a_secret_is_set() {
+        let env = BuildEnv::default();
+        let issuer = json!({"issuer": "https://idp"});
+        assert_eq!(
+            opens(
+                session_codec(&entity("p1", issuer.clone()), &env),
+                session_codec(&entity("p1", issuer.clone()), &env)
+            ),
+            Ok(())
+        );
+        assert!(env.secrets.get("https://idp").is_some(), "the build made the issuer's record");
+        assert_eq!(
+            opens(
+                session_codec(&entity("p1", issuer.clone()), &env),
+                session_codec(&entity("p2", issuer.clone()), &env)
+            ),
+            Err(OpenError::Invalid)
+        );
+        // Another node state (another issuer secret): another key.
+        let other = BuildEnv::default();
+        assert_eq!(
+            opens(session_codec(&entity("p1", issuer.clone()), &env), session_codec(&entity("p1", issuer), &other)),
+            Err(OpenError::Invalid)
+        );
+        // With session_secret, the node's record is not read; the key is still per plugin.
+        let with = |id| entity(id, json!({"issuer": "https://other", "session_secret": "s3cret"}));
+        assert_eq!(opens(session_codec(&with("p1"), &env), session_codec(&with("p1"), &other)), Ok(()));
+        assert_eq!(opens(session_codec(&with("p1"), &env), session_codec(&with("p2"), &env)), Err(OpenError::Invalid));
+        assert!(env.secrets.get("https://other").is_none());
+    }
+
+    #[test]
+    fn keyless_private_key_jwt_clients_get_the_node_key_for_their_alg() {
+        let client = |auth, alg| Client { id: "c".into(), secret: Some("s".into()), auth, key: None, alg };
+        let mut clients = vec![
+            client(ClientAuth::PrivateKeyJwt, None),
+            client(ClientAuth::PrivateKeyJwt, Some(Algorithm::Es384)),
+            client(ClientAuth::SecretBasic, None),
+        ];
+        // No key set (as in `check`): nothing to give.
+        own_keys_for(&mut clients, &[None, None], &BuildEnv::default());
+        assert!(clients.iter().all(|c| c.key.is_none()));
+        let stored = OwnKeys::generate().and_then(|k| k.to_stored()).expect("keys");
+        let env = BuildEnv { secrets: Arc::new(NodeSecrets::load(Vec::new(), Some(stored))), ..BuildEnv::default() };
+        own_keys_for(&mut clients, &[None, None], &env);
+        let algs: Vec<_> = clients.iter().map(|c| c.key.as_ref().map(|k| k.algorithm())).collect();
+        assert_eq!(algs, [Some(Algorithm::Rs256), Some(Algorithm::Es384), None]);
+        // private_key_jwt at an endpoint: every keyless client gets one.
+        own_keys_for(&mut clients, &[None, Some(ClientAuth::PrivateKeyJwt)], &env);
+        assert_eq!(clients[2].key.as_ref().map(|k| k.algorithm()), Some(Algorithm::Rs256));
+    }
+}
