@@ -51,6 +51,8 @@ pub(crate) struct Sessions {
     leeway: i64,
     /// How long a new session's tokens count when the access token says nothing (`cache_ttl`).
     default_lifetime: i64,
+    /// `client_id`, so a new session records its client by id, not by position.
+    client_ids: Vec<String>,
 }
 
 impl Sessions {
@@ -95,6 +97,7 @@ impl Sessions {
             refresh_tokens: s.refresh_tokens,
             leeway,
             default_lifetime: i64::try_from(ttl.ttl(None).as_secs()).unwrap_or(i64::MAX),
+            client_ids: s.client_id.clone().unwrap_or_default(),
         })
     }
 
@@ -292,7 +295,12 @@ impl Sessions {
                 auth_method: o.method.name().to_string(),
             };
             let previous_chunks = trail.session_cookies.as_ref().map_or(0, |c| self.store.present_chunks(c));
-            let session = self.store.new_session_for(self.client_id(o.client), now, subject, data.encode());
+            let session = self.store.new_session_for(
+                self.client_ids.get(o.client).map(String::as_str),
+                now,
+                subject,
+                data.encode(),
+            );
             o.session_id = Some(session.id_string().into());
             o.session = Some(SessionWrite { session, previous_chunks });
         }
