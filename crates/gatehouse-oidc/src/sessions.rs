@@ -100,11 +100,12 @@ impl Sessions {
     }
 
     /// The request's session from the cache, if it opened before and is still good as it is:
-    /// inside its deadlines, not due for a save, and its access token not due for a refresh.
-    pub fn cached(&self, headers: &HeaderMap, now: i64) -> Option<Arc<CachedSession>> {
+    /// inside its deadlines, not due for a save, its access token not due for a refresh, and
+    /// the keys that verified its tokens still published (an entry never outlives its key).
+    pub fn cached(&self, headers: &HeaderMap, now: i64, v: &Verifier) -> Option<Arc<CachedSession>> {
         let key = cookie_key(headers)?;
         let c = self.cache.get(key.as_ref())?;
-        if self.still_good(&c, now) {
+        if self.still_good(&c, now) && v.holds_keys(&[&c.access, &c.id]) {
             return Some(c);
         }
         self.cache.invalidate(key.as_ref());
@@ -150,7 +151,7 @@ impl Sessions {
         // response that touched it; requests still carrying the old one (in flight then, or a
         // client that ignores cookies) are served without repeating it. When the entry ages
         // out, the old cookie is opened and touched again.
-        if let Some(c) = self.cached(headers, now) {
+        if let Some(c) = self.cached(headers, now, v) {
             trail.strip_session = true;
             return Some(Ok(Outcome {
                 client: c.data.client,
