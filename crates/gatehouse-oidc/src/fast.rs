@@ -476,9 +476,14 @@ pub(crate) mod tests {
 
         /// The `Cookie` header of a fresh session holding an access token for john.
         fn cookie(o: &Oidc) -> String {
-            let now = unix_now();
-            let claims = json!({ "preferred_username": "john", "exp": now + 3600 });
+            let claims = json!({ "preferred_username": "john", "exp": unix_now() + 3600 });
             let token = format!("{}.{}.sig", B64.encode(br#"{"alg":"RS256"}"#), B64.encode(claims.to_string()));
+            cookie_with(o, token)
+        }
+
+        /// The `Cookie` header of a fresh session holding `token`.
+        fn cookie_with(o: &Oidc, token: String) -> String {
+            let now = unix_now();
             let data = SessionData {
                 client: 0,
                 access_token: token.into(),
@@ -506,6 +511,47 @@ pub(crate) mod tests {
             assert_eq!(again.headers["x-user"], "john");
             assert_eq!(again.headers["cookie"], "theme=dark", "the session cookie stays here");
             assert!(again.headers.get("x-consumer-id").is_none());
+        }
+
+        /// Sessions (with `config` on top) holding a token signed by k1, which is removed after
+        /// the first request: the opened session never outlives k1 in the cache. What opening
+        /// the cookie again gives (`then`) is `reverify`'s to say.
+        async fn key_removed(config: Value, then: u16) {
+            use crate::tokens::tests::{oidc as fresh_issuer, publish, signing_key, token};
+            let mut cfg = json!({
+                "auth_methods": ["session"],
+                "upstream_headers_claims": ["preferred_username"],
+                "upstream_headers_names": ["x_user"],
+            });
+            if let (Value::Object(c), Value::Object(e)) = (&mut cfg, config) {
+                c.extend(e);
+            }
+            let o = fresh_issuer(cfg);
+            let (k1, jwk1) = signing_key("k1");
+            publish(&o, &[&jwk1]);
+            let t1 = token(&o, &k1);
+            // Verified before (as a grant's token is), so the opened session holds its key.
+            o.auth.verifier.access_token(&t1, unix_now()).await.expect("verified");
+            let cookies = cookie_with(&o, t1);
+            let req = || request("GET", &[("cookie", &cookies)]);
+            served_after_the_general_path(&o, req).await;
+
+            publish(&o, &[&signing_key("k2").1]);
+            assert!(run(&o, &mut req()).is_none(), "the opened session is not served past its key");
+            let flow = o.access_async(&mut ctx(), &mut req()).await;
+            let status = match flow {
+                Flow::Continue => 200,
+                Flow::Respond(r) => r.status().as_u16(),
+                Flow::Fail => 0,
+            };
+            assert_eq!(status, then);
+        }
+
+        #[tokio::test]
+        async fn a_key_removal_ends_a_session_only_with_reverify() {
+            // Kong's default: the session's tokens are trusted because we sealed them.
+            key_removed(json!({}), 200).await;
+            key_removed(json!({ "reverify": true }), 401).await;
         }
 
         #[tokio::test]

@@ -3,6 +3,7 @@
 //! tokens when they are due), and issuing one after another method authenticated.
 
 use crate::cache::{TtlRule, secs_of};
+use crate::claims::IdContext;
 use crate::decision::{Additions, Trail};
 use crate::grants::Grants;
 use crate::headers::Memo;
@@ -11,7 +12,7 @@ use crate::outcome::{Outcome, SessionWrite};
 use crate::respond::Failure;
 use crate::session::SessionData;
 use crate::settings::Settings;
-use crate::tokens::{VerifiedJwt, Verifier};
+use crate::tokens::{Expect, TokenError, VerifiedJwt, Verifier};
 use gatehouse_core::plugin::BuildError;
 use gatehouse_session::{OpenError, SameSite, Session, SessionCodec, SessionConfig, SessionStore};
 use http::HeaderMap;
@@ -48,6 +49,10 @@ pub(crate) struct Sessions {
     disabled_for: Methods,
     /// `refresh_tokens`.
     refresh_tokens: bool,
+    /// `reverify`: a session's tokens are verified again when it is opened, with their
+    /// signature checked unless `ignore_signature` names `session`. Off (Kong's default), they
+    /// are trusted because this plugin sealed them.
+    reverify: Option<Reverify>,
     leeway: i64,
     /// How long a new session's tokens count when the access token says nothing (`cache_ttl`).
     default_lifetime: i64,
@@ -94,6 +99,9 @@ impl Sessions {
             on: methods.contains(Method::Session),
             disabled_for: Methods::of(s.disable_session.as_deref().unwrap_or_default()),
             refresh_tokens: s.refresh_tokens,
+            reverify: s.reverify.then(|| Reverify {
+                check_signature: s.verify_signature && !Methods::of(&s.ignore_signature).contains(Method::Session),
+            }),
             leeway,
             default_lifetime: i64::try_from(ttl.ttl(None).as_secs()).unwrap_or(i64::MAX),
         })
@@ -235,12 +243,19 @@ impl Sessions {
                 Err(e) => return Err(e),
             }
         }
-        // The session's tokens were sealed by this plugin: read without another signature check.
-        let access = match v.cached(&data.access_token, now).ok().flatten() {
-            Some(a) => Some(a),
-            None => VerifiedJwt::read_unverified(&data.access_token).map(Arc::new),
+        let (access, id) = match &self.reverify {
+            Some(r) => r.verify(&data, now, grants, v).await?,
+            // The session's tokens were sealed by this plugin: read without another signature
+            // check. (A verified token from the cache keeps its key, and so its entry below
+            // never outlives that key; the session itself does, as in Kong.)
+            None => {
+                let access = match v.cached(&data.access_token, now).ok().flatten() {
+                    Some(a) => Some(a),
+                    None => VerifiedJwt::read_unverified(&data.access_token).map(Arc::new),
+                };
+                (access, data.id_token.as_deref().and_then(VerifiedJwt::read_unverified).map(Arc::new))
+            }
         };
-        let id = data.id_token.as_deref().and_then(VerifiedJwt::read_unverified).map(Arc::new);
         if changed {
             session.data = data.encode();
         }
@@ -306,6 +321,44 @@ impl Sessions {
             Ok(cookies) => additions.set_cookies.extend(cookies),
             Err(e) => tracing::warn!(error = %e, "session not saved"),
         }
+    }
+}
+
+/// `reverify`: how a session's tokens are verified when it is opened.
+struct Reverify {
+    check_signature: bool,
+}
+
+impl Reverify {
+    /// The session's access token (a JWT; an opaque one is left as it is) and ID token,
+    /// verified as a grant's are. The opened session then holds them with their keys, so it
+    /// is dropped from the cache when a JWKS refresh removes one, and opening it again fails.
+    async fn verify(
+        &self,
+        data: &SessionData,
+        now: i64,
+        grants: &Grants,
+        v: &Verifier,
+    ) -> Result<(Option<Arc<VerifiedJwt>>, Option<Arc<VerifiedJwt>>), Failure> {
+        let access = if self.check_signature && v.verify_signature {
+            v.access_token(&data.access_token, now).await
+        } else {
+            v.verify(&data.access_token, false, Expect::Access, now).await.map(Arc::new)
+        };
+        let access = match access {
+            Ok(a) => Some(a),
+            Err(TokenError::NotJwt) => None,
+            Err(e) => return Err(Failure::of_token(e)),
+        };
+        let Some(id) = data.id_token.as_deref() else { return Ok((access, None)) };
+        let cx = IdContext {
+            client_id: grants.clients.get(data.client).map(|c| c.id.as_str()),
+            access_token: Some(&data.access_token),
+            ..IdContext::default()
+        };
+        let check = self.check_signature && v.verify_signature;
+        let id = v.verify(id, check, Expect::Id(cx), now).await.map_err(Failure::of_token)?;
+        Ok((access, Some(Arc::new(id))))
     }
 }
 
