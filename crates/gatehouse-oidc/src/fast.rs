@@ -9,8 +9,9 @@
 //! is no second implementation of the request's edits.
 //!
 //! It serves only configurations where a cached authentication alone decides the outcome
-//! (chosen once, in [`Front::for_config`]), and only successes: a miss, an expired entry or a
-//! failed requirement returns `None`, and the general path answers with the request untouched.
+//! (chosen once, in [`Front::for_config`]), and only successes: a miss, an expired entry, a
+//! token whose key a JWKS refresh removed (`Verifier::holds_key`) or a failed requirement returns
+//! `None`, and the general path answers with the request untouched.
 //! An instance holds at most one kind, as their conditions exclude each other:
 //! - `Bearer`: each proxy thread keeps its own map from token to what the general path decided
 //!   (the verified token, whose `jwk` names the key that verified it, and the upstream headers
@@ -552,6 +553,29 @@ pub(crate) mod tests {
             // Kong's default: the session's tokens are trusted because we sealed them.
             key_removed(json!({}), 200).await;
             key_removed(json!({ "reverify": true }), 401).await;
+        }
+
+        #[tokio::test]
+        async fn reverify_refuses_tokens_that_do_not_verify_and_leaves_opaque_ones() {
+            use crate::tokens::tests::{oidc as fresh_issuer, publish, signing_key};
+            let o = fresh_issuer(json!({ "auth_methods": ["session"], "reverify": true }));
+            publish(&o, &[&signing_key("k1").1]);
+            let status = |cookies: String| {
+                let o = &o;
+                async move {
+                    match o.access_async(&mut ctx(), &mut request("GET", &[("cookie", &cookies)])).await {
+                        Flow::Continue => 200,
+                        Flow::Respond(r) => r.status().as_u16(),
+                        Flow::Fail => 0,
+                    }
+                }
+            };
+            // A forged signature, `alg: none`, or an opaque access token (nothing to verify).
+            assert_eq!(status(cookie(&o)).await, 401);
+            let claims = json!({ "preferred_username": "john", "exp": unix_now() + 3600 });
+            let none = format!("{}.{}.", B64.encode(br#"{"alg":"none"}"#), B64.encode(claims.to_string()));
+            assert_eq!(status(cookie_with(&o, none)).await, 401);
+            assert_eq!(status(cookie_with(&o, "opaque-token".into())).await, 200);
         }
 
         #[tokio::test]

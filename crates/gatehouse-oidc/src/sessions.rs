@@ -24,8 +24,8 @@ use std::time::Duration;
 const CACHE_ENTRIES: u64 = 16_384;
 
 /// A session cookie already opened and decoded, keyed by the request's `Cookie` bytes: the
-/// envelope is authenticated, so the same bytes always open to the same session. Its deadlines
-/// are checked again on every use.
+/// envelope is authenticated, so the same bytes always open to the same session. Its deadlines,
+/// and the keys of the verified tokens it holds, are checked again on every use.
 pub(crate) struct CachedSession {
     session: Session,
     data: SessionData,
