@@ -326,6 +326,7 @@ impl Sessions {
 
 /// `reverify`: how a session's tokens are verified when it is opened.
 struct Reverify {
+    /// `verify_signature`, unless `ignore_signature` names `session`.
     check_signature: bool,
 }
 
@@ -340,7 +341,7 @@ impl Reverify {
         grants: &Grants,
         v: &Verifier,
     ) -> Result<(Option<Arc<VerifiedJwt>>, Option<Arc<VerifiedJwt>>), Failure> {
-        let access = if self.check_signature && v.verify_signature {
+        let access = if self.check_signature {
             v.access_token(&data.access_token, now).await
         } else {
             v.verify(&data.access_token, false, Expect::Access, now).await.map(Arc::new)
@@ -356,8 +357,7 @@ impl Reverify {
             access_token: Some(&data.access_token),
             ..IdContext::default()
         };
-        let check = self.check_signature && v.verify_signature;
-        let id = v.verify(id, check, Expect::Id(cx), now).await.map_err(Failure::of_token)?;
+        let id = v.verify(id, self.check_signature, Expect::Id(cx), now).await.map_err(Failure::of_token)?;
         Ok((access, Some(Arc::new(id))))
     }
 }

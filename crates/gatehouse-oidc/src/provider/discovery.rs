@@ -336,11 +336,11 @@ fn carry_over(before: Option<&Discovered>, fetched: Vec<Arc<Jwk>>) -> (KeySet, u
     let keys: Vec<Arc<Jwk>> = fetched
         .into_iter()
         .map(|key| {
-            let candidates: Vec<&Arc<Jwk>> = match key.kid() {
-                Some(kid) => old.get(kid).iter().collect(),
-                None => old.keys_without_kid().collect(),
+            let known = match key.kid() {
+                Some(kid) => old.get(kid).iter().find(|o| same(o, &key)),
+                None => old.keys_without_kid().find(|o| same(o, &key)),
             };
-            candidates.into_iter().find(|o| same(o, &key)).cloned().unwrap_or(key)
+            known.cloned().unwrap_or(key)
         })
         .collect();
     let removed = old.keys().iter().any(|o| !keys.iter().any(|k| Arc::ptr_eq(k, o)));
