@@ -7,6 +7,7 @@ mod extremes;
 mod headers;
 mod idp_boundary;
 mod interop;
+mod key_removal;
 mod oidc;
 mod oidc_keys;
 mod oidc_strict;

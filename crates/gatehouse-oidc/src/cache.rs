@@ -83,16 +83,26 @@ where
         self.cache.invalidate(key);
     }
 
-    /// The cached value, or the one the future `fetch` makes (called only if this caller ends up
-    /// fetching). The fetch future is made and boxed only then: a hit carries none of its size.
-    pub async fn try_get_with<E, F>(&self, key: K, fetch: impl FnOnce() -> F) -> Result<Arc<Timed<T>>, Arc<E>>
+    /// The cached value if `keep` says it may still be served, or the one the future `fetch`
+    /// makes (called only if this caller ends up fetching). The fetch future is made and boxed
+    /// only then: a hit carries none of its size.
+    pub async fn try_get_with<E, F>(
+        &self,
+        key: K,
+        keep: impl Fn(&T) -> bool,
+        fetch: impl FnOnce() -> F,
+    ) -> Result<Arc<Timed<T>>, Arc<E>>
     where
         F: Future<Output = Result<Arc<Timed<T>>, E>>,
     {
         let mut fetch = Some(fetch);
         loop {
             if let Some(v) = self.cache.get(&key) {
-                return Ok(v);
+                if keep(&v.value) {
+                    return Ok(v);
+                }
+                self.cache.invalidate(&key);
+                continue;
             }
             let waiting = {
                 let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
@@ -129,10 +139,12 @@ where
 }
 
 /// Through `cache` when there is one (a `cache_*` setting is on), else straight to `fetch`; a
-/// failure shared with waiting callers comes back as the fetch's own error.
+/// cached value is served while `keep` says so. A failure shared with waiting callers comes back
+/// as the fetch's own error.
 pub async fn through<K, T, E: Clone, F>(
     cache: Option<&TimedCache<K, T>>,
     key: K,
+    keep: impl Fn(&T) -> bool,
     fetch: impl FnOnce() -> F,
 ) -> Result<Arc<Timed<T>>, E>
 where
@@ -141,7 +153,9 @@ where
     F: Future<Output = Result<Arc<Timed<T>>, E>>,
 {
     match cache {
-        Some(c) => c.try_get_with(key, fetch).await.map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| (*e).clone())),
+        Some(c) => {
+            c.try_get_with(key, keep, fetch).await.map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| (*e).clone()))
+        }
         None => Box::pin(fetch()).await,
     }
 }
@@ -302,11 +316,15 @@ mod tests {
             let (cache, calls) = (cache.clone(), calls.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .try_get_with(1, || async {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        Ok::<_, ()>(Arc::new(Timed { value: 7, until: Instant::now() + Duration::from_secs(60) }))
-                    })
+                    .try_get_with(
+                        1,
+                        |_| true,
+                        || async {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok::<_, ()>(Arc::new(Timed { value: 7, until: Instant::now() + Duration::from_secs(60) }))
+                        },
+                    )
                     .await
                     .map(|t| t.value)
             }));
@@ -315,18 +333,24 @@ mod tests {
             assert_eq!(t.await.expect("task"), Ok(7));
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        let r = cache.try_get_with(2, || async { Err::<Arc<Timed<u32>>, _>("down") }).await;
+        let r = cache.try_get_with(2, |_| true, || async { Err::<Arc<Timed<u32>>, _>("down") }).await;
         assert_eq!(r.map(|t| t.value), Err(Arc::new("down")));
         assert!(cache.get(&2).is_none(), "errors are not cached");
         // A cancelled leader does not leave waiters hanging.
-        let slow = cache.try_get_with(3, || async {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok::<_, ()>(Arc::new(Timed { value: 0, until: Instant::now() }))
-        });
+        let slow = cache.try_get_with(
+            3,
+            |_| true,
+            || async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok::<_, ()>(Arc::new(Timed { value: 0, until: Instant::now() }))
+            },
+        );
         assert!(tokio::time::timeout(Duration::from_millis(20), slow).await.is_err());
-        let quick = cache.try_get_with(3, || async {
-            Ok::<_, ()>(Arc::new(Timed { value: 3, until: Instant::now() + Duration::from_secs(60) }))
-        });
+        let quick = cache.try_get_with(
+            3,
+            |_| true,
+            || async { Ok::<_, ()>(Arc::new(Timed { value: 3, until: Instant::now() + Duration::from_secs(60) })) },
+        );
         let got = tokio::time::timeout(Duration::from_secs(1), quick).await.expect("not stuck");
         assert_eq!(got.map(|t| t.value), Ok(3));
     }

@@ -9,8 +9,9 @@
 //! is no second implementation of the request's edits.
 //!
 //! It serves only configurations where a cached authentication alone decides the outcome
-//! (chosen once, in [`Front::for_config`]), and only successes: a miss, an expired entry or a
-//! failed requirement returns `None`, and the general path answers with the request untouched.
+//! (chosen once, in [`Front::for_config`]), and only successes: a miss, an expired entry, a
+//! token whose key a JWKS refresh removed (`Verifier::holds_key`) or a failed requirement returns
+//! `None`, and the general path answers with the request untouched.
 //! An instance holds at most one kind, as their conditions exclude each other:
 //! - `Bearer`: each proxy thread keeps its own map from token to what the general path decided
 //!   (the verified token, whose `jwk` names the key that verified it, and the upstream headers
@@ -30,7 +31,7 @@ use crate::tokens::VerifiedJwt;
 use gatehouse_core::plugin::{Ctx, Flow};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -105,7 +106,8 @@ impl Front {
         match self {
             Front::None => None,
             Front::Bearer(bearers) => {
-                let map = bearers.threads.get()?.borrow();
+                let cell = bearers.threads.get()?;
+                let map = cell.borrow();
                 let token = credentials::scheme_token(&parts.headers, "bearer")?;
                 let e = map.get(token)?;
                 let now = unix_now();
@@ -113,6 +115,16 @@ impl Front {
                     return None;
                 }
                 let (v, verifier) = (&e.jwt, &auth.verifier);
+                // The key that verified it must still be published: the one extra load of a hit.
+                let generation = verifier.provider.key_generation();
+                if e.key_checked.get() != generation {
+                    if !verifier.holds_key_at(v, generation) {
+                        drop(map);
+                        cell.borrow_mut().remove(token);
+                        return None;
+                    }
+                    e.key_checked.set(generation);
+                }
                 if verifier.verify_claims {
                     let leeway = verifier.leeway;
                     if v.exp.is_some_and(|exp| now >= exp.saturating_add(leeway))
@@ -126,7 +138,7 @@ impl Front {
                 Some(allow(plan, ctx, parts, Strip { session: None, hide }, &e.headers))
             }
             Front::Session => {
-                let cached = auth.sessions.cached(&parts.headers, unix_now())?;
+                let cached = auth.sessions.cached(&parts.headers, unix_now(), &auth.verifier)?;
                 // Read in place: an outcome made of the entry would clone its shared tokens,
                 // reference counts that both proxy threads touch.
                 let claims = cached.access.as_ref().map(|a| &a.claims);
@@ -140,6 +152,9 @@ impl Front {
                 let g = auth.grants.tokens.as_ref()?.get(&auth.grants.password_key(&p))?;
                 let g = &g.value;
                 if g.expires != 0 && g.expires.saturating_add(auth.verifier.leeway) <= unix_now() {
+                    return None;
+                }
+                if !g.holds_keys(&auth.verifier) {
                     return None;
                 }
                 let claims = g.access.as_ref().map(|a| &a.claims);
@@ -191,6 +206,9 @@ type Map = HashMap<Box<str>, Entry, foldhash::fast::RandomState>;
 struct Entry {
     /// The verified token; its `jwk` is the key that verified it.
     jwt: Arc<VerifiedJwt>,
+    /// The provider's key generation at which `jwt`'s key was last known to be published: a
+    /// copy on this thread, so a hit reads nothing another core writes.
+    key_checked: Cell<u64>,
     /// Unix seconds after which the verified-token cache would have dropped the token
     /// (`cache_ttl`): the general path then verifies it again.
     until: i64,
@@ -221,7 +239,8 @@ impl Bearers {
         {
             map.remove(&k);
         }
-        map.insert(token.into(), Entry { jwt: jwt.clone(), until, headers });
+        let key_checked = Cell::new(jwt.key_checked());
+        map.insert(token.into(), Entry { jwt: jwt.clone(), key_checked, until, headers });
     }
 }
 
@@ -394,6 +413,41 @@ pub(crate) mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_token_whose_key_was_removed_is_not_served_and_others_are() {
+        use crate::tokens::tests::{oidc as fresh_issuer, publish, signing_key, token};
+        let o = fresh_issuer(json!({
+            "auth_methods": ["bearer"],
+            "upstream_headers_claims": ["preferred_username"],
+            "upstream_headers_names": ["x_user"],
+        }));
+        assert!(matches!(o.front, Front::Bearer(_)));
+        let ((k1, jwk1), (k2, jwk2)) = (signing_key("k1"), signing_key("k2"));
+        publish(&o, &[&jwk1, &jwk2]);
+        let (t1, t2) = (bearer_of(&token(&o, &k1)), bearer_of(&token(&o, &k2)));
+        for t in [&t1, &t2] {
+            served_after_the_general_path(&o, || request("GET", &[("authorization", t)])).await;
+        }
+        publish(&o, &[&jwk1, &jwk2, &signing_key("k3").1]);
+        assert!(run(&o, &mut request("GET", &[("authorization", &t1)])).is_some(), "a key added changes nothing");
+
+        publish(&o, &[&jwk2]);
+        let mut parts = request("GET", &[("authorization", &t1), ("x-user", "mallory")]);
+        assert!(run(&o, &mut parts).is_none(), "k1 is gone: the general way");
+        assert_eq!(parts.headers["x-user"], "mallory", "untouched");
+        let token1 = t1.strip_prefix("Bearer ").unwrap();
+        assert!(!bearers(&o).threads.get().unwrap().borrow().contains_key(token1), "the entry is dropped");
+        let refused = o.access_async(&mut ctx(), &mut parts).await;
+        assert!(matches!(refused, Flow::Respond(r) if r.status() == 401), "and there its kid is unknown");
+        let mut kept = request("GET", &[("authorization", &t2)]);
+        assert!(run(&o, &mut kept).is_some(), "k2 is still published");
+        assert_eq!(kept.headers["x-user"], "john");
+    }
+
+    fn bearer_of(token: &str) -> String {
+        format!("Bearer {token}")
+    }
+
     #[test]
     fn each_thread_keeps_at_most_its_share_of_tokens() {
         let o = oidc(json!({}));
@@ -423,9 +477,14 @@ pub(crate) mod tests {
 
         /// The `Cookie` header of a fresh session holding an access token for john.
         fn cookie(o: &Oidc) -> String {
-            let now = unix_now();
-            let claims = json!({ "preferred_username": "john", "exp": now + 3600 });
+            let claims = json!({ "preferred_username": "john", "exp": unix_now() + 3600 });
             let token = format!("{}.{}.sig", B64.encode(br#"{"alg":"RS256"}"#), B64.encode(claims.to_string()));
+            cookie_with(o, token)
+        }
+
+        /// The `Cookie` header of a fresh session holding `token`.
+        fn cookie_with(o: &Oidc, token: String) -> String {
+            let now = unix_now();
             let data = SessionData {
                 client: 0,
                 access_token: token.into(),
@@ -455,6 +514,70 @@ pub(crate) mod tests {
             assert!(again.headers.get("x-consumer-id").is_none());
         }
 
+        /// Sessions (with `config` on top) holding a token signed by k1, which is removed after
+        /// the first request: the opened session never outlives k1 in the cache. What opening
+        /// the cookie again gives (`then`) is `reverify`'s to say.
+        async fn key_removed(config: Value, then: u16) {
+            use crate::tokens::tests::{oidc as fresh_issuer, publish, signing_key, token};
+            let mut cfg = json!({
+                "auth_methods": ["session"],
+                "upstream_headers_claims": ["preferred_username"],
+                "upstream_headers_names": ["x_user"],
+            });
+            if let (Value::Object(c), Value::Object(e)) = (&mut cfg, config) {
+                c.extend(e);
+            }
+            let o = fresh_issuer(cfg);
+            let (k1, jwk1) = signing_key("k1");
+            publish(&o, &[&jwk1]);
+            let t1 = token(&o, &k1);
+            // Verified before (as a grant's token is), so the opened session holds its key.
+            o.auth.verifier.access_token(&t1, unix_now()).await.expect("verified");
+            let cookies = cookie_with(&o, t1);
+            let req = || request("GET", &[("cookie", &cookies)]);
+            served_after_the_general_path(&o, req).await;
+
+            publish(&o, &[&signing_key("k2").1]);
+            assert!(run(&o, &mut req()).is_none(), "the opened session is not served past its key");
+            let flow = o.access_async(&mut ctx(), &mut req()).await;
+            let status = match flow {
+                Flow::Continue => 200,
+                Flow::Respond(r) => r.status().as_u16(),
+                Flow::Fail => 0,
+            };
+            assert_eq!(status, then);
+        }
+
+        #[tokio::test]
+        async fn a_key_removal_ends_a_session_only_with_reverify() {
+            // Kong's default: the session's tokens are trusted because we sealed them.
+            key_removed(json!({}), 200).await;
+            key_removed(json!({ "reverify": true }), 401).await;
+        }
+
+        #[tokio::test]
+        async fn reverify_refuses_tokens_that_do_not_verify_and_leaves_opaque_ones() {
+            use crate::tokens::tests::{oidc as fresh_issuer, publish, signing_key};
+            let o = fresh_issuer(json!({ "auth_methods": ["session"], "reverify": true }));
+            publish(&o, &[&signing_key("k1").1]);
+            let status = |cookies: String| {
+                let o = &o;
+                async move {
+                    match o.access_async(&mut ctx(), &mut request("GET", &[("cookie", &cookies)])).await {
+                        Flow::Continue => 200,
+                        Flow::Respond(r) => r.status().as_u16(),
+                        Flow::Fail => 0,
+                    }
+                }
+            };
+            // A forged signature, `alg: none`, or an opaque access token (nothing to verify).
+            assert_eq!(status(cookie(&o)).await, 401);
+            let claims = json!({ "preferred_username": "john", "exp": unix_now() + 3600 });
+            let none = format!("{}.{}.", B64.encode(br#"{"alg":"none"}"#), B64.encode(claims.to_string()));
+            assert_eq!(status(cookie_with(&o, none)).await, 401);
+            assert_eq!(status(cookie_with(&o, "opaque-token".into())).await, 200);
+        }
+
         #[tokio::test]
         async fn refusals_and_other_configs_go_the_general_way() {
             let o = Oidc::for_tests(json!({ "auth_methods": ["session"], "scopes_required": ["admin"] }));
@@ -480,9 +603,14 @@ pub(crate) mod tests {
 
         /// A grant as the token cache holds it after a password grant for john.
         async fn cache_grant(o: &Oidc, basic: &str) {
-            let now = unix_now();
-            let claims = json!({ "preferred_username": "john", "exp": now + 3600 });
+            let claims = json!({ "preferred_username": "john", "exp": unix_now() + 3600 });
             let Value::Object(claims) = claims else { unreachable!() };
+            cache_grant_of(o, basic, Arc::new(VerifiedJwt::unverified(claims))).await;
+        }
+
+        /// A grant whose access token is `access`, as the token cache holds it.
+        async fn cache_grant_of(o: &Oidc, basic: &str, access: Arc<VerifiedJwt>) {
+            let now = unix_now();
             let headers = http::HeaderMap::from_iter([(http::header::AUTHORIZATION, basic.parse().unwrap())]);
             let p = credentials::basic_pair(&headers, Method::Password).expect("a pair");
             let ts = TokenSet {
@@ -492,12 +620,24 @@ pub(crate) mod tests {
                 expires_at: None,
                 raw: Default::default(),
             };
-            let access = Some(Arc::new(VerifiedJwt::unverified(claims)));
+            let access = Some(access);
             let g = Granted { ts, access, id: None, expires: now + 3600, memo: Default::default() };
             let until = Instant::now() + Duration::from_secs(60);
             let fetch = || async { Ok::<_, ()>(Arc::new(Timed { value: g, until })) };
             let tokens = o.auth.grants.tokens.as_ref().expect("token cache");
-            tokens.try_get_with(o.auth.grants.password_key(&p), fetch).await.expect("cached");
+            tokens.try_get_with(o.auth.grants.password_key(&p), |_| true, fetch).await.expect("cached");
+        }
+
+        /// Password grants with one client, at a token endpoint that is down.
+        fn config() -> Value {
+            json!({
+                "auth_methods": ["password"],
+                "client_id": ["gatehouse"],
+                "client_secret": ["secret"],
+                "token_endpoint": "http://127.0.0.1:9/token",
+                "upstream_headers_claims": ["preferred_username"],
+                "upstream_headers_names": ["x_user"],
+            })
         }
 
         #[tokio::test]
@@ -509,15 +649,9 @@ pub(crate) mod tests {
                 .await;
             assert!(matches!(refused, Flow::Respond(r) if r.status() == 500), "no client: a 500, not a panic");
 
-            let o = Oidc::for_tests(json!({
-                "auth_methods": ["password"],
-                "client_id": ["gatehouse"],
-                "client_secret": ["secret"],
-                "token_endpoint": "http://127.0.0.1:9/token",
-                "upstream_headers_claims": ["preferred_username"],
-                "upstream_headers_names": ["x_user"],
-                "hide_credentials": true,
-            }));
+            let mut config = config();
+            config["hide_credentials"] = json!(true);
+            let o = Oidc::for_tests(config);
             assert!(matches!(o.front, Front::Password));
             let basic = "Basic am9objpkb2U=";
             cache_grant(&o, basic).await;
@@ -533,6 +667,29 @@ pub(crate) mod tests {
             let password = |config| matches!(Oidc::for_tests(config).front, Front::Password);
             assert!(!password(json!({ "auth_methods": ["password", "bearer"] })));
             assert!(!password(json!({ "auth_methods": ["password"], "cache_tokens": false })));
+        }
+
+        #[tokio::test]
+        async fn a_grant_whose_key_was_removed_is_not_served_from_any_cache() {
+            use crate::tokens::tests::{oidc as fresh_issuer, publish, signing_key, token};
+            let o = fresh_issuer(config());
+            let (k1, jwk1) = signing_key("k1");
+            publish(&o, &[&jwk1]);
+            let access = o.auth.verifier.access_token(&token(&o, &k1), unix_now()).await.expect("verified");
+            let basic = "Basic am9objpkb2U=";
+            cache_grant_of(&o, basic, access).await;
+            let req = || request("GET", &[("authorization", basic)]);
+            served_after_the_general_path(&o, req).await;
+
+            publish(&o, &[&signing_key("k2").1]);
+            assert!(run(&o, &mut req()).is_none(), "k1 is gone: not from the front");
+            // The general path drops the grant and asks the token endpoint again (down here).
+            let flow = o.access_async(&mut ctx(), &mut req()).await;
+            assert!(matches!(flow, Flow::Respond(r) if r.status() == 502), "a new grant, not the cached one");
+            let headers = http::HeaderMap::from_iter([(http::header::AUTHORIZATION, basic.parse().unwrap())]);
+            let p = credentials::basic_pair(&headers, Method::Password).unwrap();
+            let tokens = o.auth.grants.tokens.as_ref().unwrap();
+            assert!(tokens.get(&o.auth.grants.password_key(&p)).is_none(), "the grant left the cache");
         }
     }
 }

@@ -48,6 +48,12 @@ impl Granted {
             ..Outcome::new(method)
         }
     }
+
+    /// Whether the keys that verified its tokens are still published: a grant whose key a
+    /// JWKS refresh removed is not served from the cache (a new grant is made).
+    pub fn holds_keys(&self, v: &Verifier) -> bool {
+        v.holds_keys(&[&self.access, &self.id])
+    }
 }
 
 /// What an introspection call sends, besides the token.
@@ -210,7 +216,7 @@ impl Grants {
             let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl_within(left));
             Ok(Arc::new(Timed { value: ans, until }))
         };
-        answer("introspection", cache::through(self.introspections.as_ref(), Arc::from(token), fetch).await)
+        answer("introspection", cache::through(self.introspections.as_ref(), Arc::from(token), |_| true, fetch).await)
     }
 
     /// Asks userinfo with `token`. `Ok(None)`: refused (or there is no endpoint).
@@ -225,7 +231,7 @@ impl Grants {
             let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl(None));
             Ok(Arc::new(Timed { value: ans, until }))
         };
-        answer("userinfo", cache::through(self.userinfos.as_ref(), Arc::from(token), fetch).await)
+        answer("userinfo", cache::through(self.userinfos.as_ref(), Arc::from(token), |_| true, fetch).await)
     }
 
     /// A password grant for client `client`.
@@ -318,7 +324,7 @@ impl Grants {
             Ok(Arc::new(Timed { value: g, until }))
         };
         let tokens = self.tokens.as_ref().filter(|_| grant != Method::RefreshToken);
-        let g = cache::through(tokens, key, fetch).await?;
+        let g = cache::through(tokens, key, |g: &Granted| g.holds_keys(v), fetch).await?;
         if g.value.expires != 0 && g.value.expires.saturating_add(v.leeway) <= now {
             if let Some(c) = &self.tokens {
                 c.invalidate(&key);

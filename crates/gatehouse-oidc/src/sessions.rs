@@ -3,6 +3,7 @@
 //! tokens when they are due), and issuing one after another method authenticated.
 
 use crate::cache::{TtlRule, secs_of};
+use crate::claims::IdContext;
 use crate::decision::{Additions, Trail};
 use crate::grants::Grants;
 use crate::headers::Memo;
@@ -11,7 +12,7 @@ use crate::outcome::{Outcome, SessionWrite};
 use crate::respond::Failure;
 use crate::session::SessionData;
 use crate::settings::Settings;
-use crate::tokens::{VerifiedJwt, Verifier};
+use crate::tokens::{Expect, TokenError, VerifiedJwt, Verifier};
 use gatehouse_core::plugin::BuildError;
 use gatehouse_session::{OpenError, SameSite, Session, SessionCodec, SessionConfig, SessionStore};
 use http::HeaderMap;
@@ -23,8 +24,8 @@ use std::time::Duration;
 const CACHE_ENTRIES: u64 = 16_384;
 
 /// A session cookie already opened and decoded, keyed by the request's `Cookie` bytes: the
-/// envelope is authenticated, so the same bytes always open to the same session. Its deadlines
-/// are checked again on every use.
+/// envelope is authenticated, so the same bytes always open to the same session. Its deadlines,
+/// and the keys of the verified tokens it holds, are checked again on every use.
 pub(crate) struct CachedSession {
     session: Session,
     data: SessionData,
@@ -48,6 +49,10 @@ pub(crate) struct Sessions {
     disabled_for: Methods,
     /// `refresh_tokens`.
     refresh_tokens: bool,
+    /// `reverify`: a session's tokens are verified again when it is opened, with their
+    /// signature checked unless `ignore_signature` names `session`. Off (Kong's default), they
+    /// are trusted because this plugin sealed them.
+    reverify: Option<Reverify>,
     leeway: i64,
     /// How long a new session's tokens count when the access token says nothing (`cache_ttl`).
     default_lifetime: i64,
@@ -95,6 +100,9 @@ impl Sessions {
             on: methods.contains(Method::Session),
             disabled_for: Methods::of(s.disable_session.as_deref().unwrap_or_default()),
             refresh_tokens: s.refresh_tokens,
+            reverify: s.reverify.then(|| Reverify {
+                check_signature: s.verify_signature && !Methods::of(&s.ignore_signature).contains(Method::Session),
+            }),
             leeway,
             default_lifetime: i64::try_from(ttl.ttl(None).as_secs()).unwrap_or(i64::MAX),
             client_ids: s.client_id.clone().unwrap_or_default(),
@@ -102,11 +110,12 @@ impl Sessions {
     }
 
     /// The request's session from the cache, if it opened before and is still good as it is:
-    /// inside its deadlines, not due for a save, and its access token not due for a refresh.
-    pub fn cached(&self, headers: &HeaderMap, now: i64) -> Option<Arc<CachedSession>> {
+    /// inside its deadlines, not due for a save, its access token not due for a refresh, and
+    /// the keys that verified its tokens still published (an entry never outlives its key).
+    pub fn cached(&self, headers: &HeaderMap, now: i64, v: &Verifier) -> Option<Arc<CachedSession>> {
         let key = cookie_key(headers)?;
         let c = self.cache.get(key.as_ref())?;
-        if self.still_good(&c, now) {
+        if self.still_good(&c, now) && v.holds_keys(&[&c.access, &c.id]) {
             return Some(c);
         }
         self.cache.invalidate(key.as_ref());
@@ -152,7 +161,7 @@ impl Sessions {
         // response that touched it; requests still carrying the old one (in flight then, or a
         // client that ignores cookies) are served without repeating it. When the entry ages
         // out, the old cookie is opened and touched again.
-        if let Some(c) = self.cached(headers, now) {
+        if let Some(c) = self.cached(headers, now, v) {
             trail.strip_session = true;
             return Some(Ok(Outcome {
                 client: c.data.client,
@@ -238,12 +247,19 @@ impl Sessions {
                 Err(e) => return Err(e),
             }
         }
-        // The session's tokens were sealed by this plugin: read without another signature check.
-        let access = match v.cached(&data.access_token, now).ok().flatten() {
-            Some(a) => Some(a),
-            None => VerifiedJwt::read_unverified(&data.access_token).map(Arc::new),
+        let (access, id) = match &self.reverify {
+            Some(r) => r.verify(&data, now, grants, v).await?,
+            // The session's tokens were sealed by this plugin: read without another signature
+            // check. (A verified token from the cache keeps its key, and so its entry below
+            // never outlives that key; the session itself does, as in Kong.)
+            None => {
+                let access = match v.cached(&data.access_token, now).ok().flatten() {
+                    Some(a) => Some(a),
+                    None => VerifiedJwt::read_unverified(&data.access_token).map(Arc::new),
+                };
+                (access, data.id_token.as_deref().and_then(VerifiedJwt::read_unverified).map(Arc::new))
+            }
         };
-        let id = data.id_token.as_deref().and_then(VerifiedJwt::read_unverified).map(Arc::new);
         if changed {
             session.data = data.encode();
         }
@@ -314,6 +330,44 @@ impl Sessions {
             Ok(cookies) => additions.set_cookies.extend(cookies),
             Err(e) => tracing::warn!(error = %e, "session not saved"),
         }
+    }
+}
+
+/// `reverify`: how a session's tokens are verified when it is opened.
+struct Reverify {
+    /// `verify_signature`, unless `ignore_signature` names `session`.
+    check_signature: bool,
+}
+
+impl Reverify {
+    /// The session's access token (a JWT; an opaque one is left as it is) and ID token,
+    /// verified as a grant's are. The opened session then holds them with their keys, so it
+    /// is dropped from the cache when a JWKS refresh removes one, and opening it again fails.
+    async fn verify(
+        &self,
+        data: &SessionData,
+        now: i64,
+        grants: &Grants,
+        v: &Verifier,
+    ) -> Result<(Option<Arc<VerifiedJwt>>, Option<Arc<VerifiedJwt>>), Failure> {
+        let access = if self.check_signature {
+            v.access_token(&data.access_token, now).await
+        } else {
+            v.verify(&data.access_token, false, Expect::Access, now).await.map(Arc::new)
+        };
+        let access = match access {
+            Ok(a) => Some(a),
+            Err(TokenError::NotJwt) => None,
+            Err(e) => return Err(Failure::of_token(e)),
+        };
+        let Some(id) = data.id_token.as_deref() else { return Ok((access, None)) };
+        let cx = IdContext {
+            client_id: grants.clients.get(data.client).map(|c| c.id.as_str()),
+            access_token: Some(&data.access_token),
+            ..IdContext::default()
+        };
+        let id = v.verify(id, self.check_signature, Expect::Id(cx), now).await.map_err(Failure::of_token)?;
+        Ok((access, Some(Arc::new(id))))
     }
 }
 

@@ -59,6 +59,7 @@ pub struct Settings {
     pub enable_hs_signatures: bool,
     pub issuers_allowed: Option<Vec<String>>,
     pub ignore_signature: Vec<String>,
+    pub reverify: bool,
     pub claims_forbidden: Option<Vec<String>>,
     pub scopes_claim: Option<Vec<String>>,
     pub scopes_required: Option<Vec<String>>,

@@ -6,6 +6,13 @@
 //! still re-checks `exp` and `nbf` against the clock: the cache never extends a token's life.
 //! Entries live no longer than the token (nor `cache_ttl`), and the cache belongs to one plugin
 //! instance, so a config change starts empty.
+//!
+//! Nor does a cache outlive the key: every verified token records the key generation it was
+//! checked at (`provider/discovery.rs`), and [`Verifier::holds_key`] is asked on every hit of
+//! every cache that holds one (this one, the front, grants, opened sessions). While the
+//! generation stands that is one atomic load; after a refresh removed a key, the token's key is
+//! looked for once in the current set, and a token whose key is gone is dropped and verified
+//! again, which then fails on its unknown `kid`.
 
 use crate::claims::{self, IdContext, Refusal};
 use crate::provider::IdpError;
@@ -13,6 +20,7 @@ use crate::provider::discovery::{Discovered, Provider};
 use gatehouse_jose::{ClaimsError, ClaimsPolicy, Jwk, KeySet, Policy, UnverifiedJwt, VerifyError};
 use serde_json::{Map, Value};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A token whose signature and claims were checked.
@@ -22,6 +30,8 @@ pub struct VerifiedJwt {
     pub claims: Map<String, Value>,
     /// The key that verified it (`None` when signature checks are off for this grant).
     pub jwk: Option<Arc<Jwk>>,
+    /// The provider's key generation at which `jwk` was last known to be published.
+    key_checked: AtomicU64,
     /// `exp`, if present.
     pub exp: Option<i64>,
     /// `nbf`, if present.
@@ -62,13 +72,26 @@ impl VerifiedJwt {
     pub fn unverified(claims: Map<String, Value>) -> VerifiedJwt {
         let exp = claims.get("exp").and_then(Value::as_f64).map(|f| f as i64);
         let nbf = claims.get("nbf").and_then(Value::as_f64).map(|f| f as i64);
-        VerifiedJwt { claims, jwk: None, exp, nbf, cache_until: Instant::now(), upstream_headers: Default::default() }
+        VerifiedJwt {
+            claims,
+            jwk: None,
+            key_checked: AtomicU64::new(0),
+            exp,
+            nbf,
+            cache_until: Instant::now(),
+            upstream_headers: Default::default(),
+        }
     }
 
     /// Reads a JWT's claims without verifying it (see [`VerifiedJwt::unverified`]).
     pub fn read_unverified(token: &str) -> Option<VerifiedJwt> {
         let claims = UnverifiedJwt::parse(token).ok()?.unverified_claims().ok()?;
         Some(VerifiedJwt::unverified(claims))
+    }
+
+    /// The key generation at which this token's key was last known to be published.
+    pub fn key_checked(&self) -> u64 {
+        self.key_checked.load(Ordering::Relaxed)
     }
 }
 
@@ -168,6 +191,11 @@ impl Verifier {
     /// The cached verification of `token`, with its time window re-checked. `Ok(None)` on a miss.
     pub fn cached(&self, token: &str, now: i64) -> Result<Option<Arc<VerifiedJwt>>, TokenError> {
         let Some(hit) = self.cache.get(token) else { return Ok(None) };
+        if !self.holds_key(&hit) {
+            // Its key is gone from the JWKS: verified again, it fails on the unknown `kid`.
+            self.cache.invalidate(token);
+            return Ok(None);
+        }
         if self.verify_claims {
             if hit.exp.is_some_and(|exp| now >= exp.saturating_add(self.leeway)) {
                 self.cache.invalidate(token);
@@ -178,6 +206,40 @@ impl Verifier {
             }
         }
         Ok(Some(hit))
+    }
+
+    /// Whether the key that verified `v` is still published (or is one of our `HS*` keys, or
+    /// there is none: signature checks were off). Asked on every hit of a cache of verified
+    /// tokens: one atomic load while the key generation stands.
+    #[inline]
+    pub fn holds_key(&self, v: &VerifiedJwt) -> bool {
+        self.holds_key_at(v, self.provider.key_generation())
+    }
+
+    /// [`Verifier::holds_key`] for each of `tokens` (an outcome's access and ID token).
+    pub fn holds_keys(&self, tokens: &[&Option<Arc<VerifiedJwt>>]) -> bool {
+        let generation = self.provider.key_generation();
+        tokens.iter().copied().flatten().all(|t| self.holds_key_at(t, generation))
+    }
+
+    /// [`Verifier::holds_key`] with the key generation already read (`generation`).
+    #[inline]
+    pub fn holds_key_at(&self, v: &VerifiedJwt, generation: u64) -> bool {
+        let Some(jwk) = &v.jwk else { return true };
+        v.key_checked() == generation || self.key_still_published(v, jwk)
+    }
+
+    /// A refresh removed some key since `v` was checked: is `jwk` among the current keys?
+    /// Keys a refresh finds again keep their `Arc`, so this compares pointers.
+    #[cold]
+    fn key_still_published(&self, v: &VerifiedJwt, jwk: &Arc<Jwk>) -> bool {
+        let Some(d) = self.provider.current() else { return false };
+        let found = |set: &KeySet| set.keys().iter().any(|k| Arc::ptr_eq(k, jwk));
+        if found(&d.keys) || found(&self.hs_keys) {
+            v.key_checked.fetch_max(d.key_generation, Ordering::Relaxed);
+            return true;
+        }
+        false
     }
 
     /// Verifies `token` without the cache (ID tokens are never cached: they come with a grant, or
@@ -196,22 +258,19 @@ impl Verifier {
         let discovered = self.provider.get(now).await?;
         // Fetching keys may have taken a while; check times against the clock as it is now.
         let now = now.max(crate::cache::unix_now());
-        let (claims, jwk) = if check_signature {
-            let v = match self.check(jwt.clone(), &discovered) {
+        // The generation of the keys that verified the token, recorded with it.
+        let (claims, jwk, key_generation) = if check_signature {
+            let (v, generation) = match self.check(jwt.clone(), &discovered) {
                 Err(VerifyError::UnknownKid(_) | VerifyError::NoMatchingKey(_)) => {
                     // Maybe the IdP rotated its keys: refetch once (rate-limited) and retry.
                     let fresh = self.provider.rediscover(now).await?;
-                    if Arc::ptr_eq(&fresh, &discovered) {
-                        self.check(jwt, &discovered)?
-                    } else {
-                        self.check(jwt, &fresh)?
-                    }
+                    (self.check(jwt, &fresh)?, fresh.key_generation)
                 }
-                other => other?,
+                other => (other?, discovered.key_generation),
             };
-            (v.claims, Some(v.key))
+            (v.claims, Some(v.key), generation)
         } else {
-            (jwt.unverified_claims()?, None)
+            (jwt.unverified_claims()?, None, 0)
         };
         if self.verify_claims {
             let issuers = if self.issuers_allowed.is_empty() {
@@ -249,6 +308,7 @@ impl Verifier {
         Ok(VerifiedJwt {
             claims,
             jwk,
+            key_checked: AtomicU64::new(key_generation),
             exp,
             nbf,
             // Checked: `cache_ttl` comes from the config unbounded (`1e30` for a token without `exp`).
@@ -264,5 +324,100 @@ impl Verifier {
             &d.keys
         };
         jwt.verify(keys, &self.policy)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::cache::unix_now;
+    use crate::instance::Oidc;
+    use gatehouse_jose::Algorithm;
+    use gatehouse_jose::sign::{SigningKey, sign_jwt};
+    use serde_json::json;
+    use std::sync::atomic::AtomicUsize;
+
+    /// An instance whose issuer no other test shares (providers are shared by issuer), with
+    /// `config` on top.
+    pub(crate) fn oidc(config: Value) -> Oidc {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let mut config = config;
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        config["issuer"] = json!(format!("http://127.0.0.1:9/realms/keys-{}-{n}", std::process::id()));
+        Oidc::for_tests(config)
+    }
+
+    /// A signing key of the IdP's and its public JWK, as a JWKS fetch parses it.
+    pub(crate) fn signing_key(kid: &str) -> (SigningKey, Arc<Jwk>) {
+        let k = SigningKey::generate(Algorithm::Es256).unwrap().with_kid(kid);
+        let jwk = Arc::new(Jwk::from_json(k.public_jwk().unwrap()).unwrap());
+        (k, jwk)
+    }
+
+    /// The JWKS the IdP publishes now: each key fetched again (new allocations).
+    pub(crate) fn publish(o: &Oidc, keys: &[&Arc<Jwk>]) {
+        let fetched: Vec<Arc<Jwk>> = keys.iter().map(|k| Arc::new(Jwk::from_json(k.json().clone()).unwrap())).collect();
+        o.auth.verifier.provider.refreshed_for_tests(&fetched, unix_now());
+    }
+
+    /// An access token for john, signed by `key`, valid for an hour.
+    pub(crate) fn token(o: &Oidc, key: &SigningKey) -> String {
+        let now = unix_now();
+        let claims = json!({
+            "iss": o.auth.verifier.provider.issuer(), "sub": "john", "iat": now, "exp": now + 3600,
+            "preferred_username": "john", "scope": "openid",
+        });
+        sign_jwt(&json!({"typ": "at+jwt"}), &claims, key).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_is_not_served_once_its_key_is_removed_and_others_are_unaffected() {
+        let o = oidc(json!({ "auth_methods": ["bearer"] }));
+        let v = &o.auth.verifier;
+        let ((k1, jwk1), (k2, jwk2), (_, jwk3)) = (signing_key("k1"), signing_key("k2"), signing_key("k3"));
+        publish(&o, &[&jwk1]);
+        let now = unix_now();
+        let t1 = token(&o, &k1);
+        let verified = v.access_token(&t1, now).await.expect("verified");
+        let generation = v.provider.key_generation();
+        assert_eq!(verified.key_checked(), generation);
+        assert!(v.cached(&t1, now).unwrap().is_some());
+
+        // A key added: nothing changes for tokens already verified.
+        publish(&o, &[&jwk1, &jwk2]);
+        assert_eq!(v.provider.key_generation(), generation, "adding a key is not a removal");
+        let t2 = token(&o, &k2);
+        v.access_token(&t2, now).await.expect("the new key verifies");
+        assert!(v.cached(&t1, now).unwrap().is_some());
+
+        // k1 removed: t1 leaves the cache and no longer verifies; t2 stays.
+        publish(&o, &[&jwk2, &jwk3]);
+        assert_eq!(v.provider.key_generation(), generation + 1);
+        assert!(v.cached(&t1, now).unwrap().is_none(), "its key is gone");
+        assert!(v.cache.get(t1.as_str()).is_none(), "and so is the entry");
+        let again = v.access_token(&t1, now).await.expect_err("unknown kid now");
+        assert!(matches!(again, TokenError::Signature(VerifyError::UnknownKid(_))), "{again:?}");
+        let kept = v.cached(&t2, now).unwrap().expect("its key is still published");
+        assert_eq!(kept.key_checked(), generation + 1, "checked again once, then one load per hit");
+        // Tokens read without a signature check have no key to lose.
+        let unverified = VerifiedJwt::read_unverified(&t1).unwrap();
+        assert!(v.holds_key(&unverified));
+    }
+
+    #[tokio::test]
+    async fn hs_keys_made_of_the_client_secret_are_never_removed() {
+        let o = oidc(json!({
+            "auth_methods": ["bearer"], "enable_hs_signatures": true,
+            "client_id": ["c"], "client_secret": ["a secret long enough for HS256 keys"],
+        }));
+        let v = &o.auth.verifier;
+        let (_, jwk1) = signing_key("k1");
+        publish(&o, &[&jwk1]);
+        let hs = SigningKey::hmac(Algorithm::Hs256, b"a secret long enough for HS256 keys").unwrap();
+        let t = token(&o, &hs);
+        let now = unix_now();
+        v.access_token(&t, now).await.expect("verified with the client secret");
+        publish(&o, &[]);
+        assert!(v.cached(&t, now).unwrap().is_some());
     }
 }

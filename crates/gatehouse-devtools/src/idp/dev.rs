@@ -1,4 +1,4 @@
-//! The `/_dev/` test knobs: counters, reset, key rotation, failure and delay injection, client
+//! The `/_dev/` test knobs: counters, reset, key rotation and retirement, failure and delay injection, client
 //! registration. (`/_dev/mint` has its own module.)
 
 use http::StatusCode;
@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::config::Client;
-use super::keys::KeyPair;
+use super::keys::{KeyPair, KeyRing};
 use super::knobs::{Endpoint, Fail};
 use super::state::Idp;
 use super::web::{OAuthError, Req, Resp, json};
@@ -39,7 +39,25 @@ pub(crate) async fn rotate(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
         Err(_) => return Err(OAuthError::server_error("key generation failed")),
     };
     let ring = idp.update_keys(|ring| ring.rotated(pair, r.drop_old));
-    Ok(json(StatusCode::OK, &json!({ "kids": ring.kids(), "current": { "rsa": ring.rsa.kid(), "ec": ring.ec.kid() } })))
+    Ok(published(&ring))
+}
+
+/// The answer of a change of keys: the published kids (current ones first) and the current ones.
+fn published(ring: &KeyRing) -> Resp {
+    json(StatusCode::OK, &json!({ "kids": ring.kids(), "current": { "rsa": ring.rsa.kid(), "ec": ring.ec.kid() } }))
+}
+
+/// No options: an empty body or `{}`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RetireRequest {}
+
+/// Removes the old keys from the JWKS, keeping the current pair (a rotation's second half, for
+/// tests of what a key's removal does to tokens it signed).
+pub(crate) fn retire(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
+    let RetireRequest {} = req.json()?;
+    let ring = idp.update_keys(KeyRing::retired);
+    Ok(published(&ring))
 }
 
 #[derive(Deserialize, Default)]

@@ -47,6 +47,11 @@ impl KeyRing {
         KeyRing::build(pair, if drop_old { Vec::new() } else { self.published.clone() })
     }
 
+    /// The ring with the old keys a rotation kept removed: only the current pair published.
+    pub fn retired(&self) -> KeyRing {
+        KeyRing::build(KeyPair { rsa: self.rsa.clone(), ec: self.ec.clone() }, Vec::new())
+    }
+
     fn build(pair: KeyPair, older: Vec<SigningKey>) -> KeyRing {
         let mut published = vec![pair.rsa.clone(), pair.ec.clone()];
         published.extend(older);

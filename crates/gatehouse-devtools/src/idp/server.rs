@@ -86,14 +86,15 @@ async fn route(idp: &Idp, path: &str, req: &Req) -> Resp {
         "/_dev/calls" if get => Ok(dev::calls(idp)),
         "/_dev/reset" if post => Ok(dev::reset(idp)),
         "/_dev/rotate" if post => dev::rotate(idp, req).await,
+        "/_dev/retire" if post => dev::retire(idp, req),
         "/_dev/fail" if post => dev::fail(idp, req),
         "/_dev/delay" if post => dev::delay(idp, req),
         "/_dev/mint" if post => mint::mint(idp, req).await,
         "/_dev/clients" if post => dev::register_client(idp, req),
         "/_dev/override" if post => dev::override_answers(idp, req),
         "/_dev/calls" => Ok(method_not_allowed("GET")),
-        "/_dev/reset" | "/_dev/rotate" | "/_dev/fail" | "/_dev/delay" | "/_dev/mint" | "/_dev/clients"
-        | "/_dev/override" => Ok(method_not_allowed("POST")),
+        "/_dev/reset" | "/_dev/rotate" | "/_dev/retire" | "/_dev/fail" | "/_dev/delay" | "/_dev/mint"
+        | "/_dev/clients" | "/_dev/override" => Ok(method_not_allowed("POST")),
         _ => Err(OAuthError::not_found()),
     };
     result.unwrap_or_else(OAuthError::response)

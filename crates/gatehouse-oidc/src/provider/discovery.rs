@@ -16,10 +16,10 @@
 
 use super::client::{self, IdpError, IdpHttp};
 use arc_swap::ArcSwapOption;
-use gatehouse_jose::KeySet;
+use gatehouse_jose::{Jwk, KeySet};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,8 @@ pub struct Discovered {
     pub keys: KeySet,
     /// When it was fetched (Unix seconds).
     pub fetched_at: i64,
+    /// The key generation of these keys: it moves on when a refresh removes a key.
+    pub key_generation: u64,
 }
 
 impl Discovered {
@@ -86,6 +88,8 @@ pub struct Provider {
     refresh: tokio::sync::Mutex<()>,
     last_attempt: AtomicI64,
     backoff: Mutex<Option<Backoff>>,
+    /// The current document's `key_generation`, stored after the document.
+    key_generation: AtomicU64,
 }
 
 /// The last fetch failed: until `until`, its error is the answer.
@@ -118,6 +122,7 @@ pub fn provider(key: ProviderKey) -> Result<Arc<Provider>, String> {
         refresh: tokio::sync::Mutex::new(()),
         last_attempt: AtomicI64::new(i64::MIN / 2),
         backoff: Mutex::new(None),
+        key_generation: AtomicU64::new(0),
     });
     map.insert(key, Arc::downgrade(&p));
     Ok(p)
@@ -132,6 +137,19 @@ impl Provider {
     /// The configured issuer.
     pub fn issuer(&self) -> &str {
         &self.key.issuer
+    }
+
+    /// The generation of the current keys: it changes only when a refresh removes a key. Read
+    /// on every cache hit of a verified token, so it is one atomic load.
+    #[inline]
+    pub fn key_generation(&self) -> u64 {
+        // Acquire: whoever sees a generation also sees the document stored before it.
+        self.key_generation.load(Ordering::Acquire)
+    }
+
+    /// The current document, fresh or not, without waiting (`None` before the first fetch).
+    pub fn current(&self) -> Option<Arc<Discovered>> {
+        self.current.load_full()
     }
 
     /// The current document if it is still fresh, without waiting. The request path's fast path.
@@ -197,15 +215,12 @@ impl Provider {
             return answer;
         }
         self.last_attempt.store(now, Ordering::Relaxed);
-        let result = self.fetch(now).await;
+        let result = self.fetch(now, cur.as_deref()).await;
         let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(d) => {
                 *backoff = None;
-                let d = Arc::new(d);
-                tracing::debug!(issuer = %self.key.issuer, keys = d.keys.len(), "discovery refreshed");
-                self.current.store(Some(d.clone()));
-                Ok(d)
+                Ok(self.install(d, cur.as_deref()))
             }
             Err(e) => {
                 let failures = backoff.as_ref().map_or(0, |b| b.failures).saturating_add(1);
@@ -225,6 +240,22 @@ impl Provider {
         }
     }
 
+    /// Makes a fetched document current: the document first, then its key generation, so
+    /// whoever reads the new generation finds the keys it belongs to.
+    fn install(&self, d: Discovered, before: Option<&Discovered>) -> Arc<Discovered> {
+        let d = Arc::new(d);
+        tracing::debug!(issuer = %self.key.issuer, keys = d.keys.len(), "discovery refreshed");
+        if before.is_some_and(|b| b.key_generation != d.key_generation) {
+            tracing::info!(
+                issuer = %self.key.issuer,
+                "signing keys were removed from the JWKS; tokens they verified are no longer accepted"
+            );
+        }
+        self.current.store(Some(d.clone()));
+        self.key_generation.store(d.key_generation, Ordering::Release);
+        d
+    }
+
     /// Whether the last fetch was less than `rediscovery_lifetime` ago.
     fn rate_limited(&self, now: i64) -> bool {
         now.saturating_sub(self.last_attempt.load(Ordering::Relaxed)) < self.key.rediscovery_lifetime
@@ -240,7 +271,9 @@ impl Provider {
         })
     }
 
-    async fn fetch(&self, now: i64) -> Result<Discovered, IdpError> {
+    /// Fetches the document and keys. Keys that `before` holds too are carried over (the same
+    /// `Arc`), and the key generation moves on when one of `before`'s keys is gone.
+    async fn fetch(&self, now: i64, before: Option<&Discovered>) -> Result<Discovered, IdpError> {
         let k = &self.key;
         let doc = if k.pseudo {
             Value::Object(Default::default())
@@ -267,20 +300,20 @@ impl Provider {
         };
         let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or(&k.issuer).to_string();
         let jwks_uri = k.jwks_endpoint.as_deref().or_else(|| doc.get("jwks_uri").and_then(Value::as_str));
-        let mut keys = KeySet::default();
+        let mut fetched = Vec::new();
         if let Some(uri) = jwks_uri {
-            for key in self.fetch_jwks(uri).await?.keys() {
-                keys.push(key.clone());
-            }
+            fetched.extend(self.fetch_jwks(uri).await?.keys().iter().cloned());
         }
         for uri in &k.extra_jwks_uris {
-            // An extra key source that fails is logged and skipped: the issuer's own keys still work.
+            // An extra key source that fails is logged and skipped: the issuer's own keys still
+            // work. Its keys count as removed until it answers again.
             match self.fetch_jwks(uri).await {
-                Ok(set) => set.keys().iter().for_each(|key| keys.push(key.clone())),
+                Ok(set) => fetched.extend(set.keys().iter().cloned()),
                 Err(e) => tracing::warn!(issuer = %k.issuer, error = %e, "extra JWKS fetch failed"),
             }
         }
-        Ok(Discovered { doc, issuer, keys, fetched_at: now })
+        let (keys, key_generation) = carry_over(before, fetched);
+        Ok(Discovered { doc, issuer, keys, fetched_at: now, key_generation })
     }
 
     async fn fetch_jwks(&self, uri: &str) -> Result<KeySet, IdpError> {
@@ -299,6 +332,33 @@ impl Provider {
         }
         Ok(set)
     }
+}
+
+/// The key set of a refresh: each fetched key that `before` holds (the same kid and JWK) is
+/// `before`'s own `Arc`, so cached verifications can find their key by pointer. The generation
+/// is `before`'s, one more when one of `before`'s keys is not among `fetched`.
+fn carry_over(before: Option<&Discovered>, fetched: Vec<Arc<Jwk>>) -> (KeySet, u64) {
+    let set = |keys: Vec<Arc<Jwk>>| {
+        let mut set = KeySet::default();
+        keys.into_iter().for_each(|k| set.push(k));
+        set
+    };
+    let Some(before) = before else { return (set(fetched), 0) };
+    let old = &before.keys;
+    let same = |a: &Jwk, b: &Jwk| a.kid() == b.kid() && a.json() == b.json();
+    let keys: Vec<Arc<Jwk>> = fetched
+        .into_iter()
+        .map(|key| {
+            let known = match key.kid() {
+                Some(kid) => old.get(kid).iter().find(|o| same(o, &key)),
+                None => old.keys_without_kid().find(|o| same(o, &key)),
+            };
+            known.cloned().unwrap_or(key)
+        })
+        .collect();
+    let removed = old.keys().iter().any(|o| !keys.iter().any(|k| Arc::ptr_eq(k, o)));
+    let generation = before.key_generation.wrapping_add(u64::from(removed));
+    (set(keys), generation)
 }
 
 /// An issuer as compared: without `/.well-known/openid-configuration` (or RFC 8414's
@@ -338,8 +398,81 @@ pub fn discovery_url(issuer: &str) -> String {
 }
 
 #[cfg(test)]
+impl Provider {
+    /// Makes `keys` current as a refresh that fetched them at `now` would (no document).
+    pub(crate) fn refreshed_for_tests(&self, keys: &[Arc<Jwk>], now: i64) -> Arc<Discovered> {
+        // As fetched just now: rediscovery is rate-limited, so tests make no network call.
+        self.last_attempt.store(now, Ordering::Relaxed);
+        let before = self.current.load_full();
+        let (keys, key_generation) = carry_over(before.as_deref(), keys.to_vec());
+        let d = Discovered {
+            doc: Value::Object(Default::default()),
+            issuer: self.key.issuer.clone(),
+            keys,
+            fetched_at: now,
+            key_generation,
+        };
+        self.install(d, before.as_deref())
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_jose::Algorithm;
+    use gatehouse_jose::sign::SigningKey;
+
+    /// A fresh public key, parsed as a JWKS fetch parses it.
+    fn key(kid: Option<&str>) -> Arc<Jwk> {
+        let mut k = SigningKey::generate(Algorithm::Es256).unwrap();
+        if let Some(kid) = kid {
+            k = k.with_kid(kid);
+        }
+        Arc::new(Jwk::from_json(k.public_jwk().unwrap()).unwrap())
+    }
+
+    /// The same key as fetched again: an equal JWK, another allocation.
+    fn refetched(k: &Arc<Jwk>) -> Arc<Jwk> {
+        Arc::new(Jwk::from_json(k.json().clone()).unwrap())
+    }
+
+    fn discovered(keys: Vec<Arc<Jwk>>, key_generation: u64) -> Discovered {
+        let (keys, _) = carry_over(None, keys);
+        Discovered { doc: Value::Null, issuer: String::new(), keys, fetched_at: 0, key_generation }
+    }
+
+    #[test]
+    fn keys_found_again_keep_their_arc_and_only_a_removal_moves_the_generation() {
+        let (a, b, c, anon) = (key(Some("a")), key(Some("b")), key(Some("c")), key(None));
+        let (first, generation) = carry_over(None, vec![a.clone(), anon.clone()]);
+        assert_eq!(generation, 0);
+        assert!(Arc::ptr_eq(&first.keys()[0], &a));
+        let before = discovered(vec![a.clone(), b.clone(), anon.clone()], 7);
+
+        // The same keys, fetched again and reordered: the old Arcs, the same generation.
+        let (keys, generation) = carry_over(Some(&before), vec![refetched(&b), refetched(&anon), refetched(&a)]);
+        assert_eq!(generation, 7);
+        for (k, old) in keys.keys().iter().zip([&b, &anon, &a]) {
+            assert!(Arc::ptr_eq(k, old));
+        }
+        // A key added: the same generation, the new key as fetched.
+        let new = refetched(&c);
+        let (keys, generation) =
+            carry_over(Some(&before), vec![refetched(&a), refetched(&b), refetched(&anon), new.clone()]);
+        assert_eq!(generation, 7);
+        assert!(Arc::ptr_eq(&keys.keys()[3], &new));
+        // A key gone (with or without a kid): the next generation.
+        assert_eq!(carry_over(Some(&before), vec![refetched(&a), refetched(&anon)]).1, 8);
+        assert_eq!(carry_over(Some(&before), vec![refetched(&a), refetched(&b)]).1, 8);
+        assert_eq!(carry_over(Some(&before), vec![]).1, 8);
+        // The same kid with other key material is another key: the old one is gone.
+        let (keys, generation) = carry_over(Some(&before), vec![key(Some("a")), refetched(&b), refetched(&anon)]);
+        assert_eq!(generation, 8);
+        assert!(!Arc::ptr_eq(&keys.keys()[0], &a));
+        // The generation never overflows into a panic.
+        let last = discovered(vec![a.clone()], u64::MAX);
+        assert_eq!(carry_over(Some(&last), vec![]).1, 0);
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap_and_never_overflows() {

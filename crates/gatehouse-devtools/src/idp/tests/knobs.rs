@@ -96,6 +96,7 @@ async fn bad_knob_requests_are_400() {
         ("/_dev/fail", json!({})),
         ("/_dev/delay", json!({"endpoint": "token"})),
         ("/_dev/rotate", json!({"drop_old": "yes"})),
+        ("/_dev/retire", json!({"kids": ["x"]})),
         ("/_dev/mint", json!({"user": "nobody"})),
         ("/_dev/mint", json!({"key": "quantum"})),
         ("/_dev/mint", json!({"unknown_field": 1})),
@@ -153,6 +154,25 @@ async fn rotation_keeps_old_keys_until_dropped() {
     assert_eq!(idp.keyset().await.len(), 2);
     assert!(matches!(idp.verify(&old_token).await, Err(VerifyError::UnknownKid(_))));
     assert_eq!(idp.introspect(&old_token).await["active"], false);
+}
+
+#[tokio::test]
+async fn retiring_removes_the_old_keys_and_keeps_the_current_ones() {
+    let idp = start().await;
+    let old_token = idp.login().await["access_token"].as_str().unwrap().to_owned();
+    let (_, rotated) = idp.dev("/_dev/rotate", json!({})).await;
+    let new_token = idp.login().await["access_token"].as_str().unwrap().to_owned();
+    let (status, retired) = idp.dev("/_dev/retire", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{retired}");
+    assert_eq!(retired["current"], rotated["current"], "no new key");
+    assert_eq!(retired["kids"].as_array().unwrap().len(), 2);
+    assert_eq!(idp.keyset().await.len(), 2);
+    assert!(matches!(idp.verify(&old_token).await, Err(VerifyError::UnknownKid(_))));
+    assert!(idp.verify(&new_token).await.is_ok());
+    let (status, again) = idp.dev("/_dev/retire", json!({})).await;
+    assert_eq!((status, &again["kids"]), (StatusCode::OK, &retired["kids"]), "nothing more to retire");
+    let resp = idp.http.get(idp.url("/_dev/retire")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
 #[tokio::test]
