@@ -38,8 +38,13 @@ impl Additions {
 pub(crate) struct Trail {
     /// The response additions so far (a touched or cleared session).
     pub additions: Additions,
-    /// The request's `Cookie` headers when it carried our session, so a refusal can expire it.
+    /// The request's `Cookie` headers when it carried a session this instance sealed (it
+    /// opened, or was ours but expired), so a refusal can expire it. A cookie of the same name
+    /// that does not open is another plugin's (or junk) and is left alone.
     pub session_cookies: Option<HeaderMap>,
+    /// The highest chunk index of a session cookie the request carried, ours or not, so a new
+    /// session written over it also clears its extra chunks.
+    pub present_chunks: usize,
     /// The request carried our session cookie (opened or not): it never goes upstream.
     pub strip_session: bool,
     /// Authorization passed the requirements: from here on the credentials are gone from the

@@ -21,13 +21,45 @@ use std::sync::Arc;
 pub fn session_codec(entity: &PluginEntity, env: &BuildEnv) -> SessionCodec {
     let config = &entity.config;
     let issuer = config.get("issuer").and_then(Value::as_str).unwrap_or_default();
+    let binding = binding(entity);
     match config.get("session_secret").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-        Some(secret) => SessionCodec::for_instance(secret.as_bytes(), &entity.id, issuer),
+        Some(secret) => SessionCodec::for_instance(secret.as_bytes(), &binding, issuer),
         None => {
             let record = env.secrets.issuer(issuer, unix_now());
-            SessionCodec::for_instance(record.secret.as_bytes(), &entity.id, issuer)
+            SessionCodec::for_instance(record.secret.as_bytes(), &binding, issuer)
         }
     }
+}
+
+/// The settings that decide what a session's tokens were checked against when it was sealed.
+/// A session is trusted without checking its tokens again, so a change to any of these (say,
+/// `verify_signature` turned back on) must not let sessions sealed under the old rules open.
+const TRUST_FIELDS: &[&str] = &[
+    "client_id",
+    "issuers_allowed",
+    "verify_signature",
+    "verify_claims",
+    "verify_nonce",
+    "ignore_signature",
+    "enable_hs_signatures",
+    "using_pseudo_issuer",
+    "jwks_endpoint",
+    "extra_jwks_uris",
+];
+
+/// What a session key is bound to besides the issuer: the plugin id, where it is attached, and a
+/// digest of its [`TRUST_FIELDS`]. So a plugin that takes another's id (a reordered `kong.yml`,
+/// a PATCH that tightens its checks, a move to another route) opens none of its sessions.
+fn binding(entity: &PluginEntity) -> String {
+    let scope = |r: &Option<gatehouse_core::entity::ForeignRef>| r.as_ref().map_or("", |r| r.id.as_str()).to_string();
+    let trust: serde_json::Map<String, Value> = TRUST_FIELDS
+        .iter()
+        .map(|f| ((*f).to_string(), entity.config.get(*f).cloned().unwrap_or(Value::Null)))
+        .collect();
+    // Built in TRUST_FIELDS order, so the same settings always give the same bytes.
+    let text = serde_json::json!([entity.id, scope(&entity.route), scope(&entity.service), trust]).to_string();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Gives the node's own key (for the client's `client_alg`, else its RS256 key, as Kong does)

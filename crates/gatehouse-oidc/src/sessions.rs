@@ -163,6 +163,8 @@ impl Sessions {
         // out, the old cookie is opened and touched again.
         if let Some(c) = self.cached(headers, now, v) {
             trail.strip_session = true;
+            // Ours (it opened before): a refusal may destroy it, as when it was opened now.
+            trail.session_cookies = Some(session_cookies(headers));
             return Some(Ok(Outcome {
                 client: c.data.client,
                 access_token: Some(c.data.access_token.clone()),
@@ -177,17 +179,14 @@ impl Sessions {
             }));
         }
         // Other cookies only: nothing to open, and no key to keep.
-        if self.store.present_chunks(headers) == 0 {
+        trail.present_chunks = self.store.present_chunks(headers);
+        if trail.present_chunks == 0 {
             return None;
         }
-        let mut cookies = HeaderMap::new();
-        for value in headers.get_all(http::header::COOKIE) {
-            cookies.append(http::header::COOKIE, value.clone());
-        }
-        trail.session_cookies = Some(cookies);
         match self.store.open(headers, now) {
             Ok(opened) => {
                 trail.strip_session = true;
+                trail.session_cookies = Some(session_cookies(headers));
                 let mut data = SessionData::decode(&opened.session.data)?;
                 // The client the session names, wherever it now is in `client_id`.
                 data.client = opened.client.unwrap_or(data.client);
@@ -198,6 +197,12 @@ impl Sessions {
             Err(e) => {
                 tracing::debug!(error = ?e, "session cookie not usable");
                 trail.strip_session = true;
+                // Sealed by this instance but no longer usable: a refusal may expire it. One that
+                // does not open was sealed by another plugin (the key is per plugin and issuer)
+                // or is junk; expiring it would sign the user out of that plugin.
+                if !matches!(e, OpenError::Malformed | OpenError::Invalid) {
+                    trail.session_cookies = Some(session_cookies(headers));
+                }
                 None
             }
         }
@@ -310,7 +315,7 @@ impl Sessions {
                 expires,
                 auth_method: o.method.name().to_string(),
             };
-            let previous_chunks = trail.session_cookies.as_ref().map_or(0, |c| self.store.present_chunks(c));
+            let previous_chunks = trail.present_chunks;
             let session = self.store.new_session_for(
                 self.client_ids.get(o.client).map(String::as_str),
                 now,
@@ -369,6 +374,15 @@ impl Reverify {
         let id = v.verify(id, self.check_signature, Expect::Id(cx), now).await.map_err(Failure::of_token)?;
         Ok((access, Some(Arc::new(id))))
     }
+}
+
+/// A copy of the request's `Cookie` headers (shared bytes, no copy of the values).
+fn session_cookies(headers: &HeaderMap) -> HeaderMap {
+    let mut cookies = HeaderMap::new();
+    for value in headers.get_all(http::header::COOKIE) {
+        cookies.append(http::header::COOKIE, value.clone());
+    }
+    cookies
 }
 
 /// The cache key of a request's session: its `Cookie` header bytes, borrowed when there is one

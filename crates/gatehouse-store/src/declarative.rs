@@ -160,21 +160,21 @@ pub fn load(doc: &Value, registry: &Registry, now: i64) -> Result<EntitySet, Fie
         l.resolve(&mut p, &path, "service", Kind::Services);
         l.resolve(&mut p, &path, "route", Kind::Routes);
         l.resolve(&mut p, &path, "consumer", Kind::Consumers);
-        if let Some(id) = l.entity(Kind::Plugins, &path, p)
-            && let Some(v) = l.set.plugins.iter().find(|v| v["id"] == id.as_str()).cloned()
-        {
-            let scope = crate::plugin_cache_key(&v);
-            if let Some(first) = scopes.get(&scope) {
-                l.errs.push(
-                    &path,
-                    format!(
-                        "uniqueness violation: 'plugins' entity with the same name and scope already declared at {}",
-                        gatehouse_core::schema::path_string(first)
-                    ),
-                );
-            } else {
-                scopes.insert(scope, path);
-            }
+        // Checked before the entity is made: its generated id comes from this scope, so a second
+        // plugin of one scope would otherwise be told only "duplicate id".
+        let scope = crate::plugin_cache_key(&Value::Object(p.clone()));
+        if let Some(first) = scopes.get(&scope) {
+            l.errs.push(
+                &path,
+                format!(
+                    "uniqueness violation: 'plugins' entity with the same name and scope already declared at {}",
+                    gatehouse_core::schema::path_string(first)
+                ),
+            );
+            continue;
+        }
+        if l.entity(Kind::Plugins, &path, p).is_some() {
+            scopes.insert(scope, path);
         }
     }
     if l.errs.is_empty() { Ok(l.set) } else { Err(l.errs) }
@@ -240,6 +240,7 @@ impl Loader<'_> {
             .and_then(|k| obj.get(k))
             .and_then(Value::as_str)
             .map(|n| format!("{}:{n}", kind.name()))
+            .or_else(|| (kind == Kind::Plugins).then(|| plugin_label(&obj)))
             .unwrap_or_else(|| format!("{}:{}", kind.name(), gatehouse_core::schema::path_string(path)));
         let id = match obj.get("id").and_then(Value::as_str) {
             Some(id) => id.to_string(),
@@ -282,6 +283,18 @@ impl Loader<'_> {
                 Some(id)
             }
         }
+    }
+}
+
+/// A plugin's stable id label: what it is and where it is attached (its cache key: name, route,
+/// service, consumer; and `instance_name`), not its place in the file. A plugin
+/// must not inherit the id, and so the sessions, of the plugin listed before it when that one
+/// is removed.
+fn plugin_label(obj: &Map<String, Value>) -> String {
+    let key = crate::plugin_cache_key(&Value::Object(obj.clone()));
+    match obj.get("instance_name").and_then(Value::as_str) {
+        Some(name) => format!("{key}:{name}"),
+        None => key,
     }
 }
 
