@@ -455,6 +455,27 @@ pub(crate) mod tests {
             assert!(again.headers.get("x-consumer-id").is_none());
         }
 
+        /// review2: `forbidden_destroy_session` (default true) must expire the session cookie on
+        /// every 403 the session gets, not only on the request that opened the cookie. The second
+        /// request is answered from the cache of opened sessions (filled by the first, refused,
+        /// request), whose path never records `trail.session_cookies`.
+        #[tokio::test]
+        async fn review2_a_refused_session_is_destroyed_also_when_it_comes_from_the_cache() {
+            let o = Oidc::for_tests(json!({ "auth_methods": ["session"], "consumer_claim": ["preferred_username"] }));
+            let cookies = cookie(&o);
+            let cleared = |c: &Ctx| {
+                c.extensions.get::<crate::decision::Additions>().map_or(0, |a| {
+                    a.set_cookies.iter().filter(|v| v.to_str().unwrap_or("").contains("Max-Age=0")).count()
+                })
+            };
+            for round in ["opened", "cached"] {
+                let mut c = ctx();
+                let flow = o.access_async(&mut c, &mut request("GET", &[("cookie", &cookies)])).await;
+                assert!(matches!(flow, Flow::Respond(ref r) if r.status() == 403), "{round}: no consumer: 403");
+                assert_eq!(cleared(&c), 1, "{round}: the 403 expires the session cookie");
+            }
+        }
+
         #[tokio::test]
         async fn refusals_and_other_configs_go_the_general_way() {
             let o = Oidc::for_tests(json!({ "auth_methods": ["session"], "scopes_required": ["admin"] }));
