@@ -792,15 +792,15 @@ async fn each_response_header_is_sent_once_on_success_and_refusal() {
     assert_eq!(st, 200);
     each_header_once(&h);
     assert_eq!(h.get_all("x-user").iter().count(), 1);
-    // A refused session: one clearing cookie, one challenge.
+    // A session cookie that does not open (tampered here; another plugin's looks the same): one
+    // challenge, and the cookie is left alone (expiring another plugin's session would sign the
+    // user out there).
     let mut bad = cookie.clone();
     bad.insert(12, if bad.as_bytes()[12] == b'A' { 'B' } else { 'A' });
     let (st, _, h) = env.call(&[("cookie", &bad)]).await;
     assert_eq!(st, 401);
     each_header_once(&h);
-    let cleared: Vec<_> = h.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
-    assert!(!cleared.is_empty());
-    assert!(cleared.iter().all(|c| c.starts_with("session") && c.contains("Max-Age=0")), "{cleared:?}");
+    assert!(h.get("set-cookie").is_none(), "{h:?}");
     assert_eq!(h.get_all("www-authenticate").iter().count(), 1);
     // A plain 401: one challenge, no cookie.
     let (st, _, h) = env.call(&[("authorization", &basic("john", "wrong"))]).await;

@@ -578,6 +578,54 @@ pub(crate) mod tests {
             assert_eq!(status(cookie_with(&o, "opaque-token".into())).await, 200);
         }
 
+        /// `forbidden_destroy_session` (default true) must expire the session cookie on
+        /// every 403 the session gets, not only on the request that opened the cookie. The second
+        /// request is answered from the cache of opened sessions (filled by the first, refused,
+        /// request), whose path never records `trail.session_cookies`.
+        #[tokio::test]
+        async fn a_refused_session_is_destroyed_also_when_it_comes_from_the_cache() {
+            let o = Oidc::for_tests(json!({ "auth_methods": ["session"], "consumer_claim": ["preferred_username"] }));
+            let cookies = cookie(&o);
+            let cleared = |c: &Ctx| {
+                c.extensions.get::<crate::decision::Additions>().map_or(0, |a| {
+                    a.set_cookies.iter().filter(|v| v.to_str().unwrap_or("").contains("Max-Age=0")).count()
+                })
+            };
+            for round in ["opened", "cached"] {
+                let mut c = ctx();
+                let flow = o.access_async(&mut c, &mut request("GET", &[("cookie", &cookies)])).await;
+                assert!(matches!(flow, Flow::Respond(ref r) if r.status() == 403), "{round}: no consumer: 403");
+                assert_eq!(cleared(&c), 1, "{round}: the 403 expires the session cookie");
+            }
+        }
+
+        /// With sessions bound to their plugin, two route plugins of one issuer share the
+        /// cookie name and `Path=/`, so the browser sends plugin A's cookie to B's route. B cannot
+        /// open it, yet its 401 (`unauthorized_destroy_session`, default true) expires it: any
+        /// request to B's route (an `<img src=/b>` on any page) logs the user out of A.
+        #[tokio::test]
+        async fn a_plugin_does_not_expire_a_session_cookie_it_cannot_open() {
+            let issuer = "http://127.0.0.1:9/realms/x";
+            let build = |id: &str| {
+                let cfg = json!({ "issuer": issuer, "auth_methods": ["session", "bearer"] });
+                let cfg = crate::config::schema()
+                    .validate(&cfg, gatehouse_core::schema::Mode::default())
+                    .expect("valid config");
+                let key = gatehouse_session::SessionCodec::for_instance(b"issuer secret", id, issuer);
+                Oidc::build(&cfg, key, &gatehouse_core::plugin::BuildEnv::default()).expect("builds")
+            };
+            let (a, b) = (build("plugin-a"), build("plugin-b"));
+            let cookies = cookie(&a);
+            let flow = a.access_async(&mut ctx(), &mut request("GET", &[("cookie", &cookies)])).await;
+            assert!(matches!(flow, Flow::Continue), "A's own session passes at A");
+
+            let mut c = ctx();
+            let flow = b.access_async(&mut c, &mut request("GET", &[("cookie", &cookies)])).await;
+            assert!(matches!(flow, Flow::Respond(ref r) if r.status() == 401), "B does not open A's session");
+            let expired = c.extensions.get::<crate::decision::Additions>().map_or(0, |x| x.set_cookies.len());
+            assert_eq!(expired, 0, "B's 401 expires A's session cookie (Set-Cookie: session=; Max-Age=0)");
+        }
+
         #[tokio::test]
         async fn refusals_and_other_configs_go_the_general_way() {
             let o = Oidc::for_tests(json!({ "auth_methods": ["session"], "scopes_required": ["admin"] }));

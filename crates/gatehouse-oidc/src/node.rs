@@ -34,8 +34,9 @@ pub fn session_codec(entity: &PluginEntity, env: &BuildEnv) -> SessionCodec {
 /// The settings that decide what a session's tokens were checked against when it was sealed.
 /// A session is trusted without checking its tokens again, so a change to any of these (say,
 /// `verify_signature` turned back on) must not let sessions sealed under the old rules open.
+/// (`client_id` is not among them: a session records its client, and opens only while the
+/// plugin still has that client, wherever it now is in the list.)
 const TRUST_FIELDS: &[&str] = &[
-    "client_id",
     "issuers_allowed",
     "verify_signature",
     "verify_claims",
@@ -125,6 +126,31 @@ mod tests {
         let pair = set[0].to_str().expect("ascii").split(';').next().expect("pair").to_string();
         h.insert(http::header::COOKIE, HeaderValue::from_str(&pair).expect("header"));
         b.open(&h, 0).map(drop)
+    }
+
+    #[test]
+    fn the_session_key_follows_the_trust_settings_and_the_scope_but_not_the_rest() {
+        let env = BuildEnv::default();
+        let base = json!({"issuer": "https://idp", "session_secret": "s", "verify_signature": false,
+                          "client_id": ["a"], "upstream_headers_names": ["x"]});
+        let with = |patch: Value| {
+            let mut c = base.clone();
+            if let (Value::Object(c), Value::Object(p)) = (&mut c, patch) {
+                c.extend(p);
+            }
+            entity("p1", c)
+        };
+        let key = |e: &PluginEntity| session_codec(e, &env);
+        let same = |e: PluginEntity| opens(key(&with(json!({}))), key(&e)).is_ok();
+        assert!(same(with(json!({}))), "the same plugin opens its own sessions");
+        assert!(same(with(json!({"upstream_headers_names": ["y"]}))), "a header change keeps sessions");
+        assert!(same(with(json!({"client_id": ["b", "a"]}))), "clients are checked by the session itself");
+        assert!(!same(with(json!({"verify_signature": true}))), "tightened checks end old sessions");
+        assert!(!same(with(json!({"ignore_signature": ["session"]}))));
+        assert!(!same(with(json!({"issuers_allowed": ["https://other"]}))));
+        let mut moved = with(json!({}));
+        moved.route = Some(gatehouse_core::entity::ForeignRef { id: "r2".into() });
+        assert!(!same(moved), "a plugin moved to another route is another binding");
     }
 
     #[test]

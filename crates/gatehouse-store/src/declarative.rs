@@ -451,6 +451,86 @@ routes:
   hosts: [example.com]
 "#;
 
+    /// A declarative plugin's id was once a UUID v5 of its *position* (`plugins[0]`), and the
+    /// openid-connect session key is derived from the plugin id and issuer only
+    /// (`gatehouse-oidc/src/node.rs` `session_codec`). So after `POST /config` (or a restart with
+    /// the same `session_secret`) drops the first plugin, the plugin that moves into its place
+    /// takes its id and opens the sessions the other plugin sealed (tokens it never checked:
+    /// another route, `ignore_signature`, `verify_claims: false`, ...). A different plugin (other
+    /// route, other config) must not inherit another's id.
+    #[test]
+    fn a_plugin_does_not_inherit_the_id_of_the_plugin_that_held_its_place() {
+        use gatehouse_core::entity::PluginEntity;
+        use gatehouse_core::plugin::{BuildEnv, BuildError, Plugin, PluginFactory};
+        use gatehouse_core::schema::{Field, Record};
+        use std::sync::Arc;
+        struct Auth(Record);
+        struct Noop;
+        impl Plugin for Noop {}
+        impl PluginFactory for Auth {
+            fn name(&self) -> &'static str {
+                "openid-connect"
+            }
+            fn priority(&self) -> i32 {
+                1
+            }
+            fn config_schema(&self) -> &Record {
+                &self.0
+            }
+            fn build(&self, _: &PluginEntity, _: &BuildEnv) -> Result<Arc<dyn Plugin>, BuildError> {
+                Ok(Arc::new(Noop))
+            }
+        }
+        let mut reg = Registry::default();
+        reg.register(Arc::new(Auth(Record::new(vec![
+            Field::string("issuer"),
+            Field::boolean("verify_signature").default(json!(true)),
+        ]))));
+        let before = r#"
+_format_version: "3.0"
+services:
+- name: s
+  host: h
+  routes:
+  - name: admin
+    paths: [/admin]
+  - name: public
+    paths: [/public]
+plugins:
+- name: openid-connect
+  route: admin
+  config: {issuer: "https://idp"}
+- name: openid-connect
+  route: public
+  config: {issuer: "https://idp", verify_signature: false}
+"#;
+        let after = r#"
+_format_version: "3.0"
+services:
+- name: s
+  host: h
+  routes:
+  - name: admin
+    paths: [/admin]
+  - name: public
+    paths: [/public]
+plugins:
+- name: openid-connect
+  route: public
+  config: {issuer: "https://idp", verify_signature: false}
+"#;
+        let a = load(&parse(before).unwrap(), &reg, 1).unwrap();
+        let b = load(&parse(after).unwrap(), &reg, 2).unwrap();
+        let admin_plugin = &a.plugins[0];
+        let public_plugin = &b.plugins[0];
+        assert_eq!(admin_plugin["route"]["id"], a.routes[0]["id"]);
+        assert_eq!(public_plugin["route"]["id"], b.routes[1]["id"]);
+        assert_ne!(
+            admin_plugin["id"], public_plugin["id"],
+            "the /public plugin (verify_signature off) took the /admin plugin's id, so its session key"
+        );
+    }
+
     #[test]
     fn nested_and_top_level_entities_load_with_stable_ids() {
         let reg = Registry::default();
