@@ -10,8 +10,8 @@ use crate::method::Method;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use http::HeaderMap;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
+use http::{HeaderMap, HeaderName};
 use std::borrow::Cow;
 
 /// Where a credential may be, in Kong's words.
@@ -45,11 +45,21 @@ impl Place {
     }
 }
 
+/// `Authorization` alone, where a bearer token is found.
+pub static AUTHORIZATION_HEADER: [HeaderName; 1] = [AUTHORIZATION];
+static ACCESS_TOKEN_HEADERS: [HeaderName; 2] =
+    [HeaderName::from_static("access-token"), HeaderName::from_static("access_token")];
+static X_ACCESS_TOKEN_HEADERS: [HeaderName; 2] =
+    [HeaderName::from_static("x-access-token"), HeaderName::from_static("x_access_token")];
+/// A Basic pair and the headers that name its grant.
+static BASIC_HEADERS: [HeaderName; 3] =
+    [AUTHORIZATION, HeaderName::from_static("grant-type"), HeaderName::from_static("x-grant-type")];
+
 /// Exactly where a credential was found, so `hide_credentials` can remove it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Found {
     /// These headers (all removed).
-    Headers(&'static [&'static str]),
+    Headers(&'static [HeaderName]),
     /// A named header, and its `X-` form.
     NamedHeader(String),
     /// A cookie.
@@ -356,12 +366,11 @@ pub fn bearer(
                     continue;
                 }
                 if let Some(t) = scheme_token(headers, "bearer") {
-                    return Some((t.to_string(), Found::Headers(&["authorization"])));
+                    return Some((t.to_string(), Found::Headers(&AUTHORIZATION_HEADER)));
                 }
-                const OTHERS: [&[&str]; 2] = [&["access-token", "access_token"], &["x-access-token", "x_access_token"]];
-                for pair in OTHERS {
+                for pair in [&ACCESS_TOKEN_HEADERS, &X_ACCESS_TOKEN_HEADERS] {
                     for name in pair {
-                        if let Some(t) = header(headers, name) {
+                        if let Some(t) = headers.get(name).and_then(|v| v.to_str().ok()) {
                             return Some((t.to_string(), Found::Headers(pair)));
                         }
                     }
@@ -418,7 +427,7 @@ pub fn basic_pair(headers: &HeaderMap, grant: Method) -> Option<Pair> {
     let decoded = STANDARD.decode(b).ok().and_then(|d| String::from_utf8(d).ok());
     let text = decoded.as_deref().unwrap_or(b);
     let (u, s) = text.split_once(':')?;
-    let found = Found::Headers(&["authorization", "grant-type", "x-grant-type"]);
+    let found = Found::Headers(&BASIC_HEADERS);
     Some(Pair { user: u.to_string(), secret: s.to_string(), found })
 }
 
@@ -494,7 +503,7 @@ pub fn hide(found: &Found, parts: &mut http::request::Parts, body: Option<&Bytes
     match found {
         Found::Headers(names) => {
             for n in *names {
-                parts.headers.remove(*n);
+                parts.headers.remove(n);
             }
             None
         }

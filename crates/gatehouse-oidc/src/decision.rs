@@ -213,7 +213,7 @@ mod tests {
     fn anonymous_strips_what_left_the_request_and_adds_the_consumer() {
         let o = oidc();
         let (mut c, mut parts) = (ctx(), request());
-        let found = [Found::Headers(&["authorization"])];
+        let found = [Found::Headers(&crate::credentials::AUTHORIZATION_HEADER)];
         let strip = Strip { session: Some(&o.auth.sessions.store), hide: &found };
         let consumer = c.consumers.find_anonymous("guest").cloned().expect("guest");
         let flow =

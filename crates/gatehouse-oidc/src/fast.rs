@@ -43,7 +43,7 @@ use thread_local::ThreadLocal;
 const ENTRIES_PER_THREAD: usize = 2048;
 
 /// Where a bearer token the front serves was: `Authorization`.
-static AUTHORIZATION: [Found; 1] = [Found::Headers(&["authorization"])];
+static AUTHORIZATION: [Found; 1] = [Found::Headers(&credentials::AUTHORIZATION_HEADER)];
 
 /// The cached authentications a config can serve synchronously.
 pub(crate) enum Front {

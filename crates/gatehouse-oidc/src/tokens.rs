@@ -371,6 +371,24 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_key_removed_across_a_forgotten_discovery_cache_is_still_noticed() {
+        // `DELETE /openid-connect/issuers` forgets the document; the next fetch has nothing to
+        // compare with, so it moves the generation on and every entry looks for its key again.
+        let o = oidc(json!({ "auth_methods": ["bearer"] }));
+        let v = &o.auth.verifier;
+        let ((k1, jwk1), (_, jwk2)) = (signing_key("k1"), signing_key("k2"));
+        publish(&o, &[&jwk1]);
+        let now = unix_now();
+        let t1 = token(&o, &k1);
+        v.access_token(&t1, now).await.expect("verified");
+        let before = v.provider.key_generation();
+        v.provider.forget();
+        publish(&o, &[&jwk2]);
+        assert_ne!(v.provider.key_generation(), before);
+        assert!(v.cached(&t1, now).unwrap().is_none(), "k1 is gone after the forgotten cache was refetched");
+    }
+
+    #[tokio::test]
     async fn a_cached_token_is_not_served_once_its_key_is_removed_and_others_are_unaffected() {
         let o = oidc(json!({ "auth_methods": ["bearer"] }));
         let v = &o.auth.verifier;

@@ -297,14 +297,15 @@ impl HeaderPlan {
     /// The spoofing guard: removes every request header whose normalized name is one this
     /// instance can set.
     pub fn strip_spoofed(&self, headers: &mut HeaderMap) {
-        let doomed: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| {
-                let k = k.as_str().as_bytes();
-                self.spoofable.iter().any(|n| n.len() == k.len() && n.iter().zip(k).all(|(a, b)| *a == norm_byte(*b)))
-            })
-            .cloned()
-            .collect();
+        let spoofed = |k: &&HeaderName| {
+            let k = k.as_str().as_bytes();
+            self.spoofable.iter().any(|n| n.len() == k.len() && n.iter().zip(k).all(|(a, b)| *a == norm_byte(*b)))
+        };
+        // Almost no request carries one: look before making the list of names to remove.
+        if !headers.keys().any(|k| spoofed(&k)) {
+            return;
+        }
+        let doomed: Vec<HeaderName> = headers.keys().filter(spoofed).cloned().collect();
         for name in doomed {
             headers.remove(&name);
         }

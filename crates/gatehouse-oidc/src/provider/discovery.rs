@@ -312,7 +312,9 @@ impl Provider {
                 Err(e) => tracing::warn!(issuer = %k.issuer, error = %e, "extra JWKS fetch failed"),
             }
         }
-        let (keys, key_generation) = carry_over(before, fetched);
+        // With nothing to compare (the first fetch, or after `forget`), the generation still moves
+        // on: entries verified before `forget` must look for their key again.
+        let (keys, key_generation) = carry_over(before, fetched, self.key_generation().wrapping_add(1));
         Ok(Discovered { doc, issuer, keys, fetched_at: now, key_generation })
     }
 
@@ -336,14 +338,15 @@ impl Provider {
 
 /// The key set of a refresh: each fetched key that `before` holds (the same kid and JWK) is
 /// `before`'s own `Arc`, so cached verifications can find their key by pointer. The generation
-/// is `before`'s, one more when one of `before`'s keys is not among `fetched`.
-fn carry_over(before: Option<&Discovered>, fetched: Vec<Arc<Jwk>>) -> (KeySet, u64) {
+/// is `before`'s, one more when one of `before`'s keys is not among `fetched`; `fresh` when
+/// there is no `before`.
+fn carry_over(before: Option<&Discovered>, fetched: Vec<Arc<Jwk>>, fresh: u64) -> (KeySet, u64) {
     let set = |keys: Vec<Arc<Jwk>>| {
         let mut set = KeySet::default();
         keys.into_iter().for_each(|k| set.push(k));
         set
     };
-    let Some(before) = before else { return (set(fetched), 0) };
+    let Some(before) = before else { return (set(fetched), fresh) };
     let old = &before.keys;
     let same = |a: &Jwk, b: &Jwk| a.kid() == b.kid() && a.json() == b.json();
     let keys: Vec<Arc<Jwk>> = fetched
@@ -404,7 +407,8 @@ impl Provider {
         // As fetched just now: rediscovery is rate-limited, so tests make no network call.
         self.last_attempt.store(now, Ordering::Relaxed);
         let before = self.current.load_full();
-        let (keys, key_generation) = carry_over(before.as_deref(), keys.to_vec());
+        let (keys, key_generation) =
+            carry_over(before.as_deref(), keys.to_vec(), self.key_generation().wrapping_add(1));
         let d = Discovered {
             doc: Value::Object(Default::default()),
             issuer: self.key.issuer.clone(),
@@ -437,20 +441,20 @@ mod tests {
     }
 
     fn discovered(keys: Vec<Arc<Jwk>>, key_generation: u64) -> Discovered {
-        let (keys, _) = carry_over(None, keys);
+        let (keys, _) = carry_over(None, keys, 0);
         Discovered { doc: Value::Null, issuer: String::new(), keys, fetched_at: 0, key_generation }
     }
 
     #[test]
     fn keys_found_again_keep_their_arc_and_only_a_removal_moves_the_generation() {
         let (a, b, c, anon) = (key(Some("a")), key(Some("b")), key(Some("c")), key(None));
-        let (first, generation) = carry_over(None, vec![a.clone(), anon.clone()]);
-        assert_eq!(generation, 0);
+        let (first, generation) = carry_over(None, vec![a.clone(), anon.clone()], 3);
+        assert_eq!(generation, 3, "with nothing before, the generation it is given");
         assert!(Arc::ptr_eq(&first.keys()[0], &a));
         let before = discovered(vec![a.clone(), b.clone(), anon.clone()], 7);
 
         // The same keys, fetched again and reordered: the old Arcs, the same generation.
-        let (keys, generation) = carry_over(Some(&before), vec![refetched(&b), refetched(&anon), refetched(&a)]);
+        let (keys, generation) = carry_over(Some(&before), vec![refetched(&b), refetched(&anon), refetched(&a)], 99);
         assert_eq!(generation, 7);
         for (k, old) in keys.keys().iter().zip([&b, &anon, &a]) {
             assert!(Arc::ptr_eq(k, old));
@@ -458,20 +462,20 @@ mod tests {
         // A key added: the same generation, the new key as fetched.
         let new = refetched(&c);
         let (keys, generation) =
-            carry_over(Some(&before), vec![refetched(&a), refetched(&b), refetched(&anon), new.clone()]);
+            carry_over(Some(&before), vec![refetched(&a), refetched(&b), refetched(&anon), new.clone()], 99);
         assert_eq!(generation, 7);
         assert!(Arc::ptr_eq(&keys.keys()[3], &new));
         // A key gone (with or without a kid): the next generation.
-        assert_eq!(carry_over(Some(&before), vec![refetched(&a), refetched(&anon)]).1, 8);
-        assert_eq!(carry_over(Some(&before), vec![refetched(&a), refetched(&b)]).1, 8);
-        assert_eq!(carry_over(Some(&before), vec![]).1, 8);
+        assert_eq!(carry_over(Some(&before), vec![refetched(&a), refetched(&anon)], 99).1, 8);
+        assert_eq!(carry_over(Some(&before), vec![refetched(&a), refetched(&b)], 99).1, 8);
+        assert_eq!(carry_over(Some(&before), vec![], 99).1, 8);
         // The same kid with other key material is another key: the old one is gone.
-        let (keys, generation) = carry_over(Some(&before), vec![key(Some("a")), refetched(&b), refetched(&anon)]);
+        let (keys, generation) = carry_over(Some(&before), vec![key(Some("a")), refetched(&b), refetched(&anon)], 99);
         assert_eq!(generation, 8);
         assert!(!Arc::ptr_eq(&keys.keys()[0], &a));
         // The generation never overflows into a panic.
         let last = discovered(vec![a.clone()], u64::MAX);
-        assert_eq!(carry_over(Some(&last), vec![]).1, 0);
+        assert_eq!(carry_over(Some(&last), vec![], 99).1, 0);
     }
 
     #[test]
