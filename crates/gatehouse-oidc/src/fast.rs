@@ -556,6 +556,31 @@ pub(crate) mod tests {
         }
 
         #[tokio::test]
+        async fn with_reverify_a_cached_session_is_not_served_past_its_tokens_exp() {
+            use crate::tokens::tests::{oidc as fresh_issuer, publish, signing_key};
+            let o = fresh_issuer(json!({
+                "auth_methods": ["session"], "reverify": true,
+                "upstream_headers_claims": ["preferred_username"], "upstream_headers_names": ["x_user"],
+            }));
+            let (k1, jwk1) = signing_key("k1");
+            publish(&o, &[&jwk1]);
+            let now = unix_now();
+            let claims = json!({
+                "iss": o.auth.verifier.provider.issuer(), "sub": "john", "iat": now, "exp": now + 1,
+                "preferred_username": "john",
+            });
+            let short = gatehouse_jose::sign::sign_jwt(&json!({"typ": "at+jwt"}), &claims, &k1).unwrap();
+            // The session itself lasts an hour; only its access token is short.
+            let cookies = cookie_with(&o, short);
+            let req = || request("GET", &[("cookie", &cookies)]);
+            served_after_the_general_path(&o, req).await;
+            tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+            assert!(run(&o, &mut req()).is_none(), "the cached session is not served past its token's exp");
+            let flow = o.access_async(&mut ctx(), &mut req()).await;
+            assert!(matches!(flow, Flow::Respond(ref r) if r.status() == 401), "opened again, reverify refuses it");
+        }
+
+        #[tokio::test]
         async fn reverify_refuses_tokens_that_do_not_verify_and_leaves_opaque_ones() {
             use crate::tokens::tests::{oidc as fresh_issuer, publish, signing_key};
             let o = fresh_issuer(json!({ "auth_methods": ["session"], "reverify": true }));

@@ -115,11 +115,25 @@ impl Sessions {
     pub fn cached(&self, headers: &HeaderMap, now: i64, v: &Verifier) -> Option<Arc<CachedSession>> {
         let key = cookie_key(headers)?;
         let c = self.cache.get(key.as_ref())?;
-        if self.still_good(&c, now) && v.holds_keys(&[&c.access, &c.id]) {
+        if self.still_good(&c, now) && v.holds_keys(&[&c.access, &c.id]) && self.reverified_in_time(&c, now, v) {
             return Some(c);
         }
         self.cache.invalidate(key.as_ref());
         None
+    }
+
+    /// With `reverify`, a cached session's tokens were verified when it was opened: on a hit
+    /// their `exp`/`nbf` are checked again, as opening it again would (an expired ID token
+    /// refuses the session, as in Kong). Without `reverify` the session's own deadlines decide.
+    fn reverified_in_time(&self, c: &CachedSession, now: i64, v: &Verifier) -> bool {
+        if self.reverify.is_none() || !v.verify_claims {
+            return true;
+        }
+        let leeway = v.leeway;
+        [&c.access, &c.id].into_iter().flatten().all(|t| {
+            t.exp.is_none_or(|exp| now < exp.saturating_add(leeway))
+                && t.nbf.is_none_or(|nbf| now.saturating_add(leeway) >= nbf)
+        })
     }
 
     fn still_good(&self, c: &CachedSession, now: i64) -> bool {
