@@ -1,7 +1,7 @@
 //! The Admin API's boundary: hostile bodies are refused without taking the process down, browser
 //! pages of other origins cannot write, and the node's secrets stay private on disk and in output.
 
-use super::util::{Gateway, client, echo, get, json, post, tempdir};
+use super::util::{Gateway, client, echo, echo_service, get, json, post, tempdir};
 use serde_json::{Value, json};
 
 /// POSTs `body` with `content_type` to `url`.
@@ -33,10 +33,7 @@ async fn hostile_bodies_are_refused_and_the_process_keeps_serving() {
     let up = echo(dir.path());
     let gw = Gateway::start(dir.path());
     let a = &gw.admin;
-    let (st, body) = post(&format!("{a}/services"), json!({"name": "echo", "url": up.urls[0]})).await;
-    assert_eq!(st, 201, "{body}");
-    let (st, body) = post(&format!("{a}/services/echo/routes"), json!({"paths": ["/api"]})).await;
-    assert_eq!(st, 201, "{body}");
+    echo_service(&gw, &up.urls[0], &[json!({"paths": ["/api"]})]).await;
 
     let form = "application/x-www-form-urlencoded";
     let deep = format!("{}=1", vec!["a"; 3000].join("."));

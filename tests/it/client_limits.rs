@@ -2,7 +2,7 @@
 //! connections, floods of connections, oversized and unbounded uploads, and memory that stays
 //! flat whatever clients upload.
 
-use super::util::{Gateway, Proc, client, echo, json, post, tempdir};
+use super::util::{Gateway, Proc, client, echo, echo_service, json, post, tempdir};
 use serde_json::{Value, json};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -29,10 +29,7 @@ async fn setup(args: &[&str]) -> Env {
     let dir = tempdir();
     let up = echo(dir.path());
     let gw = Gateway::start_with(dir.path(), args, &[]);
-    let (st, body) = post(&format!("{}/services", gw.admin), json!({"name": "echo", "url": up.urls[0]})).await;
-    assert_eq!(st, 201, "{body}");
-    let (st, body) = post(&format!("{}/services/echo/routes", gw.admin), json!({"paths": ["/api"]})).await;
-    assert_eq!(st, 201, "{body}");
+    echo_service(&gw, &up.urls[0], &[json!({"paths": ["/api"]})]).await;
     let addr = gw.proxy.trim_start_matches("http://").to_string();
     Env { dir, _up: up, gw, addr }
 }

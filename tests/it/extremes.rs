@@ -4,7 +4,7 @@
 //! through it, Kong-shaped, without a reset connection.
 
 use super::oidc::idp;
-use super::util::{Gateway, client, echo, get, json, post, tempdir};
+use super::util::{Gateway, client, echo, echo_service, get, json, post, tempdir};
 use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};
 
@@ -160,10 +160,7 @@ async fn extreme_numbers_in_every_numeric_field_never_break_the_node() {
     let up = echo(dir.path());
     let gw = Gateway::start(dir.path());
     let a = &gw.admin;
-    let (st, b) = post(&format!("{a}/services"), json!({"name": "echo", "url": up.urls[0]})).await;
-    assert_eq!(st, 201, "{b}");
-    let (st, b) = post(&format!("{a}/services/echo/routes"), json!({"name": "x", "paths": ["/x"]})).await;
-    assert_eq!(st, 201, "{b}");
+    echo_service(&gw, &up.urls[0], &[json!({"name": "x", "paths": ["/x"]})]).await;
 
     // Tokens the plugin meets: a good one, one without `exp` (the `cache_ttl` path), an expired
     // one, and one whose claims sit at the ends of the integer range.

@@ -11,11 +11,10 @@
 //! client `opaque` gets opaque tokens, the only kind oidc-provider introspects or serves userinfo
 //! for. User `short` gets access tokens that live 2 s.
 
-use super::oidc::Env;
+use super::oidc::{Env, session_cookie};
 use super::util::{client, json, post, tempdir};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -211,16 +210,6 @@ fn with(mut a: Value, b: Value) -> Value {
         a.extend(b);
     }
     a
-}
-
-/// The `session=...` cookies of a response, as a `Cookie` header value.
-fn session_cookie(h: &HeaderMap) -> String {
-    h.get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .filter(|c| c.starts_with("session"))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 #[tokio::test]

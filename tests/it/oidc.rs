@@ -2,7 +2,7 @@
 //! idp`) and a real `gatehouse echo` upstream: every auth method, the failures, key rotation,
 //! the IdP going down, and the caches (counted at the IdP).
 
-use super::util::{Gateway, Proc, client, echo, json, post, tempdir};
+use super::util::{Gateway, Proc, client, echo, echo_service, json, post, tempdir};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -59,10 +59,7 @@ fn merge(a: &mut Value, b: Value) {
 pub async fn front(dir: &std::path::Path, issuer: &str, config: Value) -> (Proc, Gateway, String) {
     let up = echo(dir);
     let gw = Gateway::start(dir);
-    let (st, body) = post(&format!("{}/services", gw.admin), json!({"name": "echo", "url": up.urls[0]})).await;
-    assert_eq!(st, 201, "{body}");
-    let (st, body) = post(&format!("{}/services/echo/routes", gw.admin), json!({"paths": ["/api"]})).await;
-    assert_eq!(st, 201, "{body}");
+    echo_service(&gw, &up.urls[0], &[json!({"paths": ["/api"]})]).await;
     let mut cfg = base_config(issuer);
     merge(&mut cfg, config);
     let (st, body) =

@@ -4,7 +4,7 @@
 //! Requests go out as raw HTTP/1.1 bytes: an HTTP client library resolves `..` and `%2e` in URLs
 //! itself, and would never send the hostile forms.
 
-use super::util::{Gateway, Proc, client, echo, post, tempdir};
+use super::util::{Gateway, Proc, client, echo, echo_service, post, tempdir};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,15 +17,11 @@ async fn setup() -> (tempfile::TempDir, Gateway, Proc) {
     let up = echo(dir.path());
     let gw = Gateway::start(dir.path());
     let a = &gw.admin;
-    let (st, body) = post(&format!("{a}/services"), json!({"name": "echo", "url": up.urls[0]})).await;
-    assert_eq!(st, 201, "{body}");
-    for body in [
+    let routes = [
         json!({"name": "public", "paths": ["/public"], "strip_path": false}),
         json!({"name": "private", "paths": ["/private"], "strip_path": false}),
-    ] {
-        let (st, r) = post(&format!("{a}/services/echo/routes"), body).await;
-        assert_eq!(st, 201, "{r}");
-    }
+    ];
+    echo_service(&gw, &up.urls[0], &routes).await;
     let (st, r) = post(
         &format!("{a}/routes/private/plugins"),
         json!({"name": "request-termination", "config": {"status_code": 401, "message": "Unauthorized"}}),

@@ -40,7 +40,7 @@ async fn a_provider_reached_on_an_internal_url_discovers_with_issuers_allowed() 
 /// the upstream only the first (client-written) line plus the proxy's address.
 #[tokio::test]
 async fn a_trusted_proxys_own_x_forwarded_for_line_reaches_the_upstream() {
-    use super::util::{Gateway, client, echo, json as read, post, tempdir};
+    use super::util::{Gateway, client, echo, echo_service, json as read, tempdir};
     let dir = tempdir();
     let up = echo(dir.path());
     let gw = Gateway::start_with(
@@ -48,10 +48,7 @@ async fn a_trusted_proxys_own_x_forwarded_for_line_reaches_the_upstream() {
         &[],
         &[("GATEHOUSE_TRUSTED_IPS", "127.0.0.1"), ("GATEHOUSE_REAL_IP_HEADER", "X-Forwarded-For")],
     );
-    let (st, body) = post(&format!("{}/services", gw.admin), json!({"name": "echo", "url": up.urls[0]})).await;
-    assert_eq!(st, 201, "{body}");
-    let (st, body) = post(&format!("{}/services/echo/routes", gw.admin), json!({"paths": ["/api"]})).await;
-    assert_eq!(st, 201, "{body}");
+    echo_service(&gw, &up.urls[0], &[json!({"paths": ["/api"]})]).await;
     let resp = client()
         .get(format!("{}/api/x", gw.proxy))
         .header("x-forwarded-for", "6.6.6.6")

@@ -1,6 +1,6 @@
 //! The proxy path: routing, path rewriting, forwarding headers, plugins and upstream failures.
 
-use super::util::{Gateway, client, echo, get, json, post, tempdir};
+use super::util::{Gateway, client, echo, echo_service, get, json, post, tempdir};
 use serde_json::{Value, json};
 
 /// A gateway in front of a real `gatehouse echo`, with service `echo` pointing at it.
@@ -8,8 +8,7 @@ async fn setup() -> (tempfile::TempDir, Gateway, super::util::Proc) {
     let dir = tempdir();
     let up = echo(dir.path());
     let gw = Gateway::start(dir.path());
-    let (st, body) = post(&format!("{}/services", gw.admin), json!({"name": "echo", "url": up.urls[0]})).await;
-    assert_eq!(st, 201, "{body}");
+    echo_service(&gw, &up.urls[0], &[]).await;
     (dir, gw, up)
 }
 

@@ -4,7 +4,7 @@
 //! attached (Kong's `typedefs.no_consumer`) on every write path.
 
 use super::oidc::{base_config, idp};
-use super::util::{Gateway, Proc, client, echo, get, json, post, tempdir};
+use super::util::{Gateway, Proc, client, echo, echo_service, get, json, post, tempdir};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::process::Command;
@@ -14,12 +14,12 @@ use std::process::Command;
 async fn gateway(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (Proc, Gateway) {
     let up = echo(dir);
     let gw = Gateway::start_with(dir, args, env);
-    let (st, body) = post(&format!("{}/services", gw.admin), json!({"name": "echo", "url": up.urls[0]})).await;
-    assert_eq!(st, 201, "{body}");
-    for route in [json!({"paths": ["/api"]}), json!({"paths": ["/secure"], "protocols": ["https"]})] {
-        let (st, body) = post(&format!("{}/services/echo/routes", gw.admin), route).await;
-        assert_eq!(st, 201, "{body}");
-    }
+    echo_service(
+        &gw,
+        &up.urls[0],
+        &[json!({"paths": ["/api"]}), json!({"paths": ["/secure"], "protocols": ["https"]})],
+    )
+    .await;
     (up, gw)
 }
 

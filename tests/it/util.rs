@@ -127,6 +127,18 @@ pub async fn post(url: &str, body: Value) -> (u16, Value) {
     json(client().post(url).json(&body).send().await.expect("request")).await
 }
 
+/// Creates service `echo` for `upstream` on `gw`, and one route on it per entry of `routes`
+/// (route bodies as the Admin API takes them); every write must answer 201.
+pub async fn echo_service(gw: &Gateway, upstream: &str, routes: &[Value]) {
+    let a = &gw.admin;
+    let (st, body) = post(&format!("{a}/services"), serde_json::json!({"name": "echo", "url": upstream})).await;
+    assert_eq!(st, 201, "{body}");
+    for route in routes {
+        let (st, body) = post(&format!("{a}/services/echo/routes"), route.clone()).await;
+        assert_eq!(st, 201, "{body}");
+    }
+}
+
 /// GETs and returns status and body.
 pub async fn get(url: &str) -> (u16, Value) {
     json(client().get(url).send().await.expect("request")).await
