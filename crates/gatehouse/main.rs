@@ -237,8 +237,12 @@ pub(crate) async fn launch(s: &Settings) -> anyhow::Result<Running> {
         node_id,
         configuration: s.to_json(),
     });
-    let guard =
-        gatehouse_admin::Guard { allowed_origins: s.admin_allowed_origins.clone(), max_body: s.admin_max_body_size };
+    // nginx's client timeouts apply to every server, Kong's Admin API included.
+    let guard = gatehouse_admin::Guard {
+        allowed_origins: s.admin_allowed_origins.clone(),
+        max_body: s.admin_max_body_size,
+        body_timeout: s.client.body_timeout,
+    };
     let admin = gatehouse_admin::router_with(admin_state, guard);
     let (stop_tx, stop_rx) = watch::channel(false);
     let proxy_threads = gatehouse_proxy::serve_threads(
@@ -250,7 +254,7 @@ pub(crate) async fn launch(s: &Settings) -> anyhow::Result<Running> {
         stop_rx.clone(),
     )?;
     let admin_task =
-        tokio::spawn(axum::serve(admin_listener, admin.clone()).with_graceful_shutdown(stopped(stop_rx)).into_future());
+        tokio::spawn(gatehouse_admin::serve(admin_listener, admin.clone(), s.client.header_timeout, stopped(stop_rx)));
     tracing::info!(proxy = %proxy_addr, admin = %admin_addr, database = ?s.database, "gatehouse started");
     Ok(Running { proxy_addr, admin_addr, admin, stop_tx, proxy_threads, admin_task })
 }

@@ -173,6 +173,41 @@ async fn slow_body_gets_408_after_client_body_timeout_buffered_or_streamed() {
     }
 }
 
+/// The Admin API's listener is bounded by the same client timeouts (nginx applies them to every
+/// server): a half-sent head is closed, a late body gets 408 and changes nothing. Before, a
+/// slowloris on the Admin port held file descriptors for ever (the proxy shares the limit).
+#[tokio::test]
+async fn the_admin_listener_closes_half_sent_heads_and_times_out_slow_bodies() {
+    let env = setup(&["--client-header-timeout", "0.5", "--client-body-timeout", "0.5"]).await;
+    let admin = env.gw.admin.trim_start_matches("http://").to_string();
+    let connect = || {
+        let s = TcpStream::connect(&admin).expect("connect to the Admin API");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+        s
+    };
+    let start = Instant::now();
+    let mut half = connect();
+    half.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").unwrap();
+    let (got, took) = until_closed(&mut half, start);
+    assert!(got.is_empty() || got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(3), "closed after {took:?}");
+
+    let start = Instant::now();
+    let mut slow = connect();
+    let head = "POST /services HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                Content-Length: 100\r\n\r\n{\"name\": \"late\", ";
+    slow.write_all(head.as_bytes()).unwrap();
+    let resp = read_response(&mut slow);
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+    assert_eq!(body_of(&resp), json!({"message": "Request timeout"}));
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    let (st, body) = super::util::get(&format!("{}/services/late", env.gw.admin)).await;
+    assert_eq!(st, 404, "nothing was written: {body}");
+    // A whole request in time is served.
+    let (st, _) = super::util::get(&format!("{}/services", env.gw.admin)).await;
+    assert_eq!(st, 200);
+}
+
 #[tokio::test]
 async fn slowloris_connections_do_not_starve_other_clients() {
     let env = setup(&["--client-header-timeout", "20"]).await;

@@ -27,6 +27,9 @@ pub enum AdminError {
     /// 405 `{"message":"Method not allowed"}`.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 408: the body did not arrive in time ([`crate::Guard::body_timeout`]).
+    #[error("request timeout")]
+    RequestTimeout,
     /// 400 code 2.
     #[error("schema violation: {0}")]
     Schema(FieldErrors),
@@ -187,6 +190,7 @@ impl IntoResponse for AdminError {
             AdminError::UnsupportedMediaType => message(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type"),
             AdminError::PayloadTooLarge => message(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
             AdminError::MethodNotAllowed => message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
+            AdminError::RequestTimeout => message(StatusCode::REQUEST_TIMEOUT, "Request timeout"),
             AdminError::Schema(errs) => db_error(
                 StatusCode::BAD_REQUEST,
                 2,

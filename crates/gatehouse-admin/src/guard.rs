@@ -25,17 +25,24 @@ pub struct Guard {
     /// Largest request body, in bytes. Defaults to Kong's `nginx_admin_client_max_body_size`,
     /// 10 MiB ([`crate::body::DEFAULT_MAX_BODY`]).
     pub max_body: usize,
+    /// The longest wait for a request body to arrive whole (nginx's `client_body_timeout`
+    /// applies to every server, the Admin API's included). Defaults to 60 s.
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for Guard {
     fn default() -> Self {
-        Guard { allowed_origins: Vec::new(), max_body: crate::body::DEFAULT_MAX_BODY }
+        Guard {
+            allowed_origins: Vec::new(),
+            max_body: crate::body::DEFAULT_MAX_BODY,
+            body_timeout: std::time::Duration::from_secs(60),
+        }
     }
 }
 
 /// The body limit in force for a request, for the handlers that read a body.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct BodyLimit(pub usize);
+pub(crate) struct BodyLimit(pub usize, pub std::time::Duration);
 
 /// Why a configured origin was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -134,7 +141,7 @@ fn forbidden() -> Response {
 
 /// Answers CORS for allowed origins only, refuses writes from other origins, and bounds bodies.
 pub(crate) async fn origin_check(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
-    req.extensions_mut().insert(BodyLimit(guard.max_body));
+    req.extensions_mut().insert(BodyLimit(guard.max_body, guard.body_timeout));
     let headers = req.headers();
     let origin = header(headers, &header::ORIGIN).map(str::to_string);
     let allowed = origin.as_deref().is_some_and(|o| guard.allows(o));

@@ -9,9 +9,11 @@ mod entities;
 mod error;
 mod guard;
 mod oidc;
+mod serve;
 
 pub use error::AdminError;
 pub use guard::{Guard, OriginError, parse_origin};
+pub use serve::serve;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -220,9 +222,17 @@ async fn validate_plugin(State(s): State<Arc<AdminState>>, req: Request) -> Resp
 pub(crate) async fn read_bytes(req: Request) -> Result<(Option<String>, bytes::Bytes), AdminError> {
     use http_body_util::BodyExt;
     let ct = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let limit = req.extensions().get::<guard::BodyLimit>().map_or(body::DEFAULT_MAX_BODY, |l| l.0);
+    let (limit, timeout) = req
+        .extensions()
+        .get::<guard::BodyLimit>()
+        .map_or((body::DEFAULT_MAX_BODY, guard::Guard::default().body_timeout), |l| (l.0, l.1));
     let limited = http_body_util::Limited::new(req.into_body(), limit);
-    match limited.collect().await {
+    // Nothing has been done yet when the body is late: giving up here leaves nothing half-done.
+    let Ok(collected) = tokio::time::timeout(timeout, limited.collect()).await else {
+        tracing::info!(timeout_secs = timeout.as_secs(), "admin request body not received in time");
+        return Err(AdminError::RequestTimeout);
+    };
+    match collected {
         Ok(c) => Ok((ct, c.to_bytes())),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(AdminError::PayloadTooLarge),
         Err(e) => Err(AdminError::BadRequest(format!("cannot read body: {e}"))),
