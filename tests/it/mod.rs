@@ -1,5 +1,6 @@
 mod admin;
 mod admin_boundary;
+mod browser;
 mod client_limits;
 mod config_refusal;
 mod declarative;
