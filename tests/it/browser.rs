@@ -3,12 +3,10 @@
 //! at the development IdP's login form as a person would.
 
 use super::oidc::idp;
-use super::util::{echo, tempdir};
+use super::util::{echo, first_line_with, tempdir};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// How long any one wait (chromedriver start, page load, element, URL change) may take.
@@ -50,18 +48,9 @@ impl Browser {
             .stderr(Stdio::null());
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut driver = cmd.spawn().expect("spawn chromedriver");
-        let stdout = driver.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("started successfully") {
-                    let _ = tx.send(());
-                }
-            }
-        });
+        let started = first_line_with(&mut driver, "started successfully", WAIT);
         let mut browser = Browser { driver, client: None };
-        if rx.recv_timeout(WAIT).is_err() {
+        if started.is_err() {
             panic!("chromedriver did not start within {WAIT:?}");
         }
 

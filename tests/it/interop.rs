@@ -12,14 +12,13 @@
 //! for. User `short` gets access tokens that live 2 s.
 
 use super::oidc::{Env, session_cookie};
-use super::util::{client, json, post, tempdir};
+use super::util::{client, first_line_with, json, post, tempdir};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{OnceLock, mpsc};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 const ES256_RESOURCE: &str = "urn:gatehouse:api:es256";
@@ -90,18 +89,9 @@ impl Op {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("could not run node (the interop tests need Node.js): {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("interop provider ready: ") {
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(issuer) => Op { child, issuer, log },
+        const READY: &str = "interop provider ready: ";
+        match first_line_with(&mut child, READY, Duration::from_secs(30)) {
+            Ok(line) => Op { child, issuer: line.trim_start_matches(READY).to_string(), log },
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();

@@ -7,6 +7,26 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// The first line of `child`'s piped stdout that contains `needle`, within `wait`; the rest of
+/// its stdout is read and dropped, so the child never blocks on a full pipe.
+pub fn first_line_with(
+    child: &mut Child,
+    needle: &'static str,
+    wait: Duration,
+) -> Result<String, mpsc::RecvTimeoutError> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains(needle) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    rx.recv_timeout(wait)
+}
+
 /// A running `gatehouse` process, killed on drop.
 pub struct Proc {
     child: Child,
@@ -41,17 +61,7 @@ impl Proc {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn gatehouse");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("ready") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+        let line = match first_line_with(&mut child, "ready", Duration::from_secs(30)) {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
