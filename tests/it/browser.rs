@@ -39,20 +39,28 @@ impl Browser {
     pub async fn start() -> Browser {
         let chromium = which("chromium");
         let chromedriver = which("chromedriver");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut cmd = Command::new(chromedriver);
-        cmd.arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut driver = cmd.spawn().expect("spawn chromedriver");
-        let started = first_line_with(&mut driver, "started successfully", WAIT);
-        let mut browser = Browser { driver, client: None };
-        if started.is_err() {
-            panic!("chromedriver did not start within {WAIT:?}");
-        }
+        // chromedriver takes a port number, not port 0: a free one is picked and released, and
+        // another process may take it first (chromedriver then exits at once), so it is tried
+        // again with a new one.
+        let (mut browser, port) = 'spawn: {
+            for _ in 0..3 {
+                let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+                let mut cmd = Command::new(&chromedriver);
+                cmd.arg(format!("--port={port}"))
+                    .arg("--allowed-ips=127.0.0.1")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null());
+                std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+                let mut driver = cmd.spawn().expect("spawn chromedriver");
+                let started = first_line_with(&mut driver, "started successfully", WAIT);
+                let browser = Browser { driver, client: None };
+                if started.is_ok() {
+                    break 'spawn (browser, port);
+                }
+            }
+            panic!("chromedriver did not start in three tries of {WAIT:?}");
+        };
 
         // fantoccini's rustls connector needs a process-wide provider (the tests link more than one).
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

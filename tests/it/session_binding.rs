@@ -76,9 +76,6 @@ async fn a_session_of_another_issuer_is_refused() {
             .await;
     let cookie = session_on_a(&env.gw).await;
     refused_on_b(&env.gw, &cookie).await;
-    // The same cookie under the cookie name of route b's plugin is refused too.
-    let (st, body, _) = call(&env.gw, "/b/x", &[("cookie", &cookie), ("authorization", "Bearer not-a-token")]).await;
-    assert_eq!(st, 401, "{body}");
 }
 
 #[tokio::test]
@@ -111,7 +108,7 @@ async fn sessions_survive_a_restart_and_end_when_their_issuer_record_is_deleted(
     let issuer = idp.urls[0].clone();
     let env = two_routes(dir.path(), [&issuer, &issuer], json!({"auth_methods": ["password", "session"]})).await;
     let cookie = session_on_a(&env.gw).await;
-    let Two { _up, gw, plugins } = env;
+    let Two { _up, gw, plugins: _ } = env;
     drop(gw);
     let gw = Gateway::start(dir.path());
     let (st, body, _) = call(&gw, "/a/x", &[("cookie", &cookie)]).await;
@@ -132,7 +129,6 @@ async fn sessions_survive_a_restart_and_end_when_their_issuer_record_is_deleted(
     // New sessions work under the new secret.
     let fresh = session_on_a(&gw).await;
     assert_ne!(fresh, cookie);
-    assert_eq!(plugins.len(), 2);
 }
 
 /// Declarative mode: the issuer secret and the key set live in memory. A reload with the same

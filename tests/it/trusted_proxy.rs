@@ -4,10 +4,11 @@
 //! attached (Kong's `typedefs.no_consumer`) on every write path.
 
 use super::oidc::{base_config, idp};
-use super::util::{Gateway, Proc, client, echo, echo_service, get, json, post, tempdir};
+use super::util::{Gateway, Proc, client, echo, echo_service, get, json, post, run_bounded, tempdir};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::process::Command;
+use std::time::Duration;
 
 /// An echo upstream and a gateway started with `args` and `env`, with service `echo`, route
 /// `/api` (strips its path, as Kong's default) and the https-only route `/secure`.
@@ -150,12 +151,13 @@ fn hostile_trust_settings_stop_the_start_with_their_name() {
         ("--real-ip-header", "two words", "real_ip_header must be"),
         ("--real-ip-recursive", "maybe", "real_ip_recursive must be"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .args(["start", "--proxy-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([flag, value])
-            .output()
-            .expect("runs");
+        let out = run_bounded(
+            Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+                .args(["start", "--proxy-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir"])
+                .arg(dir.path().join("data"))
+                .args([flag, value]),
+            Duration::from_secs(20),
+        );
         assert!(!out.status.success(), "{flag} {value}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expect), "{flag} {value}: {err}");
@@ -340,12 +342,13 @@ async fn a_consumer_scoped_openid_connect_plugin_is_refused_in_declarative_confi
         assert!(text.contains(w), "missing {w:?} in:\n{text}");
     }
     // Loading it at start.
-    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["start", "--proxy-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--database", "off"])
-        .arg("--declarative-config")
-        .arg(&bad)
-        .output()
-        .expect("runs");
+    let out = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["start", "--proxy-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--database", "off"])
+            .arg("--declarative-config")
+            .arg(&bad),
+        Duration::from_secs(20),
+    );
     assert!(!out.status.success(), "the node does not start");
     let err = String::from_utf8_lossy(&out.stderr);
     for w in want {

@@ -27,6 +27,23 @@ pub fn first_line_with(
     rx.recv_timeout(wait)
 }
 
+/// Runs `cmd` to its end and returns its output; a process still running after `wait` (a
+/// `gatehouse start` that should have refused its settings and is serving instead) is killed
+/// and the test fails, rather than hanging the run.
+pub fn run_bounded(cmd: &mut Command, wait: Duration) -> std::process::Output {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let deadline = std::time::Instant::now() + wait;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("still running after {wait:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
 /// A running `gatehouse` process, killed on drop.
 pub struct Proc {
     child: Child,

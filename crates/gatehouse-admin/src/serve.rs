@@ -20,7 +20,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only, as Kong's Admin API: the header timeout is an HTTP/1 setting, and an h2c
+    // connection that sent its preface would otherwise stay open with nothing to time it.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
     tokio::pin!(shutdown);
     loop {

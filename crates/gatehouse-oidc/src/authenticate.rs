@@ -78,7 +78,7 @@ impl Authenticator {
                 if let Some((id, found)) = id_token {
                     // An ID token sent along must be ours, for our client.
                     let cx = IdContext {
-                        client_id: self.grants.clients.first().map(|c| c.id.as_str()),
+                        client_id: self.grants.clients.get(client).map(|c| c.id.as_str()),
                         access_token: o.access_token.as_deref(),
                         ..IdContext::default()
                     };
@@ -153,7 +153,7 @@ impl Authenticator {
         if m.contains(Method::Introspection)
             && let Some(ans) = fallback(&mut first, self.grants.introspect(&token, now).await, "inactive token")?
         {
-            let exp = ans.value.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+            let exp = ans.value.claims.get("exp").and_then(Value::as_f64).map_or(0, |f| f as i64);
             let access = self.verifier.cached(&token, now).ok().flatten();
             return Ok(Outcome {
                 access_token: Some(token.into()),

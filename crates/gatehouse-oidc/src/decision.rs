@@ -7,7 +7,7 @@
 
 use crate::consumer;
 use crate::credentials::{self, Found};
-use crate::headers::{HeaderPlan, IDENTITY_HEADERS};
+use crate::headers::HeaderPlan;
 use bytes::Bytes;
 use gatehouse_core::entity::Consumer;
 use gatehouse_core::plugin::{Ctx, Flow};
@@ -151,7 +151,6 @@ pub(crate) fn add_to_response(ctx: &mut Ctx, resp: &mut http::response::Parts) {
 }
 
 fn strip(plan: &HeaderPlan, ctx: &mut Ctx, parts: &mut Parts, s: Strip<'_>) {
-    strip_identity_headers(&mut parts.headers);
     if let Some(store) = s.session {
         store.strip(&mut parts.headers);
     }
@@ -161,16 +160,6 @@ fn strip(plan: &HeaderPlan, ctx: &mut Ctx, parts: &mut Parts, s: Strip<'_>) {
         }
     }
     plan.strip_spoofed(&mut parts.headers);
-}
-
-/// Identity headers are never taken from the client. One pass over the request's few headers,
-/// and lookups only when one is there.
-fn strip_identity_headers(headers: &mut HeaderMap) {
-    if headers.keys().any(|k| IDENTITY_HEADERS.contains(&k.as_str())) {
-        for h in IDENTITY_HEADERS {
-            headers.remove(h);
-        }
-    }
 }
 
 #[cfg(test)]

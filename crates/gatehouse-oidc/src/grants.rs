@@ -148,7 +148,7 @@ impl Grants {
             headers: pairs(&s.introspection_headers_names, &s.introspection_headers_values),
             post_args: pairs(&s.introspection_post_args_names, &s.introspection_post_args_values),
             check_active: s.introspection_check_active,
-            window_leeway: (s.introspection_check_active && s.verify_claims).then(|| cache::secs_of(s.leeway)),
+            window_leeway: (s.introspection_check_active && s.verify_claims).then(|| cache::secs_of(s.leeway).max(0)),
         };
         let userinfo = Userinfo {
             endpoint: s.userinfo_endpoint.clone(),

@@ -230,7 +230,9 @@ fn verifier(
         provider,
         policy,
         hs_keys,
-        secs_of(s.leeway),
+        // A negative leeway would move refresh deadlines past `exp`: Kong's is a tolerance, never a
+        // head start.
+        secs_of(s.leeway).max(0),
         s.issuers_allowed.clone().unwrap_or_default(),
         s.verify_claims,
         s.claims_forbidden.clone().unwrap_or_default(),
@@ -293,6 +295,6 @@ mod tests {
     #[test]
     fn huge_durations_are_clamped_to_ten_years() {
         let o = Oidc::for_tests(json!({"cache_ttl": 1e300, "leeway": -1e300, "timeout": 1e300}));
-        assert_eq!(o.auth.verifier.leeway, -crate::cache::MAX_SECS);
+        assert_eq!(o.auth.verifier.leeway, 0, "a negative leeway is none");
     }
 }

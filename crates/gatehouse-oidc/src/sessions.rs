@@ -21,7 +21,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How many opened sessions one instance keeps.
-const CACHE_ENTRIES: u64 = 16_384;
+const CACHE_BYTES: u64 = 32 << 20;
+/// What an entry holds besides its key (the session, its tokens and headers), roughly, for the
+/// weigher: 16,384 sessions with small cookies, fewer with large ones.
+const SESSION_OVERHEAD: usize = 2048;
+
+/// An opened session's weight in the cache: its key's bytes and [`SESSION_OVERHEAD`].
+#[allow(clippy::borrowed_box)] // moka hands the key as stored
+fn weigh<V>(key: &Box<[u8]>, _: &V) -> u32 {
+    u32::try_from(key.len().saturating_add(SESSION_OVERHEAD)).unwrap_or(u32::MAX)
+}
 
 /// A session cookie already opened and decoded, keyed by the request's `Cookie` bytes: the
 /// envelope is authenticated, so the same bytes always open to the same session. Its deadlines,
@@ -40,8 +49,9 @@ pub(crate) struct Sessions {
     /// The cookie store.
     pub store: SessionStore,
     /// Opened sessions by cookie bytes. Keyed by whole `Cookie` headers (kilobytes): hashed with
-    /// foldhash rather than SipHash. Only cookies that opened (so were sealed by us) are
-    /// inserted, so clients cannot pick keys.
+    /// foldhash rather than SipHash. Only cookies that opened are inserted, but a holder of one
+    /// session can vary the other cookies beside it, so the cache is bounded by the bytes of its
+    /// keys ([`CACHE_BYTES`]), not only by its count.
     cache: moka::sync::Cache<Box<[u8]>, Arc<CachedSession>, foldhash::fast::RandomState>,
     /// The session method is on: other methods' successes start a session.
     on: bool,
@@ -94,7 +104,8 @@ impl Sessions {
             // Entries are checked against the session's deadlines on every use; the TTL only
             // bounds how long a cookie no client sends any more stays in memory.
             cache: moka::sync::Cache::builder()
-                .max_capacity(CACHE_ENTRIES)
+                .weigher(weigh::<Arc<CachedSession>>)
+                .max_capacity(CACHE_BYTES)
                 .time_to_live(Duration::from_secs(60))
                 .build_with_hasher(foldhash::fast::RandomState::default()),
             on: methods.contains(Method::Session),
@@ -433,4 +444,19 @@ fn session_error(e: gatehouse_session::ConfigError) -> BuildError {
     let msg = e.to_string();
     let msg = msg.strip_prefix(field).and_then(|m| m.strip_prefix(": ")).map_or(msg.clone(), str::to_string);
     BuildError::field(field, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_opened_session_cache_is_bounded_by_bytes_not_only_by_count() {
+        // A holder of one session who pads the Cookie header to the 64 KiB head limit with
+        // varying junk gets at most a few hundred entries, not 16,384 × 64 KiB.
+        let padded = vec![b'x'; 64 * 1024].into_boxed_slice();
+        assert!(CACHE_BYTES / u64::from(weigh(&padded, &())) < 600);
+        let small = vec![b'x'; 300].into_boxed_slice();
+        assert!(CACHE_BYTES / u64::from(weigh(&small, &())) >= 10_000, "ordinary cookies still fit by the thousand");
+    }
 }

@@ -118,10 +118,8 @@ pub fn drop_length_beside_transfer_encoding(headers: &mut HeaderMap) -> bool {
 /// splitting; the length is dropped), `Transfer-Encoding` in HTTP/1.0, or a 204 announcing a
 /// body, whose bytes would otherwise be read as the next answer.
 fn suspect_framing(headers: &mut HeaderMap, present: Present, status: StatusCode, http10: bool) -> bool {
-    let both = present.te && present.cl;
-    if both {
-        headers.remove(header::CONTENT_LENGTH);
-    }
+    // Only when both were seen does the shared rule's lookups run.
+    let both = present.te && present.cl && drop_length_beside_transfer_encoding(headers);
     let bodied_204 = status == StatusCode::NO_CONTENT
         && (present.te
             || (present.cl
