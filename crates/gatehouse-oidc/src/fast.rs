@@ -125,13 +125,8 @@ impl Front {
                     }
                     e.key_checked.set(generation);
                 }
-                if verifier.verify_claims {
-                    let leeway = verifier.leeway;
-                    if v.exp.is_some_and(|exp| now >= exp.saturating_add(leeway))
-                        || v.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf)
-                    {
-                        return None;
-                    }
+                if verifier.verify_claims && v.window(now, verifier.leeway).is_err() {
+                    return None;
                 }
                 authz.requirements_met(&[&v.claims]).ok()?;
                 let hide: &[Found] = if authz.hide_credentials { &AUTHORIZATION } else { &[] };
@@ -151,10 +146,7 @@ impl Front {
                 let p = credentials::basic_pair(&parts.headers, Method::Password)?;
                 let g = auth.grants.tokens.as_ref()?.get(&auth.grants.password_key(&p))?;
                 let g = &g.value;
-                if g.expires != 0 && g.expires.saturating_add(auth.verifier.leeway) <= unix_now() {
-                    return None;
-                }
-                if !g.holds_keys(&auth.verifier) {
+                if g.expired(unix_now(), auth.verifier.leeway) || !g.holds_keys(&auth.verifier) {
                     return None;
                 }
                 let claims = g.access.as_ref().map(|a| &a.claims);

@@ -54,6 +54,11 @@ impl Granted {
     pub fn holds_keys(&self, v: &Verifier) -> bool {
         v.holds_keys(&[&self.access, &self.id])
     }
+
+    /// Whether its tokens have expired at `now` (`leeway` after their `expires`).
+    pub fn expired(&self, now: i64, leeway: i64) -> bool {
+        self.expires != 0 && self.expires.saturating_add(leeway) <= now
+    }
 }
 
 /// What an introspection call sends, besides the token.
@@ -325,7 +330,7 @@ impl Grants {
         };
         let tokens = self.tokens.as_ref().filter(|_| grant != Method::RefreshToken);
         let g = cache::through(tokens, key, |g: &Granted| g.holds_keys(v), fetch).await?;
-        if g.value.expires != 0 && g.value.expires.saturating_add(v.leeway) <= now {
+        if g.value.expired(now, v.leeway) {
             if let Some(c) = &self.tokens {
                 c.invalidate(&key);
             }

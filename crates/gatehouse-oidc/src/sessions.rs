@@ -140,11 +140,7 @@ impl Sessions {
         if self.reverify.is_none() || !v.verify_claims {
             return true;
         }
-        let leeway = v.leeway;
-        [&c.access, &c.id].into_iter().flatten().all(|t| {
-            t.exp.is_none_or(|exp| now < exp.saturating_add(leeway))
-                && t.nbf.is_none_or(|nbf| now.saturating_add(leeway) >= nbf)
-        })
+        [&c.access, &c.id].into_iter().flatten().all(|t| t.window(now, v.leeway).is_ok())
     }
 
     fn still_good(&self, c: &CachedSession, now: i64) -> bool {

@@ -67,6 +67,18 @@ pub enum TokenError {
 }
 
 impl VerifiedJwt {
+    /// Whether `now` is inside the token's `exp`/`nbf` window, `leeway` seconds wide on each
+    /// side: what every cache of verified tokens asks again on each hit.
+    pub fn window(&self, now: i64, leeway: i64) -> Result<(), ClaimsError> {
+        if self.exp.is_some_and(|exp| now >= exp.saturating_add(leeway)) {
+            return Err(ClaimsError::Expired);
+        }
+        if self.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
+            return Err(ClaimsError::NotYetValid);
+        }
+        Ok(())
+    }
+
     /// Claims read without a signature check: from our own sealed session, or from a grant listed
     /// in `ignore_signature`.
     pub fn unverified(claims: Map<String, Value>) -> VerifiedJwt {
@@ -196,14 +208,13 @@ impl Verifier {
             self.cache.invalidate(token);
             return Ok(None);
         }
-        if self.verify_claims {
-            if hit.exp.is_some_and(|exp| now >= exp.saturating_add(self.leeway)) {
+        if self.verify_claims
+            && let Err(e) = hit.window(now, self.leeway)
+        {
+            if matches!(e, ClaimsError::Expired) {
                 self.cache.invalidate(token);
-                return Err(ClaimsError::Expired.into());
             }
-            if hit.nbf.is_some_and(|nbf| now.saturating_add(self.leeway) < nbf) {
-                return Err(ClaimsError::NotYetValid.into());
-            }
+            return Err(e.into());
         }
         Ok(Some(hit))
     }
