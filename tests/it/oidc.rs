@@ -674,11 +674,13 @@ async fn anonymous_consumer_on_failure() {
 #[tokio::test]
 async fn repeated_bearer_tokens_are_verified_once_but_time_checks_still_apply() {
     let env = Env::new(json!({"auth_methods": ["bearer"]})).await;
-    let token = env.mint(json!({"ttl": 2})).await;
+    // Long enough for the first calls (discovery and keys fetched) on a busy machine.
+    let token = env.mint(json!({"ttl": 6})).await;
+    let minted = std::time::Instant::now();
     for _ in 0..5 {
         assert_eq!(env.call(&[("authorization", &bearer(&token))]).await.0, 200);
     }
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6100).saturating_sub(minted.elapsed())).await;
     let (st, _, h) = env.call(&[("authorization", &bearer(&token))]).await;
     assert_eq!(st, 401, "a cached verification never outlives the token");
     assert!(challenge(&h).contains("The access token expired"));
