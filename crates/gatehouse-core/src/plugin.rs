@@ -59,6 +59,12 @@ pub struct Ctx {
     /// said `X-Forwarded-Proto: https` (Kong's `kong.request.get_forwarded_scheme()`). Session
     /// cookies whose `Secure` is not configured follow it.
     pub https: bool,
+    /// The peer is a trusted proxy (`trusted_ips`): its `X-Forwarded-Host`, `-Port` and `-Path`
+    /// say where the client sent the request (Kong's `kong.request.get_forwarded_*`). From any
+    /// other peer they are the client's own words and are not believed.
+    pub trusted_proxy: bool,
+    /// The port of the listener the request came in on (`kong.request.get_port()`).
+    pub local_port: u16,
     /// The consumers of the snapshot this request runs on, for auth plugins' lookups.
     pub consumers: Arc<Consumers>,
     /// The consumer an auth plugin identified (Kong's `kong.client.get_consumer()`).
@@ -85,6 +91,8 @@ impl Ctx {
             body: None,
             extensions: http::Extensions::new(),
             https: false,
+            trusted_proxy: false,
+            local_port: 0,
             consumers,
             consumer: None,
             authenticated: false,

@@ -9,10 +9,11 @@ use crate::decision::Trail;
 use crate::find::{Credential, Finder};
 use crate::grants::Grants;
 use crate::method::{Method, Methods};
-use crate::outcome::Outcome;
+use crate::outcome::{Authenticated, Outcome};
 use crate::respond::Failure;
 use crate::sessions::Sessions;
 use crate::settings::Settings;
+use crate::signin::SignIn;
 use crate::tokens::{Expect, TokenError, Verifier};
 use gatehouse_core::plugin::Ctx;
 use http::request::Parts;
@@ -26,6 +27,8 @@ pub(crate) struct Authenticator {
     pub verifier: Verifier,
     pub grants: Grants,
     pub sessions: Sessions,
+    /// The authorization code flow, when it is on and there is a client to sign in as.
+    pub signin: Option<SignIn>,
     /// `introspect_jwt_tokens`: a verified JWT must also be active at introspection.
     pub introspect_jwt_tokens: bool,
 }
@@ -38,6 +41,7 @@ impl Authenticator {
         verifier: Verifier,
         grants: Grants,
         sessions: Sessions,
+        signin: Option<SignIn>,
     ) -> Authenticator {
         Authenticator {
             methods,
@@ -45,6 +49,7 @@ impl Authenticator {
             verifier,
             grants,
             sessions,
+            signin,
             introspect_jwt_tokens: s.introspect_jwt_tokens,
         }
     }
@@ -57,19 +62,32 @@ impl Authenticator {
         parts: &Parts,
         now: i64,
         trail: &mut Trail,
-    ) -> Result<Outcome, Failure> {
+    ) -> Result<Authenticated, Failure> {
         if self.methods.contains(Method::Session)
             && let Some(r) =
                 self.sessions.authenticate(&parts.headers, now, ctx.https, trail, &self.grants, &self.verifier).await
         {
-            return r;
+            return r.map(Authenticated::Outcome);
         }
         let body = ctx.body.clone();
         let args = Args::parse(&parts.uri, &parts.headers, body.as_ref());
         let client = self.finder.client_index(parts, &args);
         trail.client = client;
         let credential = self.finder.find(parts, &args);
+        // The sign-in is tried last (Kong), and reads the callback's arguments only then.
+        let returned = match (&credential, &self.signin) {
+            (None, Some(s)) => Some(s.returned(parts, &args)),
+            _ => None,
+        };
         drop(args);
+        if let (Some(s), Some(ret)) = (&self.signin, returned) {
+            return s.sign_in(ctx, parts, ret, client, now, trail, &self.grants, &self.verifier).await;
+        }
+        self.credential(credential, client, now).await.map(Authenticated::Outcome)
+    }
+
+    /// The outcome of the credential `find.rs` found.
+    async fn credential(&self, credential: Option<Credential>, client: usize, now: i64) -> Result<Outcome, Failure> {
         let v = &self.verifier;
         match credential {
             Some(Credential::Bearer { token, found, id_token }) => {

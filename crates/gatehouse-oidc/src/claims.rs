@@ -49,6 +49,18 @@ pub enum Refusal {
     /// The introspection answer's `nbf` has not come yet.
     #[error("token not yet valid")]
     IntrospectionNotYetValid,
+    /// `max_age` was asked and the ID token has no `auth_time` (Core §3.1.2.1).
+    #[error("missing auth_time claim")]
+    MissingAuthTime,
+    /// The user signed in longer than `max_age` ago.
+    #[error("authentication too old (max_age)")]
+    AuthTimeTooOld,
+    /// `domains` is set and the ID token's `hd` is absent or not one of them.
+    #[error("invalid hd claim")]
+    InvalidHostedDomain,
+    /// The code flow with `openid` in its scopes returned no ID token (Core §3.1.3.3).
+    #[error("missing id token")]
+    MissingIdToken,
 }
 
 impl Refusal {
@@ -68,6 +80,10 @@ impl Refusal {
             Refusal::InvalidCHash => "invalid c_hash claim",
             Refusal::UserinfoSubject => "userinfo subject does not match the token",
             Refusal::IntrospectionExpired => "The access token expired",
+            Refusal::MissingAuthTime => "missing auth_time claim",
+            Refusal::AuthTimeTooOld => "authentication too old",
+            Refusal::InvalidHostedDomain => "invalid hd claim",
+            Refusal::MissingIdToken => "missing id token",
             Refusal::IntrospectionNotYetValid => "token not yet valid",
         }
     }
@@ -144,6 +160,22 @@ pub fn id_token(claims: &Map<String, Value>, alg: &str, cx: &IdContext<'_>) -> R
         return Err(Refusal::InvalidCHash);
     }
     Ok(())
+}
+
+/// Core §3.1.3.7 (13): with `max_age` asked, `auth_time` must be present and no older than
+/// `max_age` (plus `leeway`, as Kong allows).
+pub fn auth_time(claims: &Map<String, Value>, max_age: i64, now: i64, leeway: i64) -> Result<(), Refusal> {
+    let at = claims.get("auth_time").and_then(Value::as_f64).ok_or(Refusal::MissingAuthTime)?;
+    let age = now.saturating_sub(at as i64);
+    if age.saturating_sub(leeway) > max_age { Err(Refusal::AuthTimeTooOld) } else { Ok(()) }
+}
+
+/// Kong's `domains`: the ID token's `hd` (Google's hosted domain) must be one of them.
+pub fn hosted_domain(claims: &Map<String, Value>, domains: &[String]) -> Result<(), Refusal> {
+    match claims.get("hd").and_then(Value::as_str) {
+        Some(hd) if domains.iter().any(|d| d == hd) => Ok(()),
+        _ => Err(Refusal::InvalidHostedDomain),
+    }
 }
 
 /// The claims RFC 9068 §2.2 requires of a JWT access token.
@@ -232,6 +264,25 @@ mod tests {
     use serde_json::json;
 
     const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn max_age_needs_a_recent_auth_time() {
+        let at = |t: Value| obj(json!({ "auth_time": t }));
+        assert_eq!(auth_time(&at(json!(NOW - 100)), 300, NOW, 0), Ok(()));
+        assert_eq!(auth_time(&at(json!(NOW - 301)), 300, NOW, 0), Err(Refusal::AuthTimeTooOld));
+        assert_eq!(auth_time(&at(json!(NOW - 301)), 300, NOW, 5), Ok(()), "leeway");
+        assert_eq!(auth_time(&obj(json!({})), 300, NOW, 0), Err(Refusal::MissingAuthTime));
+        assert_eq!(auth_time(&at(json!("recent")), 300, NOW, 0), Err(Refusal::MissingAuthTime));
+        assert_eq!(auth_time(&at(json!(-1e300)), 300, NOW, 0), Err(Refusal::AuthTimeTooOld), "no overflow");
+    }
+
+    #[test]
+    fn domains_need_a_listed_hd() {
+        let d = ["example.com".to_string()];
+        assert_eq!(hosted_domain(&obj(json!({"hd": "example.com"})), &d), Ok(()));
+        assert_eq!(hosted_domain(&obj(json!({"hd": "evil.com"})), &d), Err(Refusal::InvalidHostedDomain));
+        assert_eq!(hosted_domain(&obj(json!({})), &d), Err(Refusal::InvalidHostedDomain));
+    }
 
     fn obj(v: Value) -> Map<String, Value> {
         match v {

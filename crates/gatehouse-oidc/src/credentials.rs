@@ -548,6 +548,19 @@ pub fn hide(found: &Found, parts: &mut http::request::Parts, body: Option<&Bytes
     }
 }
 
+/// Replaces the request's query with `query` (a raw query string; empty: none).
+pub fn replace_query(parts: &mut http::request::Parts, query: &str) {
+    let path = parts.uri.path();
+    let pq = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
+    // A query that does not parse (it came through a URI once, so it should) leaves the URI as it is.
+    let Ok(pq) = pq.parse::<http::uri::PathAndQuery>() else { return };
+    let mut uri = parts.uri.clone().into_parts();
+    uri.path_and_query = Some(pq);
+    if let Ok(u) = http::Uri::from_parts(uri) {
+        parts.uri = u;
+    }
+}
+
 /// Removes the cookies named `name` (and `name_2`, ... when `chunks`) from the request, keeping
 /// every other cookie as sent.
 pub fn remove_cookie(headers: &mut HeaderMap, name: &str) {

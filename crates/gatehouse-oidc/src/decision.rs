@@ -61,6 +61,12 @@ pub(crate) struct Strip<'a> {
     pub session: Option<&'a SessionStore>,
     /// The credentials that were found (`hide_credentials`).
     pub hide: &'a [Found],
+    /// What leaves whatever `hide_credentials` says: a sign-in's callback arguments and
+    /// authorization cookie.
+    pub always: &'a [Found],
+    /// The query the upstream gets instead of the request's (`preserve_query_args` after a
+    /// sign-in: the query the flow started with).
+    pub query: Option<&'a str>,
 }
 
 /// The upstream headers of an allowed request.
@@ -154,10 +160,13 @@ fn strip(plan: &HeaderPlan, ctx: &mut Ctx, parts: &mut Parts, s: Strip<'_>) {
     if let Some(store) = s.session {
         store.strip(&mut parts.headers);
     }
-    for found in s.hide {
+    for found in s.always.iter().chain(s.hide) {
         if let Some(b) = credentials::hide(found, parts, ctx.body.as_ref()) {
             ctx.body = Some(b);
         }
+    }
+    if let Some(q) = s.query {
+        credentials::replace_query(parts, q);
     }
     plan.strip_spoofed(&mut parts.headers);
 }
@@ -203,7 +212,7 @@ mod tests {
         let o = oidc();
         let (mut c, mut parts) = (ctx(), request());
         let found = [Found::Headers(&crate::credentials::AUTHORIZATION_HEADER)];
-        let strip = Strip { session: Some(&o.auth.sessions.store), hide: &found };
+        let strip = Strip { session: Some(&o.auth.sessions.store), hide: &found, ..Strip::default() };
         let consumer = c.consumers.find_anonymous("guest").cloned().expect("guest");
         let flow =
             apply(&o.plan, &mut c, &mut parts, Decision::Anonymous { strip, consumer, additions: cookie("a=1") });
@@ -240,7 +249,7 @@ mod tests {
         let (mut c, mut parts) = (ctx(), request());
         let made = [(HeaderName::from_static("x-user"), HeaderValue::from_static("john"))];
         let allow = Allow {
-            strip: Strip { session: Some(&o.auth.sessions.store), hide: &[] },
+            strip: Strip { session: Some(&o.auth.sessions.store), ..Strip::default() },
             consumer: None,
             groups: HeaderValue::from_str("a, b").ok(),
             upstream: Upstream::Shared(&made),

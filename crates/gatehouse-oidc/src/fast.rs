@@ -130,7 +130,7 @@ impl Front {
                 }
                 authz.requirements_met(&[&v.claims]).ok()?;
                 let hide: &[Found] = if authz.hide_credentials { &AUTHORIZATION } else { &[] };
-                Some(allow(plan, ctx, parts, Strip { session: None, hide }, &e.headers))
+                Some(allow(plan, ctx, parts, Strip { session: None, hide, ..Strip::default() }, &e.headers))
             }
             Front::Session => {
                 let cached = auth.sessions.cached(&parts.headers, unix_now(), &auth.verifier)?;
@@ -139,7 +139,7 @@ impl Front {
                 let claims = cached.access.as_ref().map(|a| &a.claims);
                 authz.requirements_met(claims.as_slice()).ok()?;
                 let headers = cached.memo.get()?;
-                let strip = Strip { session: Some(&auth.sessions.store), hide: &[] };
+                let strip = Strip { session: Some(&auth.sessions.store), ..Strip::default() };
                 Some(allow(plan, ctx, parts, strip, headers))
             }
             Front::Password => {
@@ -153,7 +153,7 @@ impl Front {
                 authz.requirements_met(claims.as_slice()).ok()?;
                 let headers = g.memo.get()?;
                 let hide = if authz.hide_credentials { std::slice::from_ref(&p.found) } else { &[] };
-                Some(allow(plan, ctx, parts, Strip { session: None, hide }, headers))
+                Some(allow(plan, ctx, parts, Strip { session: None, hide, ..Strip::default() }, headers))
             }
         }
     }
@@ -628,8 +628,8 @@ pub(crate) mod tests {
                 let cfg = crate::config::schema()
                     .validate(&cfg, gatehouse_core::schema::Mode::default())
                     .expect("valid config");
-                let key = gatehouse_session::SessionCodec::for_instance(b"issuer secret", id, issuer);
-                Oidc::build(&cfg, key, &gatehouse_core::plugin::BuildEnv::default()).expect("builds")
+                let key = || gatehouse_session::SessionCodec::for_instance(b"issuer secret", id, issuer);
+                Oidc::build(&cfg, key(), key(), &gatehouse_core::plugin::BuildEnv::default()).expect("builds")
             };
             let (a, b) = (build("plugin-a"), build("plugin-b"));
             let cookies = cookie(&a);

@@ -95,6 +95,8 @@ pub(crate) struct Grants {
     token_headers: Vec<(String, String)>,
     /// `scope`, `audience` and `token_post_args`, sent with password and client_credentials grants.
     scoped_form: Vec<(String, String)>,
+    /// `token_post_args` alone, sent with the code (the scope went with the authorization request).
+    post_args: Vec<(String, String)>,
     salt: String,
     /// Grant cache keys up to the credentials: issuer, grant, salt, scope.
     password_key_prefix: KeyPrefix,
@@ -135,7 +137,8 @@ impl Grants {
         if let Some(aud) = s.audience.as_ref().filter(|a| !a.is_empty()) {
             scoped_form.push(("audience".into(), aud.join(" ")));
         }
-        scoped_form.extend(pairs(&s.token_post_args_names, &s.token_post_args_values));
+        let post_args = pairs(&s.token_post_args_names, &s.token_post_args_values);
+        scoped_form.extend(post_args.iter().cloned());
         let introspection_client = clients.first().cloned().unwrap_or_else(|| Client {
             id: String::new(),
             secret: None,
@@ -167,6 +170,7 @@ impl Grants {
             token_auth: auth(&s.token_endpoint_auth_method),
             token_headers: pairs(&s.token_headers_names, &s.token_headers_values),
             scoped_form,
+            post_args,
             password_key_prefix,
             client_credentials_key_prefix,
             salt,
@@ -277,6 +281,36 @@ impl Grants {
         Ok(g.value.outcome(Method::RefreshToken, client))
     }
 
+    /// The authorization code grant of a sign-in (`signin.rs`): never cached, and its ID token
+    /// checked against the sign-in's nonce, code, `max_age` and `domains`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn authorization_code(
+        &self,
+        v: &Verifier,
+        client: usize,
+        code: &str,
+        redirect_uri: &str,
+        code_verifier: Option<&str>,
+        checks: &IdChecks<'_>,
+        now: i64,
+    ) -> Result<(Outcome, serde_json::Map<String, Value>), Failure> {
+        let c = self.client(client)?;
+        let form = || {
+            let mut fields = vec![("code", code), ("redirect_uri", redirect_uri)];
+            if let Some(verifier) = code_verifier {
+                fields.push(("code_verifier", verifier));
+            }
+            let mut form = self.form(Method::AuthorizationCode, &fields);
+            form.extend(self.post_args.iter().cloned());
+            form
+        };
+        let g = self.grant_checked(v, Method::AuthorizationCode, c, None, [0; 32], form, checks, now).await?;
+        let mut o = g.value.outcome(Method::AuthorizationCode, client);
+        // Made for this request alone: no memo outlives it.
+        o.memo = None;
+        Ok((o, g.value.ts.raw.clone()))
+    }
+
     /// The configured client a grant is made for. Without any `client_id` there is none: a
     /// config error the request gets as a 500, not a panic.
     fn client(&self, i: usize) -> Result<&Client, Failure> {
@@ -295,7 +329,7 @@ impl Grants {
     fn form(&self, grant: Method, fields: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut form = vec![("grant_type".to_string(), grant.name().to_string())];
         form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        if grant != Method::RefreshToken {
+        if !matches!(grant, Method::RefreshToken | Method::AuthorizationCode) {
             form.extend(self.scoped_form.iter().cloned());
         }
         form
@@ -314,6 +348,22 @@ impl Grants {
         form: impl FnOnce() -> Vec<(String, String)>,
         now: i64,
     ) -> Result<Arc<Timed<Granted>>, Failure> {
+        self.grant_checked(v, grant, client, method, key, form, &IdChecks::default(), now).await
+    }
+
+    /// [`Grants::grant`], with the ID token checked against what the sign-in sent (`checks`).
+    #[allow(clippy::too_many_arguments)]
+    async fn grant_checked(
+        &self,
+        v: &Verifier,
+        grant: Method,
+        client: &Client,
+        method: Option<ClientAuth>,
+        key: [u8; 32],
+        form: impl FnOnce() -> Vec<(String, String)>,
+        checks: &IdChecks<'_>,
+        now: i64,
+    ) -> Result<Arc<Timed<Granted>>, Failure> {
         let endpoint = self
             .endpoint(&self.token_endpoint, "token_endpoint", now)
             .await?
@@ -323,12 +373,14 @@ impl Grants {
             let ts = calls::token(self.provider.http(), &endpoint, client, method, form(), &self.token_headers, now)
                 .await
                 .map_err(|e| Failure::of_grant(grant.name(), e))?;
-            let g = self.verify(v, grant, &client.id, ts, now).await?;
+            let g = self.verify(v, grant, &client.id, ts, checks, now).await?;
             let lifetime = (g.expires != 0).then(|| g.expires.saturating_sub(now));
             let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl(lifetime));
             Ok(Arc::new(Timed { value: g, until }))
         };
-        let tokens = self.tokens.as_ref().filter(|_| grant != Method::RefreshToken);
+        // A refresh token is single-use at many IdPs, and a code always is: never from the cache.
+        let tokens =
+            self.tokens.as_ref().filter(|_| !matches!(grant, Method::RefreshToken | Method::AuthorizationCode));
         let g = cache::through(tokens, key, |g: &Granted| g.holds_keys(v), fetch).await?;
         if g.value.expired(now, v.leeway) {
             if let Some(c) = &self.tokens {
@@ -347,6 +399,7 @@ impl Grants {
         grant: Method,
         client_id: &str,
         ts: TokenSet,
+        checks: &IdChecks<'_>,
         now: i64,
     ) -> Result<Granted, Failure> {
         // The token endpoint call took time: its tokens are checked against the clock as it is now.
@@ -366,15 +419,41 @@ impl Grants {
                 let cx = IdContext {
                     client_id: Some(client_id),
                     access_token: Some(&ts.access_token),
-                    ..IdContext::default()
+                    nonce: checks.nonce,
+                    code: checks.code,
                 };
-                Some(Arc::new(v.verify(id, check_sig, Expect::Id(cx), now).await.map_err(Failure::of_token)?))
+                let id = v.verify(id, check_sig, Expect::Id(cx), now).await.map_err(Failure::of_token)?;
+                if v.verify_claims {
+                    if let Some(max_age) = checks.max_age {
+                        claims::auth_time(&id.claims, max_age, now, v.leeway).map_err(Failure::of_refusal)?;
+                    }
+                    if let Some(domains) = checks.domains {
+                        claims::hosted_domain(&id.claims, domains).map_err(Failure::of_refusal)?;
+                    }
+                }
+                Some(Arc::new(id))
             }
+            None if checks.id_token_required => return Err(Failure::of_refusal(claims::Refusal::MissingIdToken)),
             None => None,
         };
         let expires = access.as_ref().and_then(|a| a.exp).or(ts.expires_at).unwrap_or(0);
         Ok(Granted { ts, access, id, expires, memo: Memo::default() })
     }
+}
+
+/// What a sign-in's ID token is checked against besides the usual claims.
+#[derive(Default)]
+pub(crate) struct IdChecks<'a> {
+    /// The nonce sent (with `verify_nonce`).
+    pub nonce: Option<&'a str>,
+    /// The code exchanged, for `c_hash`.
+    pub code: Option<&'a str>,
+    /// `max_age`: `auth_time` must be no older.
+    pub max_age: Option<i64>,
+    /// `domains`: `hd` must be one of them.
+    pub domains: Option<&'a [String]>,
+    /// An ID token must come back (`openid` was asked for).
+    pub id_token_required: bool,
 }
 
 /// The configured clients: `client_id[i]` with `client_secret[i]`, `client_auth[i]`,

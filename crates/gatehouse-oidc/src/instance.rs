@@ -14,13 +14,15 @@ use crate::failures::Refusals;
 use crate::fast::Front;
 use crate::grants::Grants;
 use crate::headers::{self, HeaderPlan};
+use crate::login::Login;
 use crate::method::Methods;
-use crate::outcome::Outcome;
+use crate::outcome::{Authenticated, Outcome};
 use crate::provider::client_auth::{Client, ClientAuth};
 use crate::provider::discovery::{self, ProviderKey};
 use crate::respond::Failure;
 use crate::sessions::Sessions;
 use crate::settings::Settings;
+use crate::signin::SignIn;
 use crate::tokens::Verifier;
 use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use gatehouse_core::plugin::{BuildEnv, BuildError, Ctx, Flow, Step};
@@ -38,6 +40,7 @@ pub struct Oidc {
     refusals: Refusals,
     pub(crate) plan: HeaderPlan,
     pub(crate) front: Front,
+    login: Login,
 }
 
 /// Kong's early exits: a preflight (unless `run_on_preflight`), and a request another auth
@@ -61,8 +64,14 @@ impl Gate {
 }
 
 impl Oidc {
-    /// Builds an instance from a validated config.
-    pub fn build(config: &serde_json::Value, session_key: SessionCodec, env: &BuildEnv) -> Result<Oidc, BuildError> {
+    /// Builds an instance from a validated config. The session and the authorization cookie are
+    /// sealed with keys bound to this plugin (`node::session_codec`).
+    pub fn build(
+        config: &serde_json::Value,
+        session_key: SessionCodec,
+        authorization_key: SessionCodec,
+        env: &BuildEnv,
+    ) -> Result<Oidc, BuildError> {
         let s = Settings::from_config(config)?;
         let methods = Methods::of(&s.auth_methods);
         let timeout_ms = if s.timeout.is_finite() && s.timeout > 0.0 {
@@ -105,19 +114,27 @@ impl Oidc {
             _ => random_salt()?,
         };
         let sessions = Sessions::build(&s, methods, session_key, verifier.leeway, ttl)?;
+        let signin = SignIn::build(&s, authorization_key, provider.clone())?;
         let grants = Grants::build(&s, provider, clients, salt, ttl);
-        let auth = Authenticator::build(&s, methods, verifier, grants, sessions);
+        let auth = Authenticator::build(&s, methods, verifier, grants, sessions, signin);
         let authz = Authorizer::build(&s);
         let plan = HeaderPlan::build(&s)?;
-        let front = Front::for_config(&auth, &authz, &plan);
+        let login = Login::build(&s)?;
+        let mut front = Front::for_config(&auth, &authz, &plan);
+        // A login the plugin answers itself is never served by the front.
+        if matches!(front, Front::Session) && login.answers(crate::method::Method::Session)
+            || matches!(front, Front::Password) && login.answers(crate::method::Method::Password)
+        {
+            front = Front::None;
+        }
         let refusals = Refusals::build(&s);
         let gate = Gate { run_on_preflight: s.run_on_preflight, anonymous: refusals.has_anonymous() };
-        Ok(Oidc { gate, auth, authz, refusals, plan, front })
+        Ok(Oidc { gate, auth, authz, refusals, plan, front, login })
     }
 
     /// Whether a credential may be in a form or JSON body.
     pub(crate) fn needs_body(&self) -> bool {
-        self.auth.finder.needs_body()
+        self.auth.finder.needs_body() || self.auth.signin.as_ref().is_some_and(SignIn::needs_body)
     }
 
     /// The access phase: the gate, then the front, else the general path as a boxed future.
@@ -137,7 +154,11 @@ impl Oidc {
         let now = unix_now();
         let mut trail = Trail::default();
         let mut o = match self.auth.authenticate(ctx, parts, now, &mut trail).await {
-            Ok(o) => o,
+            Ok(Authenticated::Outcome(o)) => o,
+            Ok(Authenticated::Redirect(response)) => {
+                let additions = std::mem::take(&mut trail.additions);
+                return apply(&self.plan, ctx, parts, Decision::Respond { response, additions });
+            }
             Err(f) => return self.refuse(ctx, parts, f, &mut trail, &[]),
         };
         let authorized = match self.authz.authorize(ctx, &mut o, now, &self.auth.grants, &self.plan, &mut trail).await {
@@ -150,8 +171,15 @@ impl Oidc {
         self.auth.sessions.issue(&mut o, authorized.subject, now, ctx.https, &mut trail);
 
         let upstream = self.headers(&o, parts, &mut trail.additions);
+        if let Some(response) = self.login.answer(&o) {
+            let additions = std::mem::take(&mut trail.additions);
+            return apply(&self.plan, ctx, parts, Decision::Respond { response, additions });
+        }
+        let mut strip = self.strip(&trail, &o.hide);
+        strip.always = &o.strip;
+        strip.query = o.signin.as_ref().and_then(|s| s.uri_args.as_deref()).filter(|_| self.login.preserves_query());
         let allow = Allow {
-            strip: self.strip(&trail, &o.hide),
+            strip,
             consumer: authorized.consumer,
             groups: authorized.groups,
             upstream,
@@ -190,6 +218,7 @@ impl Oidc {
         Strip {
             session: trail.strip_session.then_some(&self.auth.sessions.store),
             hide: if self.authz.hide_credentials { found } else { &[] },
+            ..Strip::default()
         }
     }
 
@@ -257,7 +286,8 @@ impl Oidc {
         }
         let cfg =
             crate::config::schema().validate(&config, gatehouse_core::schema::Mode::default()).expect("valid config");
-        Oidc::build(&cfg, gatehouse_session::SessionCodec::new(b"node secret"), &BuildEnv::default()).expect("builds")
+        let key = || gatehouse_session::SessionCodec::new(b"node secret");
+        Oidc::build(&cfg, key(), key(), &BuildEnv::default()).expect("builds")
     }
 }
 
@@ -269,7 +299,8 @@ mod tests {
 
     fn build_error(config: serde_json::Value) -> Vec<(Vec<Seg>, String)> {
         let cfg = crate::config::schema().validate(&config, Mode::default()).expect("the schema accepts it");
-        match Oidc::build(&cfg, gatehouse_session::SessionCodec::new(b"node secret"), &BuildEnv::default()) {
+        let key = || gatehouse_session::SessionCodec::new(b"node secret");
+        match Oidc::build(&cfg, key(), key(), &BuildEnv::default()) {
             Err(BuildError::Config(errs)) => errs.errors,
             Err(other) => panic!("not a config error: {other}"),
             Ok(_) => panic!("built"),

@@ -18,11 +18,13 @@ pub enum Method {
     Password,
     /// A client id and secret exchanged at the token endpoint.
     ClientCredentials,
+    /// A browser sent to the authorization endpoint and back with a code (`signin.rs`).
+    AuthorizationCode,
 }
 
 impl Method {
     /// Every method Gatehouse runs.
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Session,
         Method::Bearer,
         Method::Introspection,
@@ -30,6 +32,7 @@ impl Method {
         Method::RefreshToken,
         Method::Password,
         Method::ClientCredentials,
+        Method::AuthorizationCode,
     ];
 
     /// Kong's name for it.
@@ -42,11 +45,12 @@ impl Method {
             Method::RefreshToken => "refresh_token",
             Method::Password => "password",
             Method::ClientCredentials => "client_credentials",
+            Method::AuthorizationCode => "authorization_code",
         }
     }
 
-    /// The method Kong calls `name`; `None` for names Gatehouse does not run (yet):
-    /// `authorization_code`, `kong_oauth2`.
+    /// The method Kong calls `name`; `None` for names Gatehouse does not run: `kong_oauth2`
+    /// (Kong's own OAuth 2.0 plugin's tokens).
     pub fn from_name(name: &str) -> Option<Method> {
         Method::ALL.into_iter().find(|m| m.name() == name)
     }
@@ -86,7 +90,7 @@ mod tests {
         for m in Method::ALL {
             assert_eq!(Method::from_name(m.name()), Some(m));
         }
-        let set = Methods::of(&["bearer".into(), "authorization_code".into(), "session".into()]);
+        let set = Methods::of(&["bearer".into(), "kong_oauth2".into(), "session".into()]);
         assert!(set.contains(Method::Bearer) && set.contains(Method::Session));
         assert!(!set.contains(Method::Password));
         assert!(set.any(&[Method::Password, Method::Session]));

@@ -30,6 +30,11 @@ pub(crate) struct Outcome {
     pub userinfo: Option<Arc<Timed<ClaimsAnswer>>>,
     /// Where the credentials were, for `hide_credentials`.
     pub hide: Vec<Found>,
+    /// What leaves the request whatever `hide_credentials` says: a sign-in's callback arguments
+    /// and authorization cookie.
+    pub strip: Vec<Found>,
+    /// The sign-in this request completed (the authorization code flow).
+    pub signin: Option<Box<SignedIn>>,
     /// The session to save (refreshed), when authentication changed it.
     pub session: Option<SessionWrite>,
     /// The access token's expiry, for a new session (0: unknown).
@@ -39,6 +44,24 @@ pub(crate) struct Outcome {
     /// Upstream headers made once for a deterministic source (a verified bearer token, a cached
     /// grant, a cached session) and reused while that source is.
     pub memo: Option<Memo>,
+}
+
+/// What authentication made of a request: an outcome, or the browser sent to sign in.
+#[allow(clippy::large_enum_variant)] // The outcome is the common case: boxing it would allocate per request.
+pub(crate) enum Authenticated {
+    Outcome(Outcome),
+    /// A `302` to the identity provider (the authorization cookie is in the trail's additions).
+    Redirect(http::Response<bytes::Bytes>),
+}
+
+/// A sign-in completed by this request: where the browser was going, for the login action.
+pub(crate) struct SignedIn {
+    /// The request URL the flow started from, without its query.
+    pub uri: String,
+    /// Its query, with `preserve_query_args`.
+    pub uri_args: Option<String>,
+    /// The token endpoint's whole answer (`login_tokens: tokens`).
+    pub raw: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A session to seal into `Set-Cookie` headers.
@@ -62,6 +85,8 @@ impl Outcome {
             introspection: None,
             userinfo: None,
             hide: Vec::new(),
+            strip: Vec::new(),
+            signin: None,
             session: None,
             expires: 0,
             session_id: None,

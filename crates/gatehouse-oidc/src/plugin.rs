@@ -40,7 +40,9 @@ impl PluginFactory for OidcFactory {
     }
 
     fn build(&self, entity: &PluginEntity, env: &BuildEnv) -> Result<Arc<dyn Plugin>, BuildError> {
-        Ok(Arc::new(Oidc::build(&entity.config, crate::node::session_codec(entity, env), env)?))
+        // The same derivation twice: the session and the authorization cookie each own a key.
+        let key = || crate::node::session_codec(entity, env);
+        Ok(Arc::new(Oidc::build(&entity.config, key(), key(), env)?))
     }
 }
 

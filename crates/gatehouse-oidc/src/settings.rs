@@ -143,6 +143,35 @@ pub struct Settings {
     pub max_added_header_size: usize,
     pub max_added_headers_size: usize,
 
+    // The authorization code flow and what follows a sign-in (`signin.rs`, `login.rs`).
+    pub response_type: Vec<String>,
+    pub response_mode: String,
+    pub redirect_uri: Option<Vec<String>>,
+    pub authorization_query_args_names: Option<Vec<String>>,
+    pub authorization_query_args_values: Option<Vec<String>>,
+    pub authorization_query_args_client: Option<Vec<String>>,
+    pub authorization_rolling_timeout: f64,
+    pub authorization_cookie_name: String,
+    pub authorization_cookie_path: String,
+    pub authorization_cookie_domain: Option<String>,
+    pub authorization_cookie_same_site: String,
+    pub authorization_cookie_http_only: bool,
+    pub authorization_cookie_secure: Option<bool>,
+    pub preserve_query_args: bool,
+    pub require_proof_key_for_code_exchange: Option<bool>,
+    pub require_pushed_authorization_requests: Option<bool>,
+    pub require_signed_request_object: Option<bool>,
+    pub pushed_authorization_request_endpoint: Option<String>,
+    pub pushed_authorization_request_endpoint_auth_method: Option<String>,
+    pub verify_nonce: bool,
+    pub max_age: Option<f64>,
+    pub domains: Option<Vec<String>>,
+    pub login_methods: Option<Vec<String>>,
+    pub login_action: String,
+    pub login_tokens: Option<Vec<String>>,
+    pub login_redirect_mode: String,
+    pub login_redirect_uri: Option<Vec<String>>,
+
     /// Every other field, e.g. the twenty `upstream_*_header`/`downstream_*_header` fields, which
     /// [`Settings::token_headers`] reads by name.
     #[serde(flatten)]

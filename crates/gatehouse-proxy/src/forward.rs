@@ -30,6 +30,8 @@ pub struct ConnInfo {
     trusted: Option<Arc<RealIp>>,
     /// The connection is TLS. No listener sets it yet; a TLS listener passes `true`.
     tls: bool,
+    /// The proxy port the client connected to.
+    pub local_port: u16,
 }
 
 impl ConnInfo {
@@ -38,7 +40,7 @@ impl ConnInfo {
     pub fn new(client: SocketAddr, local_port: u16, real_ip: &Arc<RealIp>, tls: bool) -> ConnInfo {
         let ip = HeaderValue::try_from(client.ip().to_string()).unwrap_or_else(|_| HeaderValue::from_static(""));
         let trusted = real_ip.trusts(client).then(|| real_ip.clone());
-        ConnInfo { client, ip, port: HeaderValue::from(local_port), trusted, tls }
+        ConnInfo { client, ip, port: HeaderValue::from(local_port), trusted, tls, local_port }
     }
 
     /// What this request says about its client, believed only from a trusted peer.
@@ -73,7 +75,7 @@ pub struct RequestClient {
     /// `X-Forwarded-Proto: https`.
     pub https: bool,
     /// The peer is trusted: its `X-Forwarded-*` headers go upstream as it sent them.
-    trusted: bool,
+    pub trusted: bool,
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {

@@ -87,6 +87,8 @@ pub async fn handle(proxy: Arc<Proxy>, mut req: Request<Incoming>, conn: Arc<Con
         Ctx::new(conn.client, target.route_id.clone(), target.service.as_ref().map(|s| s.id.clone()), consumers);
     ctx.forwarded_ip = client.ip;
     ctx.https = client.https;
+    ctx.trusted_proxy = client.trusted;
+    ctx.local_port = conn.local_port;
     // `_held` keeps a buffered body's share of the memory budget until the request is done.
     // A request without a body (most of them) skips `read_body`'s future altogether: building
     // and moving it cost two copies of its state per request.

@@ -1,0 +1,290 @@
+//! The authorization code flow through the real proxy and the development IdP, walked by a plain
+//! HTTP client that follows no redirect by itself: each hop (gateway → IdP login form → the
+//! gateway's callback) is checked, and every attack of issue 13 is refused with no session made
+//! and nothing proxied.
+
+use super::oidc::Env;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+/// A client that shows every redirect instead of following it.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(0).build().unwrap()
+}
+
+/// An answer: status, headers, body text.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers.get("location").map(|v| v.to_str().unwrap()).unwrap_or_default()
+    }
+
+    /// The `name=value` of each `Set-Cookie` named `name` (or a chunk of it).
+    fn cookies(&self, name: &str) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .filter(|c| c.starts_with(&format!("{name}=")))
+            .collect()
+    }
+
+    /// The value `Cookie` carries back for the cookies named `name` that were set (not expired).
+    fn cookie(&self, name: &str) -> String {
+        self.cookies(name)
+            .into_iter()
+            .filter(|c| !c.contains("Max-Age=0"))
+            .map(|c| c.split(';').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+async fn get(url: &str, cookie: &str) -> Answer {
+    let mut req = no_redirects().get(url);
+    if !cookie.is_empty() {
+        req = req.header("cookie", cookie);
+    }
+    let resp = req.send().await.unwrap();
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    Answer { status, headers, body: resp.text().await.unwrap() }
+}
+
+fn param(url: &str, name: &str) -> Option<String> {
+    reqwest::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// Signs in at the dev IdP's form (as the browser's POST would) for the authorization request
+/// at `location`; returns the callback URL the IdP sends the browser to.
+async fn login(location: &str, user: &str, password: &str) -> String {
+    let url = reqwest::Url::parse(location).unwrap();
+    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    form.push(("username".into(), user.into()));
+    form.push(("password".into(), password.into()));
+    let mut endpoint = url.clone();
+    endpoint.set_query(None);
+    let resp = no_redirects().post(endpoint).form(&form).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 302, "{}", resp.text().await.unwrap());
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// The gateway's answer to `GET /api/anything?hello=world`: a redirect to the IdP, and the
+/// authorization cookie it set.
+async fn start(env: &Env) -> (Answer, String) {
+    let a = get(&format!("{}/api/anything?hello=world", env.gw.proxy), "").await;
+    assert_eq!(a.status, 302, "{}", a.body);
+    assert!(a.location().starts_with(&format!("{}/authorize?", env.issuer)), "{}", a.location());
+    let cookie = a.cookie("authorization");
+    assert!(!cookie.is_empty(), "an authorization cookie: {:?}", a.headers);
+    (a, cookie)
+}
+
+/// Kong's authorization-code example (developer.konghq.com, openid-connect
+/// examples/authorization-code.yaml) with the query response mode.
+fn kong_example() -> Value {
+    json!({
+        "client_auth": ["client_secret_post"],
+        "auth_methods": ["authorization_code", "session"],
+        "preserve_query_args": true,
+        "login_action": "redirect",
+        "login_tokens": null,
+    })
+}
+
+/// A refused callback: no session cookie, and the answer is the plugin's, not the upstream's.
+fn refused_without_session(a: &Answer, what: &str) {
+    assert!(a.cookies("session").iter().all(|c| c.contains("Max-Age=0")), "{what}: no session made: {:?}", a.headers);
+    assert!(a.json().get("headers").is_none(), "{what}: the upstream was not called: {}", a.body);
+}
+
+#[tokio::test]
+async fn kongs_authorization_code_example_signs_in_and_lands_on_the_original_url_with_its_query() {
+    let env = Env::new(kong_example()).await;
+    let (a, auth_cookie) = start(&env).await;
+    let loc = a.location().to_string();
+    assert_eq!(a.headers["cache-control"], "no-store");
+    let redirect_uri = format!("{}/api/anything", env.gw.proxy);
+    assert_eq!(param(&loc, "redirect_uri").as_deref(), Some(redirect_uri.as_str()), "Kong: the URL without its query");
+    assert_eq!(param(&loc, "response_type").as_deref(), Some("code"));
+    assert_eq!(param(&loc, "client_id").as_deref(), Some("gatehouse"));
+    assert_eq!(param(&loc, "scope").as_deref(), Some("openid"));
+    assert_eq!(param(&loc, "state").map(|s| s.len()), Some(24), "18 random bytes");
+    assert_eq!(param(&loc, "nonce").map(|s| s.len()), Some(24));
+    assert_eq!(param(&loc, "code_challenge_method").as_deref(), Some("S256"), "discovery offers PKCE");
+    let set = &a.cookies("authorization")[0];
+    assert!(set.contains("HttpOnly") && set.contains("Path=/"), "{set}");
+
+    let callback = login(&loc, "john", "doe").await;
+    assert!(callback.starts_with(&redirect_uri), "{callback}");
+    assert_eq!(param(&callback, "state"), param(&loc, "state"));
+
+    let back = get(&callback, &auth_cookie).await;
+    assert_eq!(back.status, 302, "login_action redirect: {}", back.body);
+    assert_eq!(back.location(), format!("{}/api/anything?hello=world", env.gw.proxy));
+    assert!(back.cookies("authorization").iter().all(|c| c.contains("Max-Age=0")), "the flow's cookie expired");
+    let session = back.cookie("session");
+    assert!(!session.is_empty(), "a session: {:?}", back.headers);
+
+    let page = get(back.location(), &session).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let echo = page.json();
+    assert_eq!(echo["args"]["hello"], "world", "{echo}");
+    let auth = echo["headers"]["Authorization"].as_str().unwrap_or_default();
+    assert!(auth.starts_with("Bearer "), "the access token goes upstream: {echo}");
+    assert!(echo["headers"]["Cookie"].is_null(), "our cookies do not: {echo}");
+
+    // A reload rides on the session: no new sign-in, no token call.
+    let before = env.calls().await;
+    let again = get(back.location(), &session).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(env.calls().await["token"], before["token"], "no IdP round trip on a reload");
+}
+
+#[tokio::test]
+async fn login_action_upstream_proxies_the_callback_without_its_code_and_state() {
+    let env = Env::new(json!({"auth_methods": ["authorization_code", "session"], "preserve_query_args": true})).await;
+    let (a, auth_cookie) = start(&env).await;
+    let callback = login(a.location(), "john", "doe").await;
+    let back = get(&callback, &auth_cookie).await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    let echo = back.json();
+    assert_eq!(echo["args"], json!({"hello": "world"}), "the original query, no code or state: {echo}");
+    assert!(!back.cookie("session").is_empty());
+    assert!(echo["headers"]["Cookie"].is_null(), "the authorization cookie does not go upstream: {echo}");
+}
+
+#[tokio::test]
+async fn a_tampered_or_missing_state_sends_the_browser_back_to_the_idp_with_the_pending_values() {
+    let env = Env::new(kong_example()).await;
+    let (a, auth_cookie) = start(&env).await;
+    let state = param(a.location(), "state").unwrap();
+    let callback = login(a.location(), "john", "doe").await;
+    let code = param(&callback, "code").unwrap();
+    let base = format!("{}/api/anything", env.gw.proxy);
+
+    for (what, url) in
+        [("tampered state", format!("{base}?code={code}&state=x{state}")), ("no state", format!("{base}?code={code}"))]
+    {
+        let r = get(&url, &auth_cookie).await;
+        assert_eq!(r.status, 302, "{what}: {}", r.body);
+        assert!(r.location().starts_with(&format!("{}/authorize?", env.issuer)), "{what}");
+        assert_eq!(param(r.location(), "state").as_deref(), Some(state.as_str()), "{what}: the pending state again");
+        refused_without_session(&r, what);
+    }
+    // The code was not spent: the real callback still signs in.
+    let ok = get(&callback, &auth_cookie).await;
+    assert_eq!(ok.status, 302);
+    assert!(!ok.cookie("session").is_empty());
+}
+
+#[tokio::test]
+async fn a_callback_without_the_authorization_cookie_starts_a_new_flow() {
+    let env = Env::new(kong_example()).await;
+    let (a, _) = start(&env).await;
+    let callback = login(a.location(), "john", "doe").await;
+    let r = get(&callback, "").await;
+    assert_eq!(r.status, 302);
+    assert!(r.location().starts_with(&format!("{}/authorize?", env.issuer)));
+    assert_ne!(param(r.location(), "state"), param(&callback, "state"), "a new state");
+    refused_without_session(&r, "no cookie");
+    assert_eq!(env.calls().await["token"], 0, "nothing exchanged");
+}
+
+#[tokio::test]
+async fn a_replayed_code_is_refused_with_nothing_stored() {
+    let env = Env::new(kong_example()).await;
+    let (a, cookie_a) = start(&env).await;
+    let callback_a = login(a.location(), "john", "doe").await;
+    assert_eq!(get(&callback_a, &cookie_a).await.status, 302);
+
+    // A second flow, its callback carrying the first flow's (spent) code with its own state.
+    let (b, cookie_b) = start(&env).await;
+    let state_b = param(b.location(), "state").unwrap();
+    let code_a = param(&callback_a, "code").unwrap();
+    let url = format!("{}/api/anything?code={code_a}&state={state_b}", env.gw.proxy);
+    let r = get(&url, &cookie_b).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    refused_without_session(&r, "replayed code");
+}
+
+#[tokio::test]
+async fn a_code_issued_to_another_client_or_with_another_nonce_is_refused() {
+    let env = Env::new(kong_example()).await;
+    let redirect_uri = format!("{}/api/anything", env.gw.proxy);
+    for (what, client_id, nonce_of) in
+        [("another client", "gatehouse-public", true), ("a wrong nonce", "gatehouse", false)]
+    {
+        let (b, cookie_b) = start(&env).await;
+        let state_b = param(b.location(), "state").unwrap();
+        // The attacker's own authorization request, answered with a code for the victim's state.
+        let nonce = if nonce_of { param(b.location(), "nonce").unwrap() } else { "attacker-nonce".into() };
+        let mut evil = reqwest::Url::parse(&format!("{}/authorize", env.issuer)).unwrap();
+        evil.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", &redirect_uri)
+            .append_pair("scope", "openid")
+            .append_pair("state", &state_b)
+            .append_pair("nonce", &nonce);
+        let callback = login(evil.as_str(), "jane", "roe").await;
+        let r = get(&callback, &cookie_b).await;
+        assert_eq!(r.status, 401, "{what}: {}", r.body);
+        refused_without_session(&r, what);
+    }
+}
+
+#[tokio::test]
+async fn an_answer_from_another_issuer_or_an_idp_error_is_refused() {
+    let env = Env::new(kong_example()).await;
+    let (a, cookie) = start(&env).await;
+    let state = param(a.location(), "state").unwrap();
+    let callback = login(a.location(), "john", "doe").await;
+    let code = param(&callback, "code").unwrap();
+    let base = format!("{}/api/anything", env.gw.proxy);
+    for (what, url) in [
+        ("mix-up: another issuer", format!("{base}?code={code}&state={state}&iss=https%3A%2F%2Fevil.example")),
+        ("the IdP's error", format!("{base}?error=access_denied&state={state}")),
+        ("no code", format!("{base}?state={state}")),
+    ] {
+        let r = get(&url, &cookie).await;
+        assert_eq!(r.status, 401, "{what}: {}", r.body);
+        refused_without_session(&r, what);
+    }
+    assert_eq!(env.calls().await["token"], 0, "no code was exchanged");
+}
+
+#[tokio::test]
+async fn without_authorization_code_in_auth_methods_anonymous_requests_get_401() {
+    let env = Env::new(json!({"auth_methods": ["bearer", "session"]})).await;
+    let r = get(&format!("{}/api/anything", env.gw.proxy), "").await;
+    assert_eq!(r.status, 401);
+    assert!(r.cookies("authorization").is_empty());
+}
+
+#[tokio::test]
+async fn login_action_response_answers_with_the_tokens() {
+    let env = Env::new(json!({
+        "auth_methods": ["authorization_code", "session"],
+        "login_action": "response",
+        "login_tokens": ["id_token", "access_token"],
+    }))
+    .await;
+    let (a, cookie) = start(&env).await;
+    let callback = login(a.location(), "john", "doe").await;
+    let r = get(&callback, &cookie).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = r.json();
+    assert!(body["id_token"].as_str().is_some_and(|t| t.split('.').count() == 3), "{body}");
+    assert!(body["access_token"].is_string(), "{body}");
+    assert!(body.get("headers").is_none(), "answered by the gateway, not proxied");
+    assert!(!r.cookie("session").is_empty(), "the session rides on the answer");
+}
