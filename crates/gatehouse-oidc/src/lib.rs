@@ -7,7 +7,7 @@
 //!   and keys, client auth, endpoints), `credentials`, `headers`, `tokens`, `respond`;
 //! - the pipeline's data: `outcome`, `decision` (and `apply`);
 //! - the instance's parts, each built from the settings: `find`, `grants`, `failures`,
-//!   `sessions`, `authorize`, `authenticate`, `fast` (the front cache);
+//!   `sessions`, `logout`, `authorize`, `authenticate`, `fast` (the front cache);
 //! - `instance` (the built instance and its pipeline), `plugin` (the plugin kind and phases).
 //!
 //! Architecture invariant: this crate knows nothing of hyper's server or axum.
@@ -28,6 +28,7 @@ mod find;
 mod grants;
 pub mod headers;
 mod instance;
+mod logout;
 mod method;
 pub mod node;
 mod outcome;

@@ -27,6 +27,7 @@ const ORDER: &[&str] = &[
     "grants",
     "failures",
     "sessions",
+    "logout",
     "authorize",
     "authenticate",
     "fast",
