@@ -400,7 +400,8 @@ impl Sessions {
 }
 
 /// How many logged-out sessions one instance remembers. Past it the least used are forgotten,
-/// and their old cookies open again on this node until their own timeouts (docs/security.md).
+/// and their old cookies open again on this node until their own timeouts (docs/security.md,
+/// "Logout").
 const REVOKED_ENTRIES: u64 = 1 << 17;
 
 /// Session ids logged out on this node. Cookie sessions live in their holders' cookie jars, so
