@@ -2,9 +2,9 @@
 //!
 //! [`Oidc::build`] consumes the validated config into immutable parts, each deciding at build
 //! time what it can; the request path only reads them. A request: the gate → a logout (answered
-//! here, never proxied) → the front (a cached authentication) → authenticate (session, else the credential `find.rs` finds) → authorize →
-//! the session issued → the headers → one decision, applied by `decision::apply`. ARCHITECTURE.md
-//! has the map.
+//! here, never proxied) → the front (a cached authentication) → authenticate (session, else the
+//! credential `find.rs` finds) → authorize → the session issued → the headers → one decision,
+//! applied by `decision::apply`. ARCHITECTURE.md has the map.
 
 use crate::authenticate::Authenticator;
 use crate::authorize::Authorizer;
