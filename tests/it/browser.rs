@@ -244,3 +244,44 @@ async fn a_wrong_password_shows_the_form_again_with_an_error_and_no_redirect() {
     assert_eq!(bounded("password", password.prop("value")).await.as_deref(), Some(""));
     browser.close().await;
 }
+
+/// Kong's authorization-code example (developer.konghq.com, openid-connect
+/// examples/authorization-code.yaml) in a real browser against the development IdP: the person
+/// lands on the page they asked for, query included, signed in; the upstream sees who they are;
+/// a reload rides on the session without a round trip to the IdP.
+#[tokio::test]
+async fn a_person_signs_in_through_the_gateway_and_lands_on_the_page_they_asked_for() {
+    let env = super::oidc::Env::new(json!({
+        "client_auth": ["client_secret_post"],
+        "auth_methods": ["authorization_code", "session"],
+        "preserve_query_args": true,
+        "login_action": "redirect",
+        "login_tokens": null,
+        "upstream_headers_claims": ["preferred_username"],
+        "upstream_headers_names": ["authenticated_user"],
+    }))
+    .await;
+    let page = format!("{}/api/anything?hello=world", env.gw.proxy);
+    let browser = Browser::start().await;
+
+    browser.goto(&page).await;
+    browser.find("input[name=username]").await;
+    assert!(browser.url().await.starts_with(&format!("{}/authorize?", env.issuer)), "at the IdP's login page");
+    browser.fill("input[name=username]", "john").await;
+    browser.fill("input[name=password]", "doe").await;
+    browser.click("button[type=submit]").await;
+
+    let landed = browser.wait_for_url(&page).await;
+    assert_eq!(landed, page, "the original URL with its query, nothing added");
+    let source = browser.source().await;
+    assert!(source.contains("\"Authenticated-User\": \"john\"") || source.contains("\"Authenticated-User\":\"john\""), "{source}");
+    assert!(source.contains("\"hello\""), "the query reached the upstream: {source}");
+    browser.screenshot("signed-in").await;
+
+    let tokens = env.calls().await["token"].clone();
+    browser.goto(&page).await;
+    assert_eq!(browser.url().await, page, "a reload stays on the page");
+    assert!(browser.source().await.contains("Authenticated-User"));
+    assert_eq!(env.calls().await["token"], tokens, "no IdP round trip on a reload");
+    browser.close().await;
+}

@@ -9,6 +9,7 @@ mod headers;
 mod idp_boundary;
 mod interop;
 mod key_removal;
+mod logout;
 mod oidc;
 mod oidc_keys;
 mod oidc_strict;

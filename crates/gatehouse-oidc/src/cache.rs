@@ -78,6 +78,11 @@ where
         self.cache.get(key)
     }
 
+    /// Keeps `value` under `key` until its `until`, replacing any entry.
+    pub fn insert(&self, key: K, value: Arc<Timed<T>>) {
+        self.cache.insert(key, value);
+    }
+
     /// Drops an entry.
     pub fn invalidate(&self, key: &K) {
         self.cache.invalidate(key);

@@ -186,8 +186,13 @@ impl Grants {
         }
     }
 
+    /// The client the instance's IdP calls go through.
+    pub fn http(&self) -> &crate::provider::client::IdpHttp {
+        self.provider.http()
+    }
+
     /// The configured endpoint, else the discovered one.
-    async fn endpoint(&self, configured: &Option<String>, name: &str, now: i64) -> Result<Option<String>, Failure> {
+    pub async fn endpoint(&self, configured: &Option<String>, name: &str, now: i64) -> Result<Option<String>, Failure> {
         if let Some(e) = configured {
             return Ok(Some(e.clone()));
         }

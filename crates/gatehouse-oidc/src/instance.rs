@@ -1,10 +1,10 @@
 //! One built `openid-connect` instance and its request pipeline.
 //!
 //! [`Oidc::build`] consumes the validated config into immutable parts, each deciding at build
-//! time what it can; the request path only reads them. A request: the gate → the front (a cached
-//! authentication) → authenticate (session, else the credential `find.rs` finds) → authorize →
-//! the session issued → the headers → one decision, applied by `decision::apply`. ARCHITECTURE.md
-//! has the map.
+//! time what it can; the request path only reads them. A request: the gate → a logout (answered
+//! here, never proxied) → the front (a cached authentication) → authenticate (session, else the
+//! credential `find.rs` finds) → authorize → the session issued → the headers → one decision,
+//! applied by `decision::apply`. ARCHITECTURE.md has the map.
 
 use crate::authenticate::Authenticator;
 use crate::authorize::Authorizer;
@@ -15,6 +15,7 @@ use crate::fast::Front;
 use crate::grants::Grants;
 use crate::headers::{self, HeaderPlan};
 use crate::login::Login;
+use crate::logout::Logout;
 use crate::method::Methods;
 use crate::outcome::{Authenticated, Outcome};
 use crate::provider::client_auth::{Client, ClientAuth};
@@ -41,6 +42,8 @@ pub struct Oidc {
     pub(crate) plan: HeaderPlan,
     pub(crate) front: Front,
     login: Login,
+    /// `None` when no logout trigger is configured.
+    pub(crate) logout: Option<Logout>,
 }
 
 /// Kong's early exits: a preflight (unless `run_on_preflight`), and a request another auth
@@ -101,7 +104,11 @@ impl Oidc {
         crate::node::watch(&provider, env);
         let mut clients = crate::grants::clients(&s)?;
         let auth = |name: &Option<String>| name.as_deref().and_then(ClientAuth::from_name);
-        let endpoint_auth = [auth(&s.token_endpoint_auth_method), auth(&s.introspection_endpoint_auth_method)];
+        let endpoint_auth = [
+            auth(&s.token_endpoint_auth_method),
+            auth(&s.introspection_endpoint_auth_method),
+            auth(&s.revocation_endpoint_auth_method),
+        ];
         crate::node::own_keys_for(&mut clients, &endpoint_auth, env);
         let verifier = verifier(&s, provider.clone(), &clients)?;
         let ttl = TtlRule {
@@ -129,18 +136,27 @@ impl Oidc {
         }
         let refusals = Refusals::build(&s);
         let gate = Gate { run_on_preflight: s.run_on_preflight, anonymous: refusals.has_anonymous() };
-        Ok(Oidc { gate, auth, authz, refusals, plan, front, login })
+        let logout = Logout::build(&s)?;
+        Ok(Oidc { gate, auth, authz, refusals, plan, front, login, logout })
     }
 
-    /// Whether a credential may be in a form or JSON body.
+    /// Whether a credential (or `logout_post_arg`) may be in a form or JSON body.
     pub(crate) fn needs_body(&self) -> bool {
-        self.auth.finder.needs_body() || self.auth.signin.as_ref().is_some_and(SignIn::needs_body)
+        self.auth.finder.needs_body()
+            || self.auth.signin.as_ref().is_some_and(SignIn::needs_body)
+            || self.logout.as_ref().is_some_and(Logout::needs_body)
     }
 
-    /// The access phase: the gate, then the front, else the general path as a boxed future.
+    /// The access phase: the gate, then a logout, then the front, else the general path as a
+    /// boxed future. A logout is decided before the front, which would pass it on to the upstream.
     pub(crate) fn access<'a>(&'a self, ctx: &'a mut Ctx, parts: &'a mut Parts) -> Step<'a> {
         if self.gate.skips(ctx, parts) {
             return Step::Ready(Flow::Continue);
+        }
+        if let Some(logout) = &self.logout
+            && logout.requested(parts, ctx.body.as_ref())
+        {
+            return Step::Wait(Box::pin(self.logout_async(logout, ctx, parts)));
         }
         if let Some(flow) = self.front.serve(&self.auth, &self.authz, &self.plan, ctx, parts) {
             return Step::Ready(flow);
@@ -188,6 +204,19 @@ impl Oidc {
         let flow = apply(&self.plan, ctx, parts, Decision::Allow(allow));
         self.front.remember(&o);
         flow
+    }
+
+    /// A logout: the session ended, and the plugin's own answer (with the expired cookies).
+    async fn logout_async(&self, logout: &Logout, ctx: &mut Ctx, parts: &mut Parts) -> Flow {
+        let mut trail = Trail::default();
+        let a = &self.auth;
+        match logout.run(&a.sessions, &a.grants, &a.finder, ctx, parts, &mut trail, unix_now()).await {
+            Ok(response) => {
+                let additions = std::mem::take(&mut trail.additions);
+                apply(&self.plan, ctx, parts, Decision::Respond { response, additions })
+            }
+            Err(f) => self.refuse(ctx, parts, f, &mut trail, &[]),
+        }
     }
 
     /// The header plan's step: the upstream headers (made once and kept when the outcome's

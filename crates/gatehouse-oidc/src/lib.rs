@@ -9,8 +9,8 @@
 //!   `respond`;
 //! - the pipeline's data: `outcome`, `decision` (and `apply`);
 //! - the instance's parts, each built from the settings: `find`, `grants`, `failures`,
-//!   `sessions`, `signin` (the authorization code flow), `login` (login actions), `authorize`,
-//!   `authenticate`, `fast` (the front cache);
+//!   `sessions`, `signin` (the authorization code flow), `login` (login actions), `logout`,
+//!   `authorize`, `authenticate`, `fast` (the front cache);
 //! - `instance` (the built instance and its pipeline), `plugin` (the plugin kind and phases).
 //!
 //! Architecture invariant: this crate knows nothing of hyper's server or axum.
@@ -33,6 +33,7 @@ pub mod headers;
 mod instance;
 mod location;
 mod login;
+mod logout;
 mod method;
 pub mod node;
 mod outcome;

@@ -139,6 +139,14 @@ pub(crate) fn with_args(base: &str, query: Option<&str>, args: &[(&str, &str)], 
 /// an absolute `http(s)` URL with a host and no user info, and nothing a header cannot carry.
 /// Nothing in a request ever chooses the target, so this is all an open redirect needs.
 pub(crate) fn checked_target(uri: &str) -> Result<(), String> {
+    if !uri.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("{uri:?} must be a URL of visible ASCII characters (percent-encode the others)"));
+    }
+    // Browsers read `\` as `/` in http(s) URLs, so it would end the host early.
+    let authority = uri.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    if authority.contains(['\\', '@']) {
+        return Err(format!("{uri:?} must not carry user info or a backslash in its host"));
+    }
     let url = url::Url::parse(uri).map_err(|e| format!("{uri:?} is not an absolute URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("{uri:?} must be an http or https URL"));
@@ -148,9 +156,6 @@ pub(crate) fn checked_target(uri: &str) -> Result<(), String> {
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!("{uri:?} must not carry user info"));
-    }
-    if uri.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-        return Err(format!("{uri:?} holds control characters or spaces"));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! timeouts in `gatehouse-session`), the cache of opened sessions, resuming one (refreshing its
 //! tokens when they are due), and issuing one after another method authenticated.
 
-use crate::cache::{TtlRule, secs_of};
+use crate::cache::{self, Timed, TimedCache, TtlRule, secs_of};
 use crate::claims::IdContext;
 use crate::decision::{Additions, Trail};
 use crate::grants::Grants;
@@ -18,7 +18,8 @@ use gatehouse_session::{OpenError, SameSite, Session, SessionCodec, SessionConfi
 use http::HeaderMap;
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// How many opened sessions one instance keeps.
 const CACHE_BYTES: u64 = 32 << 20;
@@ -53,8 +54,10 @@ pub(crate) struct Sessions {
     /// session can vary the other cookies beside it, so the cache is bounded by the bytes of its
     /// keys ([`CACHE_BYTES`]), not only by its count.
     cache: moka::sync::Cache<Box<[u8]>, Arc<CachedSession>, foldhash::fast::RandomState>,
+    /// Sessions logged out on this node (`logout.rs`).
+    revoked: Revoked,
     /// The session method is on: other methods' successes start a session.
-    on: bool,
+    pub on: bool,
     /// `disable_session`: methods whose successes start none.
     disabled_for: Methods,
     /// `refresh_tokens`.
@@ -108,6 +111,7 @@ impl Sessions {
                 .max_capacity(CACHE_BYTES)
                 .time_to_live(Duration::from_secs(60))
                 .build_with_hasher(foldhash::fast::RandomState::default()),
+            revoked: Revoked { any: AtomicBool::new(false), ids: cache::timed(REVOKED_ENTRIES) },
             on: methods.contains(Method::Session),
             disabled_for: Methods::of(s.disable_session.as_deref().unwrap_or_default()),
             refresh_tokens: s.refresh_tokens,
@@ -126,11 +130,41 @@ impl Sessions {
     pub fn cached(&self, headers: &HeaderMap, now: i64, v: &Verifier) -> Option<Arc<CachedSession>> {
         let key = cookie_key(headers)?;
         let c = self.cache.get(key.as_ref())?;
-        if self.still_good(&c, now) && v.holds_keys(&[&c.access, &c.id]) && self.reverified_in_time(&c, now, v) {
+        if self.still_good(&c, now)
+            && !self.is_revoked(&c.session)
+            && v.holds_keys(&[&c.access, &c.id])
+            && self.reverified_in_time(&c, now, v)
+        {
             return Some(c);
         }
         self.cache.invalidate(key.as_ref());
         None
+    }
+
+    /// Whether `session` was logged out on this node.
+    pub fn is_revoked(&self, session: &Session) -> bool {
+        self.revoked.any.load(Ordering::Acquire) && self.revoked.ids.get(&session.id).is_some()
+    }
+
+    /// Ends `session` on this node (logout): the opened-session entry of these cookie bytes
+    /// goes, and its id is refused for as long as a cookie of it sealed up to now could open
+    /// (at most a year). A cookie cannot be recalled from its holders; this refuses the copies.
+    pub fn revoke(&self, session: &Session, headers: &HeaderMap, now: i64) {
+        if let Some(key) = cookie_key(headers) {
+            self.cache.invalidate(key.as_ref());
+        }
+        let until = cache::deadline(Instant::now(), Duration::from_secs(self.revoked_for(session, now)));
+        self.revoked.ids.insert(session.id, Arc::new(Timed { value: (), until }));
+        self.revoked.any.store(true, Ordering::Release);
+    }
+
+    /// Seconds until no cookie of `session` sealed up to `now` can open: each was saved and
+    /// touched at the latest now (`u64::MAX` when no timeout is on).
+    fn revoked_for(&self, session: &Session, now: i64) -> u64 {
+        let mut latest = session.clone();
+        latest.rolled_at = now;
+        latest.last_seen = now;
+        self.store.expires_at(&latest).map_or(u64::MAX, |e| e.saturating_sub(now).max(1) as u64)
     }
 
     /// With `reverify`, a cached session's tokens were verified when it was opened: on a hit
@@ -205,6 +239,12 @@ impl Sessions {
             return None;
         }
         match self.store.open(headers, now) {
+            Ok(opened) if self.is_revoked(&opened.session) => {
+                tracing::debug!("session cookie of a session that was logged out");
+                trail.strip_session = true;
+                trail.session_cookies = Some(session_cookies(headers));
+                None
+            }
             Ok(opened) => {
                 trail.strip_session = true;
                 trail.session_cookies = Some(session_cookies(headers));
@@ -359,6 +399,19 @@ impl Sessions {
     }
 }
 
+/// How many logged-out sessions one instance remembers. Past it the least used are forgotten,
+/// and their old cookies open again on this node until their own timeouts (docs/security.md,
+/// "Logout").
+const REVOKED_ENTRIES: u64 = 1 << 17;
+
+/// Session ids logged out on this node. Cookie sessions live in their holders' cookie jars, so
+/// a copy of a logged-out cookie is refused by its id until it would have expired anyway.
+struct Revoked {
+    /// Whether any session was ever logged out: until then a cached hit pays one load.
+    any: AtomicBool,
+    ids: TimedCache<[u8; gatehouse_session::ID_LEN], ()>,
+}
+
 /// `reverify`: how a session's tokens are verified when it is opened.
 struct Reverify {
     /// `verify_signature`, unless `ignore_signature` names `session`.
@@ -454,5 +507,26 @@ mod tests {
         assert!(CACHE_BYTES / u64::from(weigh(&padded, &())) < 600);
         let small = vec![b'x'; 300].into_boxed_slice();
         assert!(CACHE_BYTES / u64::from(weigh(&small, &())) >= 10_000, "ordinary cookies still fit by the thousand");
+    }
+
+    #[test]
+    fn a_logged_out_session_is_refused_until_its_last_copy_would_have_expired() {
+        let o = crate::instance::Oidc::for_tests(serde_json::json!({
+            "session_absolute_timeout": 86400, "session_rolling_timeout": 3600, "session_idling_timeout": 900,
+        }));
+        let sessions = &o.auth.sessions;
+        let now = 1_000_000;
+        let young = sessions.store.new_session(now, None, Vec::new());
+        assert_eq!(sessions.revoked_for(&young, now), 900, "a copy touched now idles out last");
+        let old = sessions.store.new_session(now - 86_000, None, Vec::new());
+        assert_eq!(sessions.revoked_for(&old, now), 400, "the absolute deadline comes first");
+        let o = crate::instance::Oidc::for_tests(serde_json::json!({
+            "session_absolute_timeout": 0, "session_rolling_timeout": 0, "session_idling_timeout": 0,
+        }));
+        assert_eq!(o.auth.sessions.revoked_for(&young, now), u64::MAX, "capped at a year by the cache");
+        assert!(!o.auth.sessions.is_revoked(&young));
+        o.auth.sessions.revoke(&young, &HeaderMap::new(), now);
+        assert!(o.auth.sessions.is_revoked(&young));
+        assert!(!o.auth.sessions.is_revoked(&old));
     }
 }

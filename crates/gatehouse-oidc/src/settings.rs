@@ -134,6 +134,17 @@ pub struct Settings {
     pub timeout: f64,
     pub keepalive: bool,
 
+    pub logout_query_arg: Option<String>,
+    pub logout_post_arg: Option<String>,
+    pub logout_uri_suffix: Option<String>,
+    pub logout_methods: Option<Vec<String>>,
+    pub logout_revoke: bool,
+    pub logout_revoke_access_token: bool,
+    pub logout_revoke_refresh_token: bool,
+    pub logout_redirect_uri: Option<Vec<String>>,
+    pub revocation_token_param_name: Option<String>,
+    pub revocation_endpoint_auth_method: Option<String>,
+
     pub upstream_headers_claims: Option<Vec<String>>,
     pub upstream_headers_names: Option<Vec<String>>,
     pub upstream_headers: Option<Vec<HeaderItem>>,

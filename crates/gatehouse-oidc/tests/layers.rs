@@ -31,6 +31,7 @@ const ORDER: &[&str] = &[
     "sessions",
     "signin",
     "login",
+    "logout",
     "authorize",
     "authenticate",
     "fast",

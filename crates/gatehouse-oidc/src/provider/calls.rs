@@ -1,5 +1,6 @@
 //! The identity provider's endpoints the plugin calls on a request's behalf: the token endpoint
-//! (password, client_credentials, refresh_token grants), introspection (RFC 7662) and userinfo.
+//! (password, client_credentials, refresh_token grants), introspection (RFC 7662), userinfo and
+//! revocation (RFC 7009).
 
 use super::client::{IdpError, IdpHttp};
 use super::client_auth::{self, Client, ClientAuth};
@@ -99,6 +100,44 @@ pub async fn token(
 
 fn invalid(url: &str, reason: &str) -> IdpError {
     IdpError::Invalid { what: "token endpoint", url: url.into(), reason: reason.into() }
+}
+
+/// What to send with a revocation call (RFC 7009), from the plugin config.
+pub struct RevocationRequest<'a> {
+    /// The endpoint.
+    pub endpoint: &'a str,
+    /// The client the token was issued to.
+    pub client: &'a Client,
+    /// `revocation_endpoint_auth_method`, else the client's.
+    pub method: ClientAuth,
+    /// `revocation_token_param_name` (`token`).
+    pub param_name: &'a str,
+}
+
+/// Revokes `token`, sent with `token_type_hint` (`access_token` or `refresh_token`). Any 2xx
+/// is success (RFC 7009 §2.2 says 200; Kong also takes 204); the answer's body is not read
+/// beyond the usual cap.
+pub async fn revoke(
+    http: &IdpHttp,
+    r: &RevocationRequest<'_>,
+    token: &str,
+    hint: &str,
+    now: i64,
+) -> Result<(), GrantError> {
+    let mut form = vec![(r.param_name.to_string(), token.to_string()), ("token_type_hint".into(), hint.into())];
+    let req = http.post(r.endpoint).header("accept", "application/json");
+    let req = client_auth::apply(r.client, r.method, r.endpoint, now, req, &mut form)?;
+    let (status, url, body) = http.send("revocation endpoint", req.form(&form)).await?;
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    if (400..500).contains(&status) {
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let error = body.get("error").and_then(Value::as_str).unwrap_or("invalid_request").to_string();
+        let description = body.get("error_description").and_then(Value::as_str).map(str::to_string);
+        return Err(GrantError::Refused { status, error, description });
+    }
+    Err(IdpError::Status { what: "revocation endpoint", url, status }.into())
 }
 
 /// An introspection or userinfo answer: the claims, and the JWT when the IdP answered in that form.
@@ -202,4 +241,87 @@ async fn claims_answer(
         claims = inner;
     }
     Ok(ClaimsAnswer { claims, jwt: Some(text.to_string()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server answering one request with `answer`; returns its URL and the request it read.
+    async fn server(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/revoke", listener.local_addr().expect("addr"));
+        let seen = tokio::spawn(async move {
+            let Ok((mut conn, _)) = listener.accept().await else { return String::new() };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Head and form body: read until the announced body is in.
+            while let Ok(n) = conn.read(&mut buf).await {
+                req.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&req).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_string))
+                        .and_then(|l| l.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = conn.write_all(answer.as_bytes()).await;
+            String::from_utf8_lossy(&req).to_string()
+        });
+        (url, seen)
+    }
+
+    fn client(auth: ClientAuth) -> Client {
+        Client { id: "app".into(), secret: Some("s3cret".into()), auth, key: None, alg: None }
+    }
+
+    async fn revoke_at(answer: &'static str, auth: ClientAuth) -> (Result<(), GrantError>, String) {
+        let (url, seen) = server(answer).await;
+        let http = super::super::client::shared_client(2000, true, false, 1 << 20).expect("client");
+        let c = client(auth);
+        let r = RevocationRequest { endpoint: &url, client: &c, method: c.auth, param_name: "the_token" };
+        let result = revoke(&http, &r, "rt 1", "refresh_token", 1000).await;
+        (result, seen.await.expect("served"))
+    }
+
+    #[tokio::test]
+    async fn revocation_sends_the_named_token_its_hint_and_the_client_auth() {
+        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+        let (r, seen) = revoke_at(ok, ClientAuth::SecretPost).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert!(seen.starts_with("POST /revoke "), "{seen}");
+        assert!(
+            seen.ends_with("the_token=rt+1&token_type_hint=refresh_token&client_id=app&client_secret=s3cret"),
+            "{seen}"
+        );
+        let (r, seen) = revoke_at("HTTP/1.1 204 No Content\r\n\r\n", ClientAuth::SecretBasic).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert!(seen.to_ascii_lowercase().contains("authorization: basic "), "{seen}");
+    }
+
+    #[tokio::test]
+    async fn revocation_refusals_and_failures_are_errors() {
+        let refused = "HTTP/1.1 400 Bad Request\r\ncontent-length: 36\r\n\r\n{\"error\":\"unsupported_token_type\"}  ";
+        let (r, _) = revoke_at(refused, ClientAuth::SecretPost).await;
+        assert!(
+            matches!(r, Err(GrantError::Refused { status: 400, ref error, .. }) if error == "unsupported_token_type")
+        );
+        let garbage = "HTTP/1.1 401 Unauthorized\r\ncontent-length: 5\r\n\r\n<x>{]";
+        let (r, _) = revoke_at(garbage, ClientAuth::SecretPost).await;
+        assert!(matches!(r, Err(GrantError::Refused { status: 401, ref error, .. }) if error == "invalid_request"));
+        let (r, _) = revoke_at("HTTP/1.1 503 Unavailable\r\ncontent-length: 0\r\n\r\n", ClientAuth::SecretPost).await;
+        assert!(matches!(r, Err(GrantError::Idp(IdpError::Status { status: 503, .. }))), "{r:?}");
+        let (r, _) =
+            revoke_at("HTTP/1.1 302 Found\r\nlocation: /x\r\ncontent-length: 0\r\n\r\n", ClientAuth::None).await;
+        assert!(matches!(r, Err(GrantError::Idp(IdpError::Status { status: 302, .. }))), "not followed: {r:?}");
+    }
 }
