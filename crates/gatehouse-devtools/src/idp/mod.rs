@@ -29,8 +29,12 @@ mod discovery;
 mod introspect;
 mod keys;
 mod knobs;
+mod logout;
 mod mint;
+mod par;
+mod request;
 mod server;
+mod sso;
 mod state;
 mod store;
 mod token;
@@ -46,7 +50,7 @@ use std::io;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-pub use config::{Client, ConfigError, IdpConfig, User};
+pub use config::{Client, ConfigError, IdpConfig, Rotation, User};
 
 /// Serves the development OpenID Provider on `listener` until `shutdown` completes.
 ///
