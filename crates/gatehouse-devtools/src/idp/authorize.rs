@@ -31,7 +31,7 @@ pub(crate) fn authorize(idp: &Idp, req: &Req) -> Resp {
     };
     let fail = |error: &str, description: &str| {
         let params = [("error", error), ("error_description", description)];
-        respond(idp, &located, &params, None)
+        respond(idp, &located, &params, Vec::new())
     };
     if located.client.client.require_pushed_authorization_requests && located.pushed.is_none() {
         return fail("invalid_request", "this client must push its authorization requests to /par first");
@@ -48,13 +48,13 @@ pub(crate) fn authorize(idp: &Idp, req: &Req) -> Resp {
     let fresh = |s: &Sso| checked.max_age.is_none_or(|max| now.saturating_sub(s.auth_time) <= max);
     if checked.prompt_none {
         return match session.filter(|(_, s)| fresh(s) && !checked.prompt_login) {
-            Some((_, login)) => issue(idp, &located, &checked, &login, None),
+            Some((_, login)) => issue(idp, &located, &checked, &login, Vec::new()),
             None => fail("login_required", "the user is not signed in at the development IdP"),
         };
     }
     if req.method() != Method::POST || raw.get("username").is_none() {
         return match session.filter(|(_, s)| fresh(s) && !checked.prompt_login) {
-            Some((_, login)) => issue(idp, &located, &checked, &login, None),
+            Some((_, login)) => issue(idp, &located, &checked, &login, Vec::new()),
             None => login_form(&raw, &located, None),
         };
     }
@@ -64,12 +64,12 @@ pub(crate) fn authorize(idp: &Idp, req: &Req) -> Resp {
     let Some(user) = idp.user(username).filter(|u| same_secret(password, &u.password)) else {
         return login_form(&raw, &located, Some("Invalid username or password."));
     };
-    let (login, cookie) = sso::start(idp, &user.username, session.as_ref().map(|(id, _)| id.as_str()), now);
-    issue(idp, &located, &checked, &login, cookie)
+    let (login, cookies) = sso::start(idp, &user.username, session.as_ref().map(|(id, _)| id.as_str()), now);
+    issue(idp, &located, &checked, &login, cookies)
 }
 
 /// Answers with a new code for `login`.
-fn issue(idp: &Idp, located: &Located, checked: &Checked, login: &Sso, cookie: Option<HeaderValue>) -> Resp {
+fn issue(idp: &Idp, located: &Located, checked: &Checked, login: &Sso, cookies: Vec<HeaderValue>) -> Resp {
     let now = now();
     let code = random_token();
     let data = Code {
@@ -84,12 +84,12 @@ fn issue(idp: &Idp, located: &Located, checked: &Checked, login: &Sso, cookie: O
         exp: now.saturating_add(idp.code_ttl),
     };
     idp.store().insert_code(code.clone(), data, now);
-    respond(idp, located, &[("code", code.as_str())], cookie)
+    respond(idp, located, &[("code", code.as_str())], cookies)
 }
 
 /// The authorization response: `params` plus `state` and (RFC 9207, against mix-up attacks)
 /// `iss`, reshaped by the `/_dev/` knobs, in the request's response mode. Spends a pushed request.
-fn respond(idp: &Idp, located: &Located, params: &[(&str, &str)], cookie: Option<HeaderValue>) -> Resp {
+fn respond(idp: &Idp, located: &Located, params: &[(&str, &str)], cookies: Vec<HeaderValue>) -> Resp {
     let mut out: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     if let Some(state) = &located.state {
         out.push(("state".into(), state.clone()));
@@ -111,7 +111,7 @@ fn respond(idp: &Idp, located: &Located, params: &[(&str, &str)], cookie: Option
         ResponseMode::Fragment => to(&format!("{uri}#{}", encode(&out))),
         ResponseMode::FormPost => form_post(uri, &out),
     };
-    if let Some(cookie) = cookie {
+    for cookie in cookies {
         resp.headers_mut().append(SET_COOKIE, cookie);
     }
     resp

@@ -83,10 +83,10 @@ pub(crate) fn logout(idp: &Idp, req: &Req) -> Resp {
         (None, _) => None,
     }
     .unwrap_or_else(|| page(StatusCode::OK, "Signed out", "You are signed out of the Gatehouse development IdP."));
-    if !cookies.is_empty()
-        && let Some(clear) = sso::clear(idp)
-    {
-        resp.headers_mut().append(SET_COOKIE, clear);
+    if !cookies.is_empty() {
+        for clear in sso::clear(idp) {
+            resp.headers_mut().append(SET_COOKIE, clear);
+        }
     }
     resp
 }

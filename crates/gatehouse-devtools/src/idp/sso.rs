@@ -3,7 +3,9 @@
 //! answered without the form (there is no consent screen).
 //!
 //! The name is neither `session`, `authorization` nor `remember`: cookies ignore ports, so on
-//! `127.0.0.1` the gateway's cookies and this one reach both servers.
+//! `127.0.0.1` the gateway's cookies and this one reach both servers. It is set twice, once for the
+//! path of `/authorize` and once for `/logout`, the only endpoints that read it, so a browser does
+//! not send it to the gateway's other paths (and on to their upstreams).
 
 use http::HeaderValue;
 
@@ -27,9 +29,12 @@ pub(crate) fn find(idp: &Idp, req: &Req, now: i64) -> Option<(String, Sso)> {
         .find_map(|v| store.sso(v, now).map(|s| (v.to_owned(), s.clone())))
 }
 
+/// The endpoints that read the cookie, one cookie path each.
+const PATHS: [&str; 2] = ["/authorize", "/logout"];
+
 /// Starts a login session for `username` (ending `replaced`, the one the browser had), and returns
-/// it with the `Set-Cookie` value that names it.
-pub(crate) fn start(idp: &Idp, username: &str, replaced: Option<&str>, now: i64) -> (Sso, Option<HeaderValue>) {
+/// it with the `Set-Cookie` values that name it.
+pub(crate) fn start(idp: &Idp, username: &str, replaced: Option<&str>, now: i64) -> (Sso, Vec<HeaderValue>) {
     let id = random_token();
     let sso = Sso {
         username: username.to_owned(),
@@ -45,15 +50,20 @@ pub(crate) fn start(idp: &Idp, username: &str, replaced: Option<&str>, now: i64)
     (sso, cookie(idp, &format!("{COOKIE}={id}")))
 }
 
-/// The `Set-Cookie` value that removes the cookie.
-pub(crate) fn clear(idp: &Idp) -> Option<HeaderValue> {
+/// The `Set-Cookie` values that remove the cookie.
+pub(crate) fn clear(idp: &Idp) -> Vec<HeaderValue> {
     cookie(idp, &format!("{COOKIE}=; Max-Age=0"))
 }
 
-/// A session cookie for the issuer's path; `Lax` is enough, since the browser comes back to the
-/// provider by top-level navigation.
-fn cookie(idp: &Idp, start: &str) -> Option<HeaderValue> {
-    let path = if idp.base_path.is_empty() { "/" } else { idp.base_path.as_str() };
+/// A browser-session cookie for each endpoint that reads it; `Lax` is enough, since the browser
+/// comes back to the provider by top-level navigation.
+fn cookie(idp: &Idp, start: &str) -> Vec<HeaderValue> {
     let secure = if idp.issuer.starts_with("https:") { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{start}; Path={path}; HttpOnly; SameSite=Lax{secure}")).ok()
+    PATHS
+        .iter()
+        .filter_map(|path| {
+            let path = format!("{}{path}", idp.base_path);
+            HeaderValue::from_str(&format!("{start}; Path={path}; HttpOnly; SameSite=Lax{secure}")).ok()
+        })
+        .collect()
 }

@@ -122,9 +122,14 @@ async fn a_login_keeps_a_session_so_later_requests_skip_the_form() {
     let idp = start().await;
     let first = log_in(&idp, &[]).await;
     assert_eq!(first.status(), StatusCode::FOUND);
-    let line = set_cookie(&first, "gatehouse_idp").unwrap();
-    assert!(line.contains("; Path=/") && line.contains("; HttpOnly") && line.contains("; SameSite=Lax"), "{line}");
-    assert!(!line.contains("Max-Age") && !line.contains("Expires"), "a browser-session cookie: {line}");
+    // One cookie for each endpoint that reads it, so the gateway's paths never get it.
+    let lines = set_cookies(&first, "gatehouse_idp");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (line, path) in lines.iter().zip(["/authorize", "/logout"]) {
+        assert!(line.ends_with(&format!("; Path={path}; HttpOnly; SameSite=Lax")), "{line}");
+        assert!(!line.contains("Max-Age") && !line.contains("Expires"), "a browser-session cookie: {line}");
+        assert_eq!(line.split(';').next(), lines[0].split(';').next(), "one value");
+    }
     for other in ["session", "authorization", "remember"] {
         assert!(set_cookie(&first, other).is_none(), "never named {other}");
     }
@@ -257,4 +262,27 @@ async fn the_iss_knobs_tamper_with_authorization_responses() {
     let (_, disarmed) = idp.dev("/_dev/next", json!({"authorization_response": {}})).await;
     assert_eq!(disarmed["authorization_response"], Value::Null);
     assert_eq!(redirected(&log_in(&idp, &[]).await)["iss"], idp.base);
+}
+
+#[tokio::test]
+async fn the_session_cookie_follows_the_issuer_path() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = IdpConfig { issuer: Some(format!("https://{addr}/realms/demo")), ..IdpConfig::default() };
+    tokio::spawn(serve_idp(listener, config, std::future::pending()));
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut form = request(&[]);
+    form.extend([("username", "john"), ("password", "doe")]);
+    let resp = http.post(format!("http://{addr}/realms/demo/authorize")).form(&form).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let lines = set_cookies(&resp, "gatehouse_idp");
+    assert_eq!(lines.len(), 2);
+    for (line, path) in lines.iter().zip(["/realms/demo/authorize", "/realms/demo/logout"]) {
+        assert!(line.ends_with(&format!("; Path={path}; HttpOnly; SameSite=Lax; Secure")), "{line}");
+    }
+    let cookie = sso_cookie(&resp);
+    let resp = http.get(format!("http://{addr}/realms/demo/logout")).header("cookie", cookie).send().await.unwrap();
+    let cleared = set_cookies(&resp, "gatehouse_idp");
+    assert_eq!(cleared.len(), 2);
+    assert!(cleared.iter().all(|c| c.starts_with("gatehouse_idp=; Max-Age=0; Path=/realms/demo/")), "{cleared:?}");
 }

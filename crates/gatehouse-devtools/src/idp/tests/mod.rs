@@ -71,13 +71,19 @@ pub(super) fn redirected(resp: &reqwest::Response) -> HashMap<String, String> {
     }
 }
 
-/// The whole `Set-Cookie` line a response sets for cookie `name`.
-pub(super) fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+/// The whole `Set-Cookie` lines a response sets for cookie `name`.
+pub(super) fn set_cookies(resp: &reqwest::Response, name: &str) -> Vec<String> {
     resp.headers()
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with(&format!("{name}=")))
+        .filter(|v| v.starts_with(&format!("{name}=")))
+        .collect()
+}
+
+/// The first `Set-Cookie` line a response sets for cookie `name`.
+pub(super) fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    set_cookies(resp, name).into_iter().next()
 }
 
 /// The `name=value` part of the `gatehouse_idp` cookie a response sets, ready for a `Cookie` header.
