@@ -1,181 +1,186 @@
-//! The browser side: `GET|POST /authorize` (a login form, then a code) and `GET|POST /logout`.
+//! `GET|POST /authorize`: the login form, then a code, sent back in the response mode asked for.
 //!
-//! There is no login session cookie: every authorization request shows the form (`prompt=none`
-//! answers `login_required`). Errors about the client or the redirect URI are shown as a page,
-//! never redirected, so a forged request cannot bounce a browser to an unregistered URI.
+//! A browser that logged in at the form keeps a login session (`sso`): its later requests get a
+//! code at once, unless `prompt=login` or a `max_age` older than the login asks for the form
+//! again. Errors about the client or the redirect URI are shown as a page, never redirected, so a
+//! forged request cannot bounce a browser to a URI nothing vouches for.
 
-use gatehouse_jose::{Policy, verify};
-use http::{Method, StatusCode};
-use serde_json::Value;
-use std::sync::Arc;
+use http::header::SET_COOKIE;
+use http::{HeaderValue, Method, StatusCode};
+use serde_json::{Map, Value};
 
-use super::state::{Idp, Registered};
-use super::store::Code;
+use super::request::{Checked, Located, ResponseMode, check, locate};
+use super::sso;
+use super::state::Idp;
+use super::store::{Code, Sso};
 use super::util::{html_escape, now, random_token, same_secret};
-use super::web::{Params, Req, Resp, html, redirect, with_query};
+use super::web::{Params, Req, Resp, encode, html, redirect, with_query};
 
-/// The hidden fields the login form carries from the authorization request to its POST.
-const CARRIED: [&str; 8] = [
-    "response_type",
-    "client_id",
-    "redirect_uri",
-    "scope",
-    "state",
-    "nonce",
-    "code_challenge",
-    "code_challenge_method",
-];
+/// Fields of the login form's POST that are not authorization parameters.
+const FORM_FIELDS: [&str; 3] = ["username", "password", "cancel"];
 
 pub(crate) fn authorize(idp: &Idp, req: &Req) -> Resp {
-    let params = match req.params() {
+    let raw = match req.params() {
         Ok(p) => p,
         Err(e) => return page(StatusCode::BAD_REQUEST, "Bad request", &e.description),
     };
-    let (client, redirect_uri) = match client_and_redirect(idp, &params) {
+    let now = now();
+    let located = match locate(idp, &raw, now) {
         Ok(found) => found,
         Err(why) => return page(StatusCode::BAD_REQUEST, "Bad request", &why),
     };
-    let state = params.get("state");
     let fail = |error: &str, description: &str| {
-        let mut query = vec![("error", error), ("error_description", description)];
-        if let Some(state) = state {
-            query.push(("state", state));
-        }
-        query.push(("iss", &idp.issuer));
-        to(&with_query(&redirect_uri, &query))
+        let params = [("error", error), ("error_description", description)];
+        respond(idp, &located, &params, Vec::new())
     };
-    match params.get("response_type") {
-        Some("code") => {}
-        None => return fail("invalid_request", "missing parameter 'response_type'"),
-        Some(_) => return fail("unsupported_response_type", "only response_type=code is supported"),
+    if located.client.client.require_pushed_authorization_requests && located.pushed.is_none() {
+        return fail("invalid_request", "this client must push its authorization requests to /par first");
     }
-    let challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
-        (None, None) => None,
-        (None, Some(_)) => return fail("invalid_request", "code_challenge_method without code_challenge"),
-        // RFC 7636 section 4.3: the method defaults to plain.
-        (Some(c), None | Some("plain")) => Some((c.to_owned(), "plain".to_owned())),
-        (Some(c), Some("S256")) => Some((c.to_owned(), "S256".to_owned())),
-        (Some(_), Some(_)) => return fail("invalid_request", "code_challenge_method must be S256 or plain"),
+    let checked = match check(&located) {
+        Ok(checked) => checked,
+        Err((error, description)) => return fail(error, &description),
     };
-    if params.get("prompt").is_some_and(|p| p.split(' ').any(|p| p == "none")) {
-        return fail("login_required", "the development IdP keeps no login session");
+    if raw.get("cancel").is_some() {
+        return fail("access_denied", "the user cancelled the sign-in");
     }
-    if req.method() != Method::POST || params.get("username").is_none() {
-        return login_form(&params, &client.client.client_id, &redirect_uri, None);
+    let session = sso::find(idp, req, now);
+    // OIDC Core 3.1.2.1: a login older than max_age must be made again.
+    let fresh = |s: &Sso| checked.max_age.is_none_or(|max| now.saturating_sub(s.auth_time) <= max);
+    if checked.prompt_none {
+        return match session.filter(|(_, s)| fresh(s) && !checked.prompt_login) {
+            Some((_, login)) => issue(idp, &located, &checked, &login, Vec::new()),
+            None => fail("login_required", "the user is not signed in at the development IdP"),
+        };
+    }
+    if req.method() != Method::POST || raw.get("username").is_none() {
+        return match session.filter(|(_, s)| fresh(s) && !checked.prompt_login) {
+            Some((_, login)) => issue(idp, &located, &checked, &login, Vec::new()),
+            None => login_form(&raw, &located, None),
+        };
     }
 
-    let username = params.get("username").unwrap_or_default();
-    let password = params.get("password").unwrap_or_default();
+    let username = raw.get("username").unwrap_or_default();
+    let password = raw.get("password").unwrap_or_default();
     let Some(user) = idp.user(username).filter(|u| same_secret(password, &u.password)) else {
-        return login_form(&params, &client.client.client_id, &redirect_uri, Some("Invalid username or password."));
+        return login_form(&raw, &located, Some("Invalid username or password."));
     };
+    let (login, cookies) = sso::start(idp, &user.username, session.as_ref().map(|(id, _)| id.as_str()), now);
+    issue(idp, &located, &checked, &login, cookies)
+}
+
+/// Answers with a new code for `login`.
+fn issue(idp: &Idp, located: &Located, checked: &Checked, login: &Sso, cookies: Vec<HeaderValue>) -> Resp {
     let now = now();
     let code = random_token();
     let data = Code {
-        client_id: client.client.client_id.clone(),
-        redirect_uri: redirect_uri.clone(),
-        username: user.username.clone(),
-        scope: super::token::user_scope(params.get("scope")),
-        nonce: params.get("nonce").map(str::to_owned),
-        challenge,
-        auth_time: now,
-        sid: uuid::Uuid::new_v4().to_string(),
+        client_id: located.client.client.client_id.clone(),
+        redirect_uri: located.redirect_uri.clone(),
+        username: login.username.clone(),
+        scope: checked.scope.clone(),
+        nonce: checked.nonce.clone(),
+        challenge: checked.challenge.clone(),
+        auth_time: login.auth_time,
+        sid: login.sid.clone(),
         exp: now.saturating_add(idp.code_ttl),
     };
     idp.store().insert_code(code.clone(), data, now);
-    let mut query = vec![("code", code.as_str())];
-    if let Some(state) = state {
-        query.push(("state", state));
-    }
-    // RFC 9207: the issuer in the response defends against mix-up attacks.
-    query.push(("iss", &idp.issuer));
-    to(&with_query(&redirect_uri, &query))
+    respond(idp, located, &[("code", code.as_str())], cookies)
 }
 
-/// The client and the redirect URI, or why the request can't even be answered by redirect.
-fn client_and_redirect(idp: &Idp, params: &Params) -> Result<(Arc<Registered>, String), String> {
-    let client_id = params.get("client_id").ok_or("Missing client_id.")?;
-    let client = idp.client(client_id).ok_or("Unknown client.")?;
-    let redirect_uri = match (params.get("redirect_uri"), client.client.redirect_uris.as_slice()) {
-        (Some(uri), _) => uri.to_owned(),
-        // OIDC makes redirect_uri required; plain OAuth allows leaving out the only registered one.
-        (None, [only]) => only.clone(),
-        (None, _) => return Err("Missing redirect_uri.".into()),
-    };
-    if !client.allows_redirect(&redirect_uri) {
-        return Err("The redirect_uri is not registered for this client.".into());
+/// The authorization response: `params` plus `state` and (RFC 9207, against mix-up attacks)
+/// `iss`, reshaped by the `/_dev/` knobs, in the request's response mode. Spends a pushed request.
+fn respond(idp: &Idp, located: &Located, params: &[(&str, &str)], cookies: Vec<HeaderValue>) -> Resp {
+    let mut out: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    if let Some(state) = &located.state {
+        out.push(("state".into(), state.clone()));
     }
-    Ok((client, redirect_uri))
+    out.push(("iss".into(), idp.issuer.clone()));
+    {
+        let mut knobs = idp.knobs();
+        reshape(&mut out, &knobs.overrides.authorization_response);
+        if let Some(next) = knobs.next.authorization_response.take() {
+            reshape(&mut out, &next);
+        }
+    }
+    if let Some(uri) = &located.pushed {
+        idp.store().take_pushed(uri);
+    }
+    let uri = &located.redirect_uri;
+    let mut resp = match located.mode {
+        ResponseMode::Query => to(&with_query(uri, &out)),
+        ResponseMode::Fragment => to(&format!("{uri}#{}", encode(&out))),
+        ResponseMode::FormPost => form_post(uri, &out),
+    };
+    for cookie in cookies {
+        resp.headers_mut().append(SET_COOKIE, cookie);
+    }
+    resp
+}
+
+/// Applies a knob to response parameters: a string sets one, `null` removes it.
+fn reshape(params: &mut Vec<(String, String)>, knob: &Map<String, Value>) {
+    for (name, value) in knob {
+        params.retain(|(k, _)| k != name);
+        if let Value::String(v) = value {
+            params.push((name.clone(), v.clone()));
+        }
+    }
 }
 
 fn to(location: &str) -> Resp {
     redirect(location).unwrap_or_else(|| page(StatusCode::BAD_REQUEST, "Bad request", "Invalid redirect URI."))
 }
 
-fn login_form(params: &Params, client_id: &str, redirect_uri: &str, error: Option<&str>) -> Resp {
+/// `response_mode=form_post`: a page that posts the response to the redirect URI by itself, with a
+/// button for browsers without JavaScript.
+fn form_post(uri: &str, params: &[(String, String)]) -> Resp {
     let mut hidden = String::new();
-    for name in CARRIED {
-        let value = match name {
-            "client_id" => Some(client_id),
-            "redirect_uri" => Some(redirect_uri),
-            _ => params.get(name),
-        };
-        if let Some(value) = value {
-            hidden.push_str(&format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">\n", html_escape(value)));
-        }
+    for (name, value) in params {
+        hidden.push_str(&hidden_input(name, value));
     }
+    let body = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Continue - Gatehouse development IdP</title></head><body>\n\
+         <form id=\"response\" method=\"post\" action=\"{action}\">\n{hidden}\
+         <noscript><p>JavaScript is off: press Continue to go back to the application.</p>\
+         <button type=\"submit\">Continue</button></noscript>\n</form>\n\
+         <script>document.getElementById(\"response\").submit();</script>\n</body></html>\n",
+        action = html_escape(uri),
+    );
+    html(StatusCode::OK, body)
+}
+
+fn hidden_input(name: &str, value: &str) -> String {
+    format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">\n", html_escape(name), html_escape(value))
+}
+
+/// The login form. It carries the request's own parameters (a `request_uri` or `request` stays
+/// as it came), so its POST is checked exactly as the first request was; Cancel sends them with
+/// `cancel`.
+fn login_form(raw: &Params, located: &Located, error: Option<&str>) -> Resp {
+    let carried: Vec<(&str, &str)> = raw.sorted().into_iter().filter(|(k, _)| !FORM_FIELDS.contains(k)).collect();
+    let mut hidden = String::new();
+    for (name, value) in &carried {
+        hidden.push_str(&hidden_input(name, value));
+    }
+    let mut cancel = carried.clone();
+    cancel.push(("cancel", "1"));
     let error =
         error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>\n", html_escape(e))).unwrap_or_default();
-    let username = params.get("username").map(html_escape).unwrap_or_default();
+    let username = raw.get("username").map(html_escape).unwrap_or_default();
     let body = format!(
         "<h2>Sign in to {client}</h2>\n{error}<form method=\"post\">\n{hidden}\
          <label>Username <input name=\"username\" value=\"{username}\" autofocus></label>\n\
          <label>Password <input name=\"password\" type=\"password\"></label>\n\
-         <button type=\"submit\">Sign in</button>\n</form>",
-        client = html_escape(client_id),
+         <button type=\"submit\">Sign in</button>\n\
+         <a id=\"cancel\" href=\"?{cancel}\">Cancel</a>\n</form>",
+        client = html_escape(&located.client.client.client_id),
+        cancel = html_escape(&encode(&cancel)),
     );
     html(StatusCode::OK, layout("Sign in", &body))
 }
 
-/// `GET|POST /logout` (OIDC RP-Initiated Logout): ends the session named by `id_token_hint`
-/// (its refresh tokens are revoked), then redirects to `post_logout_redirect_uri` or shows a page.
-pub(crate) fn logout(idp: &Idp, req: &Req) -> Resp {
-    let params = match req.params() {
-        Ok(p) => p,
-        Err(e) => return page(StatusCode::BAD_REQUEST, "Bad request", &e.description),
-    };
-    let mut client_id = params.get("client_id").map(str::to_owned);
-    if let Some(hint) = params.get("id_token_hint") {
-        // The hint may be expired (logging out late is normal), so only the signature counts.
-        let keys = idp.keys();
-        let Ok(verified) = verify(hint, keys.keyset(), &Policy::default()) else {
-            return page(StatusCode::BAD_REQUEST, "Bad request", "Invalid id_token_hint.");
-        };
-        if let Some(Value::String(aud)) = verified.claims.get("aud") {
-            client_id.get_or_insert_with(|| aud.clone());
-        }
-        if let Some(Value::String(sid)) = verified.claims.get("sid") {
-            idp.store().revoke_session(sid);
-        }
-    }
-    let Some(target) = params.get("post_logout_redirect_uri") else {
-        return page(StatusCode::OK, "Signed out", "You are signed out of the Gatehouse development IdP.");
-    };
-    let allowed = match client_id.as_deref().map(|id| idp.client(id)) {
-        Some(Some(client)) => client.allows_redirect(target),
-        Some(None) => false,
-        None => idp.clients().iter().any(|c| c.allows_redirect(target)),
-    };
-    if !allowed {
-        return page(StatusCode::BAD_REQUEST, "Bad request", "The post_logout_redirect_uri is not registered.");
-    }
-    match params.get("state") {
-        Some(state) => to(&with_query(target, &[("state", state)])),
-        None => to(target),
-    }
-}
-
-fn page(status: StatusCode, title: &str, message: &str) -> Resp {
+pub(crate) fn page(status: StatusCode, title: &str, message: &str) -> Resp {
     html(status, layout(title, &format!("<h2>{}</h2>\n<p>{}</p>", html_escape(title), html_escape(message))))
 }
 

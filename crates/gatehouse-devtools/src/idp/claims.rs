@@ -1,12 +1,13 @@
 //! The shape of what the provider issues: access-token claims in Keycloak's style (as in Kong's
 //! documentation), ID-token claims, the userinfo view, and signing with the current RSA key.
 
+use gatehouse_jose::Algorithm;
 use gatehouse_jose::sign::{SigningKey, sign_jwt};
 use serde_json::{Map, Value, json};
 
 use super::config::{Client, User};
 use super::state::Idp;
-use super::util::{b64, sha256};
+use super::util::half_hash;
 use super::web::OAuthError;
 
 /// Claims that describe the token rather than the user: a user's extra claims never replace
@@ -27,6 +28,7 @@ const PROTOCOL_CLAIMS: &[&str] = &[
     "auth_time",
     "nonce",
     "at_hash",
+    "c_hash",
     "session_state",
     "acr",
 ];
@@ -120,15 +122,20 @@ pub(crate) fn access_claims(idp: &Idp, issue: &Issue<'_>, ttl: i64) -> Map<Strin
     m
 }
 
-/// The claims of an ID token for `user`, bound to `access_token` by `at_hash`.
-pub(crate) fn id_token_claims(
-    idp: &Idp,
-    issue: &Issue<'_>,
-    user: &User,
-    auth_time: i64,
-    nonce: Option<&str>,
-    access_token: &str,
-) -> Map<String, Value> {
+/// What binds an ID token to the rest of its answer.
+pub(crate) struct Binding<'a> {
+    pub auth_time: i64,
+    pub nonce: Option<&'a str>,
+    pub access_token: &'a str,
+    /// The authorization code it was issued for, hashed into `c_hash`.
+    pub code: Option<&'a str>,
+    /// The algorithm the ID token is signed with, which picks the hash.
+    pub alg: Algorithm,
+}
+
+/// The claims of an ID token for `user`, bound to its access token by `at_hash` and to its code
+/// by `c_hash`.
+pub(crate) fn id_token_claims(idp: &Idp, issue: &Issue<'_>, user: &User, bound: &Binding<'_>) -> Map<String, Value> {
     let client_id = issue.client.client_id.as_str();
     let mut m = Map::new();
     m.insert("iss".into(), idp.issuer.clone().into());
@@ -136,18 +143,21 @@ pub(crate) fn id_token_claims(
     m.insert("aud".into(), client_id.into());
     m.insert("exp".into(), issue.now.saturating_add(idp.access_token_ttl).into());
     m.insert("iat".into(), issue.now.into());
-    m.insert("auth_time".into(), auth_time.into());
+    m.insert("auth_time".into(), bound.auth_time.into());
     m.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
     m.insert("typ".into(), "ID".into());
     m.insert("azp".into(), client_id.into());
-    if let Some(nonce) = nonce {
+    if let Some(nonce) = bound.nonce {
         m.insert("nonce".into(), nonce.into());
     }
     if let Some(sid) = issue.sid {
         m.insert("sid".into(), sid.into());
     }
-    // OIDC Core 3.1.3.6: the left half of the SHA-256 of the access token (we sign with RS256).
-    m.insert("at_hash".into(), b64(&sha256(access_token.as_bytes())[..16]).into());
+    // OIDC Core 3.1.3.6 and 3.3.2.11: the left half of the hash of the signing algorithm.
+    m.insert("at_hash".into(), half_hash(bound.alg, bound.access_token.as_bytes()).into());
+    if let Some(code) = bound.code {
+        m.insert("c_hash".into(), half_hash(bound.alg, code.as_bytes()).into());
+    }
     m.extend(profile(user));
     m
 }

@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use gatehouse_jose::{AlgorithmSet, ClaimsPolicy, Jwk, KeySet, Policy, UnverifiedJwt};
+use gatehouse_jose::{AlgorithmSet, ClaimsPolicy, Jwk, KeySet, Policy, UnverifiedJwt, Verified};
 use http::header::AUTHORIZATION;
 use std::sync::Arc;
 
@@ -115,18 +115,7 @@ fn with_assertion(
     }
     let client = idp.client(iss).ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
 
-    let hs = gatehouse_jose::Algorithm::from_name(&jwt.unverified_header().alg).is_some_and(|a| a.is_hmac());
-    let (method, verified) = if hs {
-        let secret = client.client.client_secret.as_deref().ok_or_else(|| bad("client has no secret"))?;
-        let key = Jwk::from_hmac_secret(secret.as_bytes(), None, None).map_err(|e| bad(&e.to_string()))?;
-        let policy = Policy { algorithms: AlgorithmSet::all(), enable_hs_signatures: true };
-        ("client_secret_jwt", jwt.verify(&KeySet::from_keys([key]), &policy))
-    } else {
-        let keys = client.keys.as_ref().ok_or_else(|| bad("client has no registered jwks"))?;
-        let policy = Policy { algorithms: AlgorithmSet::asymmetric(), enable_hs_signatures: false };
-        ("private_key_jwt", jwt.verify(keys, &policy))
-    };
-    let verified = verified.map_err(|e| bad(&e.to_string()))?;
+    let (method, verified) = verify_client_signed(&client, jwt).map_err(|e| bad(&e))?;
     let policy = ClaimsPolicy {
         leeway: ASSERTION_LEEWAY,
         require_exp: true,
@@ -135,4 +124,24 @@ fn with_assertion(
     };
     verified.check_claims(&policy, now()).map_err(|e| bad(&e.to_string()))?;
     Ok(Authenticated { client, method })
+}
+
+/// Verifies a JWT `client` signed: `HS*` with its secret (`client_secret_jwt`), anything else with
+/// a key of its registered `jwks` (`private_key_jwt`). Returns the method and the verified token.
+pub(crate) fn verify_client_signed(
+    client: &Registered,
+    jwt: UnverifiedJwt<'_>,
+) -> Result<(&'static str, Verified), String> {
+    let hs = gatehouse_jose::Algorithm::from_name(&jwt.unverified_header().alg).is_some_and(|a| a.is_hmac());
+    let (method, verified) = if hs {
+        let secret = client.client.client_secret.as_deref().ok_or("client has no secret")?;
+        let key = Jwk::from_hmac_secret(secret.as_bytes(), None, None).map_err(|e| e.to_string())?;
+        let policy = Policy { algorithms: AlgorithmSet::all(), enable_hs_signatures: true };
+        ("client_secret_jwt", jwt.verify(&KeySet::from_keys([key]), &policy))
+    } else {
+        let keys = client.keys.as_ref().ok_or("client has no registered jwks")?;
+        let policy = Policy { algorithms: AlgorithmSet::asymmetric(), enable_hs_signatures: false };
+        ("private_key_jwt", jwt.verify(keys, &policy))
+    };
+    Ok((method, verified.map_err(|e| e.to_string())?))
 }

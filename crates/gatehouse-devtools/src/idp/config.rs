@@ -22,6 +22,8 @@ pub struct IdpConfig {
     pub refresh_token_ttl: i64,
     /// Lifetime of authorization codes, in seconds.
     pub code_ttl: i64,
+    /// Lifetime of pushed authorization requests (`request_uri`), in seconds.
+    pub par_ttl: i64,
 }
 
 impl Default for IdpConfig {
@@ -33,6 +35,7 @@ impl Default for IdpConfig {
             access_token_ttl: 3600,
             refresh_token_ttl: 86400,
             code_ttl: 60,
+            par_ttl: 60,
         }
     }
 }
@@ -70,6 +73,9 @@ pub struct User {
     /// (`iss`, `sub`, `aud`, `exp`, ...); use `POST /_dev/mint` for tokens with odd protocol claims.
     #[serde(default)]
     pub claims: Map<String, Value>,
+    /// Lifetime of this user's access tokens, in seconds; wins over the client's and the global one.
+    #[serde(default)]
+    pub access_token_ttl: Option<i64>,
 }
 
 impl User {
@@ -118,6 +124,38 @@ pub struct Client {
     /// as Keycloak does.
     #[serde(default, deserialize_with = "one_or_many")]
     pub audience: Vec<String>,
+    /// Where `/logout` may send the browser back, matched exactly. Empty: as `redirect_uris`.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Whether `/authorize` only takes this client's requests through `/par` (RFC 9126 section 6).
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// Whether this client's authorization requests must come as a signed `request` object
+    /// (RFC 9101 section 10.5), by value or pushed.
+    #[serde(default)]
+    pub require_signed_request_object: bool,
+    /// Lifetime of this client's access tokens, in seconds. `None`: the global one.
+    #[serde(default)]
+    pub access_token_ttl: Option<i64>,
+    /// Lifetime of this client's refresh tokens, in seconds. `None`: the global one.
+    #[serde(default)]
+    pub refresh_token_ttl: Option<i64>,
+    /// What a refresh does to the refresh token presented.
+    #[serde(default)]
+    pub refresh_token_rotation: Rotation,
+}
+
+/// What the refresh token grant answers about the refresh token it was given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rotation {
+    /// A new refresh token; the one presented is spent, and presenting it again is `invalid_grant`.
+    #[default]
+    Rotate,
+    /// The same refresh token again; it stays valid.
+    Reuse,
+    /// No `refresh_token` in the answer; the one presented stays valid.
+    Omit,
 }
 
 impl Client {
@@ -190,6 +228,7 @@ impl IdpConfig {
             access_token_ttl: file.access_token_ttl.unwrap_or(defaults.access_token_ttl),
             refresh_token_ttl: file.refresh_token_ttl.unwrap_or(defaults.refresh_token_ttl),
             code_ttl: defaults.code_ttl,
+            par_ttl: defaults.par_ttl,
         };
         config.validate()?;
         Ok(config)
@@ -207,6 +246,9 @@ impl IdpConfig {
             if !seen.insert(user.username.as_str()) {
                 return invalid(format!("user '{}' is listed twice", user.username));
             }
+            if user.access_token_ttl.is_some_and(|t| t <= 0) {
+                return invalid(format!("user '{}' has an access_token_ttl that is not positive", user.username));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for client in &self.clients {
@@ -219,6 +261,7 @@ impl IdpConfig {
             ("access_token_ttl", self.access_token_ttl),
             ("refresh_token_ttl", self.refresh_token_ttl),
             ("code_ttl", self.code_ttl),
+            ("par_ttl", self.par_ttl),
         ] {
             if ttl <= 0 {
                 return invalid(format!("{name} must be positive"));
@@ -251,9 +294,15 @@ pub(crate) fn check_client(client: &Client) -> Result<(), String> {
             return Err(format!("client '{}' has a jwks without a usable signing key", client.client_id));
         }
     }
-    for uri in &client.redirect_uris {
+    for uri in client.redirect_uris.iter().chain(&client.post_logout_redirect_uris) {
         if !uri.parse::<http::Uri>().is_ok_and(|u| u.scheme().is_some() && u.host().is_some()) || uri.contains('#') {
             return Err(format!("client '{}' has an invalid redirect uri '{uri}'", client.client_id));
+        }
+    }
+    for (name, ttl) in [("access_token_ttl", client.access_token_ttl), ("refresh_token_ttl", client.refresh_token_ttl)]
+    {
+        if ttl.is_some_and(|t| t <= 0) {
+            return Err(format!("client '{}' has a {name} that is not positive", client.client_id));
         }
     }
     Ok(())

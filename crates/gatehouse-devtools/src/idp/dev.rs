@@ -1,5 +1,5 @@
 //! The `/_dev/` test knobs: counters, reset, key rotation and retirement, failure and delay injection, client
-//! registration. (`/_dev/mint` has its own module.)
+//! registration, answer overrides, one-shot tampering and login sessions. (`/_dev/mint` has its own module.)
 
 use http::StatusCode;
 use serde::Deserialize;
@@ -111,12 +111,22 @@ struct OverrideRequest {
     access_token: Option<Map<String, Value>>,
     userinfo: Option<Map<String, Value>>,
     introspection: Option<Map<String, Value>>,
+    authorization_response: Option<Map<String, Value>>,
+}
+
+/// Authorization response parameters are text: a knob for them holds strings, or `null` to remove one.
+fn response_params(knob: Option<Map<String, Value>>) -> Result<Option<Map<String, Value>>, OAuthError> {
+    if knob.as_ref().is_some_and(|m| m.values().any(|v| !v.is_string() && !v.is_null())) {
+        return Err(OAuthError::invalid_request("authorization_response values must be strings or null"));
+    }
+    Ok(knob)
 }
 
 /// Sets the members merged into an answer kind; each kind given replaces its earlier override
 /// (`{}` clears it), the others stay.
 pub(crate) fn override_answers(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
     let r: OverrideRequest = req.json()?;
+    let authorization_response = response_params(r.authorization_response)?;
     let mut knobs = idp.knobs();
     let o = &mut knobs.overrides;
     for (slot, new) in [
@@ -125,12 +135,57 @@ pub(crate) fn override_answers(idp: &Idp, req: &Req) -> Result<Resp, OAuthError>
         (&mut o.access_token, r.access_token),
         (&mut o.userinfo, r.userinfo),
         (&mut o.introspection, r.introspection),
+        (&mut o.authorization_response, authorization_response),
     ] {
         if let Some(new) = new {
             *slot = new;
         }
     }
     Ok(json(StatusCode::OK, &o.to_json()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NextRequest {
+    authorization_response: Option<Map<String, Value>>,
+    code_id_token: Option<Map<String, Value>>,
+}
+
+/// Arms one-shot tampering of the next authorization response or the next ID token of the
+/// authorization code grant; each kind given replaces what was armed (`{}` disarms it).
+pub(crate) fn next(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
+    let r: NextRequest = req.json()?;
+    let authorization_response = response_params(r.authorization_response)?;
+    let mut knobs = idp.knobs();
+    let n = &mut knobs.next;
+    for (slot, new) in
+        [(&mut n.authorization_response, authorization_response), (&mut n.code_id_token, r.code_id_token)]
+    {
+        if let Some(new) = new {
+            *slot = (!new.is_empty()).then_some(new);
+        }
+    }
+    Ok(json(StatusCode::OK, &n.to_json()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SsoRequest {
+    #[serde(default)]
+    age: i64,
+    #[serde(default)]
+    end: bool,
+}
+
+/// Ages every browser login session by `age` seconds (for `max_age` tests), or ends them all.
+pub(crate) fn sso(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
+    let r: SsoRequest = req.json()?;
+    if r.age < 0 {
+        return Err(OAuthError::invalid_request("age must not be negative"));
+    }
+    let mut store = idp.store();
+    let sessions = if r.end { store.clear_sso() } else { store.age_sso(r.age) };
+    Ok(json(StatusCode::OK, &json!({ "sessions": sessions, "ended": r.end })))
 }
 
 /// Registers or replaces a client.
@@ -144,7 +199,7 @@ pub(crate) fn register_client(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> 
 fn selected(name: &str) -> Result<Vec<Endpoint>, OAuthError> {
     Endpoint::selected(name).ok_or_else(|| {
         OAuthError::invalid_request(
-            "endpoint must be discovery, jwks, token, introspect, userinfo, revoke, authorize, logout or all",
+            "endpoint must be discovery, jwks, token, introspect, userinfo, revoke, authorize, logout, par or all",
         )
     })
 }

@@ -3,6 +3,7 @@
 use http::StatusCode;
 use serde_json::json;
 
+use super::request::REQUEST_OBJECT_ALGS;
 use super::state::Idp;
 use super::util::merge;
 use super::web::{Resp, json};
@@ -25,7 +26,7 @@ pub(crate) fn discovery(idp: &Idp) -> Resp {
             "end_session_endpoint": idp.url("/logout"),
             "scopes_supported": ["openid", "email", "profile", "offline_access"],
             "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
+            "response_modes_supported": ["query", "form_post", "fragment"],
             "grant_types_supported": ["authorization_code", "password", "client_credentials", "refresh_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
@@ -39,12 +40,18 @@ pub(crate) fn discovery(idp: &Idp) -> Resp {
             "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
             "code_challenge_methods_supported": ["S256", "plain"],
             "claims_supported": [
-                "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "azp", "preferred_username",
-                "given_name", "family_name", "name", "email", "email_verified", "groups", "roles"
+                "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash", "sid", "azp",
+                "preferred_username", "given_name", "family_name", "name", "email", "email_verified", "groups",
+                "roles"
             ],
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
             "claims_parameter_supported": false,
-            "request_parameter_supported": false,
+            "request_parameter_supported": true,
+            "request_object_signing_alg_values_supported": REQUEST_OBJECT_ALGS,
+            // request_uri values other than those /par hands out are not fetched.
             "request_uri_parameter_supported": false,
+            "pushed_authorization_request_endpoint": idp.url("/par"),
+            "require_pushed_authorization_requests": false,
             "authorization_response_iss_parameter_supported": true,
     });
     if let Some(doc) = doc.as_object_mut() {

@@ -1,4 +1,5 @@
-//! Test knobs: per-endpoint call counters, injected failures and injected delays.
+//! Test knobs: per-endpoint call counters, injected failures and injected delays, answer
+//! overrides and one-shot tampering.
 
 use http::StatusCode;
 use serde_json::{Map, Value, json};
@@ -16,10 +17,11 @@ pub(crate) enum Endpoint {
     Revoke,
     Authorize,
     Logout,
+    Par,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 8] = [
+    pub const ALL: [Endpoint; 9] = [
         Endpoint::Discovery,
         Endpoint::Jwks,
         Endpoint::Token,
@@ -28,6 +30,7 @@ impl Endpoint {
         Endpoint::Revoke,
         Endpoint::Authorize,
         Endpoint::Logout,
+        Endpoint::Par,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Endpoint {
             Endpoint::Revoke => "revoke",
             Endpoint::Authorize => "authorize",
             Endpoint::Logout => "logout",
+            Endpoint::Par => "par",
         }
     }
 
@@ -62,6 +66,7 @@ impl Endpoint {
             "/revoke" => Endpoint::Revoke,
             "/authorize" => Endpoint::Authorize,
             "/logout" => Endpoint::Logout,
+            "/par" => Endpoint::Par,
             _ => return None,
         })
     }
@@ -74,11 +79,28 @@ impl Endpoint {
 /// The grant types counted under `token_grants`; anything else counts as `other`.
 const GRANTS: [&str; 5] = ["password", "client_credentials", "refresh_token", "authorization_code", "other"];
 
+/// The `token_type_hint`s counted under `revoke_hints`: a missing hint counts as `none`, another
+/// one as `other`.
+const HINTS: [&str; 4] = ["access_token", "refresh_token", "none", "other"];
+
 /// Request counters. Relaxed atomics: each counter is independent and only read by `/_dev/calls`.
 #[derive(Default)]
 pub(crate) struct Calls {
     endpoints: [AtomicU64; Endpoint::ALL.len()],
     grants: [AtomicU64; GRANTS.len()],
+    hints: [AtomicU64; HINTS.len()],
+}
+
+/// The index of `name` in `names`, whose last entry counts whatever is not listed.
+fn slot(names: &[&str], name: Option<&str>) -> usize {
+    let last = names.len() - 1;
+    name.and_then(|g| names[..last].iter().position(|n| *n == g)).unwrap_or(last)
+}
+
+fn counts(names: &[&str], counters: &[AtomicU64]) -> Value {
+    let map: Map<String, Value> =
+        names.iter().zip(counters).map(|(n, c)| ((*n).to_owned(), c.load(Ordering::Relaxed).into())).collect();
+    map.into()
 }
 
 impl Calls {
@@ -87,13 +109,15 @@ impl Calls {
     }
 
     pub fn hit_grant(&self, grant_type: Option<&str>) {
-        let last = GRANTS.len() - 1;
-        let i = grant_type.and_then(|g| GRANTS[..last].iter().position(|n| *n == g)).unwrap_or(last);
-        self.grants[i].fetch_add(1, Ordering::Relaxed);
+        self.grants[slot(&GRANTS, grant_type)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn hit_revoke_hint(&self, hint: Option<&str>) {
+        self.hints[slot(&HINTS, Some(hint.unwrap_or("none")))].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn reset(&self) {
-        for c in self.endpoints.iter().chain(&self.grants) {
+        for c in self.endpoints.iter().chain(&self.grants).chain(&self.hints) {
             c.store(0, Ordering::Relaxed);
         }
     }
@@ -103,9 +127,8 @@ impl Calls {
         for e in Endpoint::ALL {
             out.insert(e.name().into(), self.endpoints[e.index()].load(Ordering::Relaxed).into());
         }
-        let grants: Map<String, Value> =
-            GRANTS.iter().zip(&self.grants).map(|(n, c)| ((*n).to_owned(), c.load(Ordering::Relaxed).into())).collect();
-        out.insert("token_grants".into(), grants.into());
+        out.insert("token_grants".into(), counts(&GRANTS, &self.grants));
+        out.insert("revoke_hints".into(), counts(&HINTS, &self.hints));
         Value::Object(out)
     }
 }
@@ -131,6 +154,8 @@ pub(crate) struct Overrides {
     pub userinfo: Map<String, Value>,
     /// Introspection answers for active tokens.
     pub introspection: Map<String, Value>,
+    /// The parameters of authorization responses (`code`, `state`, `iss`, `error`, ...).
+    pub authorization_response: Map<String, Value>,
 }
 
 impl Overrides {
@@ -141,6 +166,26 @@ impl Overrides {
             "access_token": self.access_token,
             "userinfo": self.userinfo,
             "introspection": self.introspection,
+            "authorization_response": self.authorization_response,
+        })
+    }
+}
+
+/// One-shot tampering (`/_dev/next`): merged into the next answer of its kind only, after the
+/// overrides, then disarmed.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Next {
+    /// The parameters of the next authorization response (success or error).
+    pub authorization_response: Option<Map<String, Value>>,
+    /// The claims of the next ID token of the authorization code grant.
+    pub code_id_token: Option<Map<String, Value>>,
+}
+
+impl Next {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "authorization_response": self.authorization_response,
+            "code_id_token": self.code_id_token,
         })
     }
 }
@@ -151,6 +196,7 @@ pub(crate) struct Knobs {
     fail: [Option<Fail>; Endpoint::ALL.len()],
     delay_ms: [u64; Endpoint::ALL.len()],
     pub overrides: Overrides,
+    pub next: Next,
 }
 
 impl Knobs {

@@ -5,8 +5,10 @@
 //! It gives Gatehouse's `openid-connect` plugin and its tests a real provider on `127.0.0.1:0`:
 //! discovery, a JWKS with an RSA and an EC key, the token endpoint (password, client credentials,
 //! refresh token, authorization code with PKCE), introspection, userinfo, revocation, a login form
-//! and logout; plus knobs under `/_dev/` to count calls, inject failures and delays, rotate keys,
-//! register clients and mint tokens of any shape. `docs/dev-idp.md` describes the HTTP interface.
+//! with a login session cookie and three response modes, pushed authorization requests, signed
+//! request objects and logout; plus knobs under `/_dev/` to count calls, inject failures and
+//! delays, rotate keys, register clients, mint tokens of any shape and tamper with authorization
+//! responses and ID tokens. `docs/dev-idp.md` describes the HTTP interface.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -17,7 +19,8 @@
 //! ```
 //!
 //! Layout: `server` accepts and routes; one module per endpoint group (`discovery`, `token`,
-//! `introspect`, `userinfo`, `authorize`, `dev`, `mint`); `client_auth` and `claims` are shared by
+//! `introspect`, `userinfo`, `authorize`, `par`, `logout`, `dev`, `mint`); `client_auth`, `claims`,
+//! `request` (reading authorization requests) and `sso` (the login session cookie) are shared by
 //! them; `state`, `keys`, `store` and `knobs` hold what lives between requests.
 
 mod authorize;
@@ -29,8 +32,12 @@ mod discovery;
 mod introspect;
 mod keys;
 mod knobs;
+mod logout;
 mod mint;
+mod par;
+mod request;
 mod server;
+mod sso;
 mod state;
 mod store;
 mod token;
@@ -46,7 +53,7 @@ use std::io;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-pub use config::{Client, ConfigError, IdpConfig, User};
+pub use config::{Client, ConfigError, IdpConfig, Rotation, User};
 
 /// Serves the development OpenID Provider on `listener` until `shutdown` completes.
 ///

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use super::knobs::Endpoint;
 use super::state::Idp;
 use super::web::{OAuthError, Req, Resp, method_not_allowed};
-use super::{authorize, dev, discovery, introspect, mint, token, userinfo};
+use super::{authorize, dev, discovery, introspect, logout, mint, par, token, userinfo};
 
 /// The largest request body read; OAuth requests are small.
 const MAX_BODY: usize = 1024 * 1024;
@@ -53,6 +53,10 @@ async fn handle(idp: Arc<Idp>, req: Request<Incoming>) -> Result<Resp, Infallibl
             let grant_type = req.form().ok().and_then(|p| p.get("grant_type").map(str::to_owned));
             idp.calls.hit_grant(grant_type.as_deref());
         }
+        if e == Endpoint::Revoke {
+            let hint = req.form().ok().and_then(|p| p.get("token_type_hint").map(str::to_owned));
+            idp.calls.hit_revoke_hint(hint.as_deref());
+        }
         // The lock is released before sleeping.
         let delay = idp.knobs().delay(e);
         if let Some(delay) = delay {
@@ -78,10 +82,11 @@ async fn route(idp: &Idp, path: &str, req: &Req) -> Resp {
         "/token" if post => token::token(idp, req),
         "/introspect" if post => introspect::introspect(idp, req),
         "/revoke" if post => introspect::revoke(idp, req),
-        "/token" | "/introspect" | "/revoke" => Ok(method_not_allowed("POST")),
+        "/par" if post => par::par(idp, req),
+        "/token" | "/introspect" | "/revoke" | "/par" => Ok(method_not_allowed("POST")),
         "/userinfo" if get || post => userinfo::userinfo(idp, req),
         "/authorize" if get || post => Ok(authorize::authorize(idp, req)),
-        "/logout" if get || post => Ok(authorize::logout(idp, req)),
+        "/logout" if get || post => Ok(logout::logout(idp, req)),
         "/userinfo" | "/authorize" | "/logout" => Ok(method_not_allowed("GET, POST")),
         "/_dev/calls" if get => Ok(dev::calls(idp)),
         "/_dev/reset" if post => Ok(dev::reset(idp)),
@@ -92,9 +97,11 @@ async fn route(idp: &Idp, path: &str, req: &Req) -> Resp {
         "/_dev/mint" if post => mint::mint(idp, req).await,
         "/_dev/clients" if post => dev::register_client(idp, req),
         "/_dev/override" if post => dev::override_answers(idp, req),
+        "/_dev/next" if post => dev::next(idp, req),
+        "/_dev/sso" if post => dev::sso(idp, req),
         "/_dev/calls" => Ok(method_not_allowed("GET")),
         "/_dev/reset" | "/_dev/rotate" | "/_dev/retire" | "/_dev/fail" | "/_dev/delay" | "/_dev/mint"
-        | "/_dev/clients" | "/_dev/override" => Ok(method_not_allowed("POST")),
+        | "/_dev/clients" | "/_dev/override" | "/_dev/next" | "/_dev/sso" => Ok(method_not_allowed("POST")),
         _ => Err(OAuthError::not_found()),
     };
     result.unwrap_or_else(OAuthError::response)

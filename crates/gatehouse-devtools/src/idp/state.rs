@@ -24,6 +24,7 @@ pub(crate) struct Idp {
     pub access_token_ttl: i64,
     pub refresh_token_ttl: i64,
     pub code_ttl: i64,
+    pub par_ttl: i64,
     users: HashMap<String, User>,
     clients: RwLock<HashMap<String, Arc<Registered>>>,
     keys: RwLock<Arc<KeyRing>>,
@@ -54,6 +55,7 @@ impl Idp {
             access_token_ttl: config.access_token_ttl,
             refresh_token_ttl: config.refresh_token_ttl,
             code_ttl: config.code_ttl,
+            par_ttl: config.par_ttl,
             users: config.users.into_iter().map(|u| (u.username.clone(), u)).collect(),
             clients: RwLock::new(clients),
             keys: RwLock::new(Arc::new(keys)),
@@ -96,6 +98,17 @@ impl Idp {
         let id = registered.client.client_id.clone();
         self.clients.write().unwrap_or_else(PoisonError::into_inner).insert(id, registered);
         Ok(())
+    }
+
+    /// The lifetime of an access token for `user` (none: a service) of `client`: the user's, else
+    /// the client's, else the global one.
+    pub fn access_ttl(&self, client: &Client, user: Option<&User>) -> i64 {
+        user.and_then(|u| u.access_token_ttl).or(client.access_token_ttl).unwrap_or(self.access_token_ttl)
+    }
+
+    /// The lifetime of a refresh token of `client`.
+    pub fn refresh_ttl(&self, client: &Client) -> i64 {
+        client.refresh_token_ttl.unwrap_or(self.refresh_token_ttl)
     }
 
     pub fn keys(&self) -> Arc<KeyRing> {
@@ -142,5 +155,14 @@ impl Registered {
             matches!(u.scheme_str(), Some("http" | "https"))
                 && matches!(u.host(), Some("localhost" | "127.0.0.1" | "[::1]"))
         })
+    }
+
+    /// Whether `/logout` may send the browser to `uri` for this client: an exact match with a
+    /// registered post-logout URI, or, with none registered, what [`Registered::allows_redirect`] allows.
+    pub fn allows_logout_redirect(&self, uri: &str) -> bool {
+        if self.client.post_logout_redirect_uris.is_empty() {
+            return self.allows_redirect(uri);
+        }
+        self.client.post_logout_redirect_uris.iter().any(|r| r == uri)
     }
 }

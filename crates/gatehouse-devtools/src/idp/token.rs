@@ -4,10 +4,11 @@
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::claims::{Issue, Subject, access_claims, id_token_claims, sign};
+use super::claims::{Binding, Issue, Subject, access_claims, id_token_claims, sign, sign_with};
 use super::client_auth::{Authenticated, authenticate};
+use super::config::Rotation;
 use super::state::Idp;
-use super::store::{Grant, Stored};
+use super::store::{Grant, Stored, Taken};
 use super::util::{b64, merge, now, random_token, same_secret, sha256};
 use super::web::{OAuthError, Params, Req, Resp};
 
@@ -62,6 +63,20 @@ struct Login<'a> {
     sid: String,
     auth_time: i64,
     nonce: Option<&'a str>,
+    /// The code exchanged, for `c_hash`; `None` outside the authorization code grant.
+    code: Option<&'a str>,
+    /// The code grant the tokens descend from (see `Store::take_code`).
+    family: Option<&'a str>,
+}
+
+/// What the answer says about the refresh token.
+enum RefreshOut<'a> {
+    /// A new one.
+    New,
+    /// The one presented again, valid until its `exp`.
+    Same(&'a str, i64),
+    /// Nothing: the one presented stays valid.
+    Omit,
 }
 
 fn password(idp: &Idp, auth: &Authenticated, params: &Params) -> Result<Value, OAuthError> {
@@ -79,8 +94,10 @@ fn password(idp: &Idp, auth: &Authenticated, params: &Params) -> Result<Value, O
         sid: uuid::Uuid::new_v4().to_string(),
         auth_time: now,
         nonce: None,
+        code: None,
+        family: None,
     };
-    issue_for_user(idp, auth, &login, now)
+    issue_for_user(idp, auth, &login, RefreshOut::New, now)
 }
 
 fn client_credentials(idp: &Idp, auth: &Authenticated, params: &Params) -> Result<Value, OAuthError> {
@@ -90,17 +107,19 @@ fn client_credentials(idp: &Idp, auth: &Authenticated, params: &Params) -> Resul
     }
     let scope = params.get("scope").unwrap_or(DEFAULT_SCOPE);
     let issue = Issue { client, subject: Subject::Service(&client.client_id), scope, sid: None, now: now() };
-    let access_token = sign(idp, "JWT", overridden(idp, access_claims(idp, &issue, idp.access_token_ttl), false))?;
+    let ttl = idp.access_ttl(client, None);
+    let access_token = sign(idp, "JWT", overridden(idp, access_claims(idp, &issue, ttl), false))?;
     Ok(json!({
         "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": idp.access_token_ttl,
+        "expires_in": ttl,
         "scope": scope,
     }))
 }
 
 fn refresh(idp: &Idp, auth: &Authenticated, params: &Params) -> Result<Value, OAuthError> {
     let presented = params.require("refresh_token")?;
+    let rotation = auth.client.client.refresh_token_rotation;
     let now = now();
     let grant = {
         let mut store = idp.store();
@@ -111,8 +130,10 @@ fn refresh(idp: &Idp, auth: &Authenticated, params: &Params) -> Result<Value, OA
         if grant.client_id != auth.client.client.client_id {
             return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
         }
-        // Rotation: the presented token is spent whatever happens next.
-        store.revoke(presented);
+        if rotation == Rotation::Rotate {
+            // The presented token is spent whatever happens next.
+            store.revoke(presented);
+        }
         grant
     };
     let scope = match params.get("scope") {
@@ -125,15 +146,36 @@ fn refresh(idp: &Idp, auth: &Authenticated, params: &Params) -> Result<Value, OA
             asked
         }
     };
-    let login =
-        Login { username: &grant.username, scope, sid: grant.sid.clone(), auth_time: grant.auth_time, nonce: None };
-    issue_for_user(idp, auth, &login, now)
+    let login = Login {
+        username: &grant.username,
+        scope,
+        sid: grant.sid.clone(),
+        auth_time: grant.auth_time,
+        nonce: None,
+        code: None,
+        family: grant.family.as_deref(),
+    };
+    let out = match rotation {
+        Rotation::Rotate => RefreshOut::New,
+        Rotation::Reuse => RefreshOut::Same(presented, grant.exp),
+        Rotation::Omit => RefreshOut::Omit,
+    };
+    issue_for_user(idp, auth, &login, out, now)
 }
 
 fn authorization_code(idp: &Idp, auth: &Authenticated, params: &Params) -> Result<Value, OAuthError> {
     let code = params.require("code")?;
     let now = now();
-    let data = idp.store().take_code(code).ok_or_else(|| OAuthError::invalid_grant("invalid authorization code"))?;
+    // A replay is remembered as long as the tokens it could revoke live.
+    let until = now.saturating_add(idp.refresh_ttl(&auth.client.client).max(idp.code_ttl));
+    let taken = idp.store().take_code(code, now, until);
+    let (data, family) = match taken {
+        Taken::Fresh(data, family) => (data, family),
+        Taken::Replayed => {
+            return Err(OAuthError::invalid_grant("authorization code already used; its tokens are revoked"));
+        }
+        Taken::Unknown => return Err(OAuthError::invalid_grant("invalid authorization code")),
+    };
     if data.exp <= now {
         return Err(OAuthError::invalid_grant("authorization code expired"));
     }
@@ -160,39 +202,77 @@ fn authorization_code(idp: &Idp, auth: &Authenticated, params: &Params) -> Resul
         sid: data.sid.clone(),
         auth_time: data.auth_time,
         nonce: data.nonce.as_deref(),
+        code: Some(code),
+        family: Some(&family),
     };
-    issue_for_user(idp, auth, &login, now)
+    issue_for_user(idp, auth, &login, RefreshOut::New, now)
 }
 
 /// The answer for a user: access token, refresh token, and an ID token when `openid` is asked.
-fn issue_for_user(idp: &Idp, auth: &Authenticated, login: &Login<'_>, now: i64) -> Result<Value, OAuthError> {
+fn issue_for_user(
+    idp: &Idp,
+    auth: &Authenticated,
+    login: &Login<'_>,
+    refresh: RefreshOut<'_>,
+    now: i64,
+) -> Result<Value, OAuthError> {
     let client = &auth.client.client;
     let user = idp.user(login.username).ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
     let issue = Issue { client, subject: Subject::User(user), scope: login.scope, sid: Some(&login.sid), now };
-    let access_token = sign(idp, "JWT", overridden(idp, access_claims(idp, &issue, idp.access_token_ttl), false))?;
+    let ttl = idp.access_ttl(client, Some(user));
+    let refresh_ttl = idp.refresh_ttl(client);
+    // One snapshot of the keys, so the hashes follow the algorithm that signs.
+    let keys = idp.keys();
+    let access_token = sign_with(&keys.rsa, "JWT", overridden(idp, access_claims(idp, &issue, ttl), false))?;
+    if let Some(family) = login.family {
+        let (exp, until) = (now.saturating_add(ttl), now.saturating_add(refresh_ttl));
+        idp.store().add_to_family(family, &access_token, exp, until, now);
+    }
 
-    let refresh_token = random_token();
-    let grant = Grant {
-        client_id: client.client_id.clone(),
-        username: user.username.clone(),
-        scope: login.scope.to_owned(),
-        sid: login.sid.clone(),
-        auth_time: login.auth_time,
-        iat: now,
-        exp: now.saturating_add(idp.refresh_token_ttl),
+    let refresh = match refresh {
+        RefreshOut::New => {
+            let token = random_token();
+            let grant = Grant {
+                client_id: client.client_id.clone(),
+                username: user.username.clone(),
+                scope: login.scope.to_owned(),
+                sid: login.sid.clone(),
+                auth_time: login.auth_time,
+                iat: now,
+                exp: now.saturating_add(refresh_ttl),
+                family: login.family.map(str::to_owned),
+            };
+            idp.store().insert_token(token.clone(), Stored::Refresh(grant), now);
+            Some((token, refresh_ttl))
+        }
+        RefreshOut::Same(token, exp) => Some((token.to_owned(), exp.saturating_sub(now))),
+        RefreshOut::Omit => None,
     };
-    idp.store().insert_token(refresh_token.clone(), Stored::Refresh(grant), now);
 
     let mut body = Map::new();
     if login.scope.split(' ').any(|s| s == "openid") {
-        let claims = id_token_claims(idp, &issue, user, login.auth_time, login.nonce, &access_token);
-        body.insert("id_token".into(), sign(idp, "JWT", overridden(idp, claims, true))?.into());
+        let bound = Binding {
+            auth_time: login.auth_time,
+            nonce: login.nonce,
+            access_token: &access_token,
+            code: login.code,
+            alg: keys.rsa.algorithm(),
+        };
+        let mut claims = overridden(idp, id_token_claims(idp, &issue, user, &bound), true);
+        if login.code.is_some()
+            && let Some(next) = idp.knobs().next.code_id_token.take()
+        {
+            merge(&mut claims, &next);
+        }
+        body.insert("id_token".into(), sign_with(&keys.rsa, "JWT", claims)?.into());
     }
     body.insert("access_token".into(), access_token.into());
     body.insert("token_type".into(), "Bearer".into());
-    body.insert("expires_in".into(), idp.access_token_ttl.into());
-    body.insert("refresh_token".into(), refresh_token.into());
-    body.insert("refresh_expires_in".into(), idp.refresh_token_ttl.into());
+    body.insert("expires_in".into(), ttl.into());
+    if let Some((token, expires_in)) = refresh {
+        body.insert("refresh_token".into(), token.into());
+        body.insert("refresh_expires_in".into(), expires_in.into());
+    }
     body.insert("scope".into(), login.scope.into());
     body.insert("session_state".into(), login.sid.clone().into());
     Ok(Value::Object(body))

@@ -57,6 +57,20 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// The `at_hash`/`c_hash` of `data` for a token signed with `alg` (OIDC Core 3.1.3.6, 3.3.2.11):
+/// the left half of the hash the algorithm uses, base64url. EdDSA (Ed25519) hashes with SHA-512.
+pub(crate) fn half_hash(alg: gatehouse_jose::Algorithm, data: &[u8]) -> String {
+    use aws_lc_rs::digest::{SHA256, SHA384, SHA512, digest};
+    use gatehouse_jose::Algorithm as A;
+    let hash = match alg {
+        A::Rs384 | A::Ps384 | A::Es384 | A::Hs384 => &SHA384,
+        A::Rs512 | A::Ps512 | A::Es512 | A::Hs512 | A::EdDsa => &SHA512,
+        _ => &SHA256,
+    };
+    let d = digest(hash, data);
+    b64(&d.as_ref()[..d.as_ref().len() / 2])
+}
+
 /// Unpadded base64url.
 pub(crate) fn b64(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(data)

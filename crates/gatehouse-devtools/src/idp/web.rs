@@ -59,6 +59,20 @@ impl Req {
         serde_json::from_slice(&self.body).map_err(|e| OAuthError::invalid_request(format!("invalid JSON body: {e}")))
     }
 
+    /// The values of every cookie named `name` (browsers send one per matching path).
+    pub fn cookies(&self, name: &str) -> Vec<&str> {
+        self.parts
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.trim_matches('"'))
+            .collect()
+    }
+
     /// Whether the `Accept` header names `media_type` (parameters and q-values ignored).
     pub fn accepts(&self, media_type: &str) -> bool {
         self.parts.headers.get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| {
@@ -69,7 +83,7 @@ impl Req {
 
 /// Form or query parameters. RFC 6749 section 3.1: an empty value counts as absent, and a
 /// parameter must not be repeated.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Params(HashMap<String, String>);
 
 impl Params {
@@ -86,8 +100,32 @@ impl Params {
         Ok(Params(map))
     }
 
+    /// Parameters from pairs known to be unique (a stored request); empty values are dropped.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Params {
+        Params(pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// Every parameter, sorted by name so what is built from them is stable.
+    pub fn sorted(&self) -> Vec<(&str, &str)> {
+        let mut all: Vec<(&str, &str)> = self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        all.sort_unstable();
+        all
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.0.remove(name);
+    }
+
+    pub fn insert(&mut self, name: &str, value: &str) {
+        self.0.insert(name.to_owned(), value.to_owned());
     }
 
     /// A parameter that must be present.
@@ -206,12 +244,17 @@ pub(crate) fn redirect(location: &str) -> Option<Resp> {
     Some(resp)
 }
 
-/// `uri` with `params` added to its query string.
-pub(crate) fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
+/// `params` form-encoded.
+pub(crate) fn encode<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
-        query.append_pair(k, v);
+        query.append_pair(k.as_ref(), v.as_ref());
     }
+    query.finish()
+}
+
+/// `uri` with `params` added to its query string.
+pub(crate) fn with_query<K: AsRef<str>, V: AsRef<str>>(uri: &str, params: &[(K, V)]) -> String {
     let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}{}", query.finish())
+    format!("{uri}{sep}{}", encode(params))
 }

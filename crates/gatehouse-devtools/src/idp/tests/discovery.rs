@@ -16,11 +16,21 @@ async fn discovery_names_every_endpoint_under_the_issuer() {
         ("introspection_endpoint", "/introspect"),
         ("revocation_endpoint", "/revoke"),
         ("end_session_endpoint", "/logout"),
+        ("pushed_authorization_request_endpoint", "/par"),
     ] {
         assert_eq!(doc[field], idp.url(path), "{field}");
     }
     assert_eq!(doc["response_types_supported"], json!(["code"]));
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256", "plain"]));
+    assert_eq!(doc["response_modes_supported"], json!(["query", "form_post", "fragment"]));
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(doc["require_pushed_authorization_requests"], false);
+    assert_eq!(doc["request_parameter_supported"], true);
+    let algs = doc["request_object_signing_alg_values_supported"].as_array().unwrap();
+    for alg in ["RS256", "PS256", "ES256", "HS256"] {
+        assert!(algs.contains(&json!(alg)), "{alg}");
+    }
+    assert!(!algs.contains(&json!("none")));
     assert_eq!(doc["subject_types_supported"], json!(["public"]));
     assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["RS256"]));
     let methods = doc["token_endpoint_auth_methods_supported"].as_array().unwrap();
@@ -32,7 +42,9 @@ async fn discovery_names_every_endpoint_under_the_issuer() {
     }
     assert!(doc["introspection_endpoint_auth_methods_supported"].is_array());
     assert!(doc["scopes_supported"].as_array().unwrap().contains(&json!("openid")));
-    assert!(doc["claims_supported"].as_array().unwrap().contains(&json!("preferred_username")));
+    for claim in ["preferred_username", "at_hash", "c_hash", "auth_time", "nonce"] {
+        assert!(doc["claims_supported"].as_array().unwrap().contains(&json!(claim)), "{claim}");
+    }
 }
 
 #[tokio::test]

@@ -23,9 +23,10 @@ async fn calls_count_every_request_including_failed_and_concurrent_ones() {
         calls["token_grants"],
         json!({"password": 2, "client_credentials": 1, "refresh_token": 0, "authorization_code": 0, "other": 1})
     );
-    for key in ["userinfo", "revoke", "authorize", "logout"] {
+    for key in ["userinfo", "revoke", "authorize", "logout", "par"] {
         assert_eq!(calls[key], 0, "{key}");
     }
+    assert_eq!(calls["revoke_hints"], json!({"access_token": 0, "refresh_token": 0, "none": 0, "other": 0}));
 
     let (status, _) = idp.dev("/_dev/reset", json!({})).await;
     assert_eq!(status, StatusCode::OK);
@@ -103,6 +104,14 @@ async fn bad_knob_requests_are_400() {
         ("/_dev/override", json!({"tokens": {}})),
         ("/_dev/override", json!({"userinfo": ["sub"]})),
         ("/_dev/override", json!({"discovery": "https://other"})),
+        ("/_dev/override", json!({"authorization_response": {"iss": 1}})),
+        ("/_dev/next", json!({"authorization_response": {"iss": ["x"]}})),
+        ("/_dev/next", json!({"id_token": {}})),
+        ("/_dev/next", json!({"code_id_token": "x"})),
+        ("/_dev/sso", json!({"age": -1})),
+        ("/_dev/sso", json!({"age": "old"})),
+        ("/_dev/sso", json!({"forget": true})),
+        ("/_dev/fail", json!({"endpoint": "end_session"})),
     ] {
         let (status, resp) = idp.dev(path, body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}");
@@ -224,4 +233,38 @@ async fn overrides_reshape_each_answer_until_cleared_or_reset() {
     assert_eq!(idp.get("/.well-known/openid-configuration").await.1["issuer"], idp.url(""));
     let id = claims_of(idp.login().await["id_token"].as_str().unwrap());
     assert!(id.contains_key("iat") && id.contains_key("sub"));
+}
+
+#[tokio::test]
+async fn revocations_are_counted_by_hint_and_par_can_fail() {
+    let idp = start().await;
+    for hint in [Some("access_token"), Some("refresh_token"), Some("refresh_token"), None, Some("id_token")] {
+        let mut form = vec![("token", "t")];
+        form.extend(hint.map(|h| ("token_type_hint", h)));
+        assert_eq!(idp.post_basic("/revoke", &form).await.0, StatusCode::OK);
+    }
+    idp.post_form("/revoke", &[("token", "t"), ("token_type_hint", "access_token")]).await;
+    let calls = idp.calls().await;
+    assert_eq!(calls["revoke"], 6);
+    assert_eq!(calls["revoke_hints"], json!({"access_token": 2, "refresh_token": 2, "none": 1, "other": 1}));
+
+    idp.dev("/_dev/fail", json!({"endpoint": "par", "status": 503, "times": 1})).await;
+    let (status, _) =
+        idp.post_basic("/par", &[("response_type", "code"), ("redirect_uri", "http://localhost/cb")]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) =
+        idp.post_basic("/par", &[("response_type", "code"), ("redirect_uri", "http://localhost/cb")]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(idp.calls().await["par"], 2);
+    idp.dev("/_dev/reset", json!({})).await;
+    assert_eq!(idp.calls().await["revoke_hints"]["refresh_token"], 0);
+}
+
+#[tokio::test]
+async fn reset_disarms_one_shot_knobs() {
+    let idp = start().await;
+    idp.dev("/_dev/next", json!({"code_id_token": {"nonce": "x"}, "authorization_response": {"iss": null}})).await;
+    idp.dev("/_dev/reset", json!({})).await;
+    let resp = idp.http.post(idp.url("/_dev/next")).send().await.unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"authorization_response": null, "code_id_token": null}));
 }

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod authorize;
 mod browser;
 mod client_auth;
 mod config;
@@ -9,16 +10,21 @@ mod discovery;
 mod grants;
 mod knobs;
 mod mint;
+mod par;
 mod tokens;
 
 use gatehouse_jose::{KeySet, Policy, Verified, VerifyError};
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use tokio::sync::oneshot;
 
 use super::{IdpConfig, serve_idp};
 
 pub(super) const SECRET: &str = "gatehouse-secret";
+
+/// The redirect URI the tests' authorization requests name.
+pub(super) const CB: &str = "http://127.0.0.1:9999/cb";
 
 /// A running provider; stops when dropped.
 pub(super) struct TestIdp {
@@ -52,6 +58,46 @@ pub(super) fn header_of(token: &str) -> Value {
     use base64::Engine as _;
     let header = token.split('.').next().unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
+}
+
+/// The parameters of an authorization response sent by redirect: the `Location`'s fragment when it
+/// has one, else its query.
+pub(super) fn redirected(resp: &reqwest::Response) -> HashMap<String, String> {
+    let location = resp.headers().get("location").expect("a Location").to_str().unwrap();
+    let url = reqwest::Url::parse(location).unwrap();
+    match url.fragment() {
+        Some(fragment) => form_urlencoded::parse(fragment.as_bytes()).into_owned().collect(),
+        None => url.query_pairs().into_owned().collect(),
+    }
+}
+
+/// The whole `Set-Cookie` lines a response sets for cookie `name`.
+pub(super) fn set_cookies(resp: &reqwest::Response, name: &str) -> Vec<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .filter(|v| v.starts_with(&format!("{name}=")))
+        .collect()
+}
+
+/// The first `Set-Cookie` line a response sets for cookie `name`.
+pub(super) fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    set_cookies(resp, name).into_iter().next()
+}
+
+/// The `name=value` part of the `gatehouse_idp` cookie a response sets, ready for a `Cookie` header.
+pub(super) fn sso_cookie(resp: &reqwest::Response) -> String {
+    let line = set_cookie(resp, "gatehouse_idp").expect("a gatehouse_idp cookie");
+    line.split(';').next().unwrap().to_owned()
+}
+
+/// The `value` of the hidden input `name` in an HTML page.
+pub(super) fn hidden(page: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker)? + marker.len();
+    let end = start + page[start..].find('"')?;
+    Some(page[start..end].replace("&amp;", "&").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">"))
 }
 
 impl TestIdp {
@@ -117,6 +163,22 @@ impl TestIdp {
 
     pub async fn calls(&self) -> Value {
         self.get("/_dev/calls").await.1
+    }
+
+    /// `GET /authorize` with `query`, sending `cookie` (`name=value`) when given.
+    pub async fn authorize(&self, query: &[(&str, &str)], cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(self.url("/authorize")).query(query);
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Exchanges a code given to `gatehouse` for `CB`.
+    pub async fn exchange(&self, code: &str, extra: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut form = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CB)];
+        form.extend_from_slice(extra);
+        self.post_basic("/token", &form).await
     }
 }
 
