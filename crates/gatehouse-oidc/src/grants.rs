@@ -12,16 +12,30 @@ use crate::provider::calls::{self, ClaimsAnswer, GrantError, IntrospectionReques
 use crate::provider::client_auth::{Client, ClientAuth};
 use crate::provider::discovery::Provider;
 use crate::respond::Failure;
+use crate::session::SessionData;
 use crate::settings::Settings;
 use crate::tokens::{Expect, TokenError, VerifiedJwt, Verifier};
 use gatehouse_core::plugin::BuildError;
 use gatehouse_jose::Algorithm;
 use gatehouse_jose::sign::SigningKey;
+use gatehouse_session::Session;
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How many answers each IdP cache keeps per instance.
 const CACHE_ENTRIES: u64 = 16_384;
+
+/// How long, at most, a session's refresh is served to requests still carrying the session's
+/// old cookie (seconds). Never longer than the new access token lives.
+pub(crate) const REFRESH_GRACE: i64 = 30;
+
+/// A session's refresh, shared by every request of that session that found its access token
+/// due: the session with its one new id and the new tokens sealed in its data.
+pub(crate) struct Refreshed {
+    pub session: Session,
+    pub data: SessionData,
+}
 
 /// A verified token-endpoint answer, as the token cache keeps it.
 pub(crate) struct Granted {
@@ -105,6 +119,9 @@ pub(crate) struct Grants {
     ttl: TtlRule,
     /// Verified token-endpoint answers (`cache_tokens`).
     pub tokens: Option<TimedCache<[u8; 32], Granted>>,
+    /// Session refreshes by refresh token, for [`REFRESH_GRACE`] at most (always on: it is
+    /// what keeps concurrent requests of one session from spending its refresh token twice).
+    session_refreshes: TimedCache<[u8; 32], Refreshed>,
     introspections: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
     userinfos: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
     introspection: Introspection,
@@ -174,6 +191,7 @@ impl Grants {
             verify_signature: s.verify_signature,
             ttl,
             tokens: s.cache_tokens.then(|| cache::timed(CACHE_ENTRIES)),
+            session_refreshes: cache::timed(CACHE_ENTRIES),
             introspections: s.cache_introspection.then(|| cache::timed(CACHE_ENTRIES)),
             userinfos: s.cache_user_info.then(|| cache::timed(CACHE_ENTRIES)),
             introspection,
@@ -275,6 +293,31 @@ impl Grants {
         let form = || self.form(Method::RefreshToken, &[("refresh_token", rt)]);
         let g = self.grant(v, Method::RefreshToken, self.client(client)?, None, key, form, now).await?;
         Ok(g.value.outcome(Method::RefreshToken, client))
+    }
+
+    /// A session's refresh: one refresh token grant however many requests of the session ask at
+    /// once, its result (`renew` makes the new session from the verified grant, once) kept for
+    /// min([`REFRESH_GRACE`], the new access token's life). An IdP that rotates refresh tokens
+    /// refuses the old one after the first use: requests still carrying the old cookie (sent
+    /// before the new one arrived) get the same new session instead of `invalid_grant`.
+    pub async fn refresh_once(
+        &self,
+        v: &Verifier,
+        client: usize,
+        rt: &str,
+        now: i64,
+        renew: impl FnOnce(&Granted) -> Refreshed,
+    ) -> Result<Arc<Timed<Refreshed>>, Failure> {
+        let key = token_key(&[self.provider.issuer(), "session-refresh", rt, &self.salt]);
+        let fetch = || async move {
+            let grant_key = token_key(&[self.provider.issuer(), Method::RefreshToken.name(), rt, &self.salt]);
+            let form = || self.form(Method::RefreshToken, &[("refresh_token", rt)]);
+            let g = self.grant(v, Method::RefreshToken, self.client(client)?, None, grant_key, form, now).await?;
+            let life = if g.value.expires != 0 { g.value.expires.saturating_sub(unix_now()) } else { REFRESH_GRACE };
+            let grace = Duration::from_secs(life.clamp(0, REFRESH_GRACE) as u64);
+            Ok(Arc::new(Timed { value: renew(&g.value), until: cache::deadline(Instant::now(), grace) }))
+        };
+        cache::through(Some(&self.session_refreshes), key, |_| true, fetch).await
     }
 
     /// The configured client a grant is made for. Without any `client_id` there is none: a
@@ -426,6 +469,121 @@ mod tests {
     use super::*;
     use crate::instance::Oidc;
     use serde_json::json;
+
+    /// A token endpoint on a free port that answers every request after `delay` with `body` and
+    /// the extra header lines `head` (each ending in CRLF); returns its URL and a call counter.
+    pub(crate) async fn token_endpoint(
+        body: &'static str,
+        head: &'static str,
+        delay: std::time::Duration,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/token", listener.local_addr().expect("addr"));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let calls = counted.clone();
+                tokio::spawn(async move {
+                    // The whole request: head, then as many body bytes as it announces.
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n) = conn.read(&mut chunk).await else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len = text[..end]
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{head}connection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        (url, calls)
+    }
+
+    /// A new session for a refreshed grant, as `sessions.rs` makes one.
+    fn renewed(g: &Granted) -> Refreshed {
+        let data = SessionData {
+            client: 0,
+            access_token: g.ts.access_token.clone(),
+            id_token: None,
+            refresh_token: g.ts.refresh_token.clone(),
+            expires: g.expires,
+            auth_method: "password".into(),
+        };
+        Refreshed { session: Session::new(0, "aud", None, data.encode()), data }
+    }
+
+    /// An instance whose token endpoint is `url`.
+    fn with_token_endpoint(url: &str) -> Oidc {
+        Oidc::for_tests(json!({"token_endpoint": url, "client_id": ["c"], "client_secret": ["s"]}))
+    }
+
+    #[tokio::test]
+    async fn concurrent_refreshes_of_one_session_make_one_idp_call_and_share_the_new_session() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let body = r#"{"access_token":"opaque-new","refresh_token":"rt-new","expires_in":300}"#;
+        let (url, calls) = token_endpoint(body, "", std::time::Duration::from_millis(200)).await;
+        let o = Arc::new(with_token_endpoint(&url));
+        let renewals = Arc::new(AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (o, renewals) = (o.clone(), renewals.clone());
+            tasks.spawn(async move {
+                let renew = |g: &Granted| {
+                    renewals.fetch_add(1, Ordering::SeqCst);
+                    renewed(g)
+                };
+                let r = o.auth.grants.refresh_once(&o.auth.verifier, 0, "rt-old", unix_now(), renew).await;
+                let r = r.map_err(|f| f.reason().to_string()).expect("refreshed");
+                (r.value.session.id_string(), r.value.data.refresh_token.clone())
+            });
+        }
+        let got = tasks.join_all().await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one refresh token grant at the IdP");
+        assert_eq!(renewals.load(Ordering::SeqCst), 1, "one new session");
+        assert!(got.iter().all(|g| g == &got[0]), "every request gets the same session: {got:?}");
+        assert_eq!(got[0].1.as_deref(), Some("rt-new"));
+        // A request still carrying the old cookie a moment later: served from the grace entry.
+        let r = o.auth.grants.refresh_once(&o.auth.verifier, 0, "rt-old", unix_now(), |_| unreachable!()).await;
+        assert_eq!(r.map(|r| r.value.session.id_string()).ok(), Some(got[0].0.clone()));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Another refresh token is another refresh.
+        assert!(o.auth.grants.refresh_once(&o.auth.verifier, 0, "rt-other", unix_now(), renewed).await.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_is_shared_no_longer_than_the_new_access_token_lives() {
+        let body = r#"{"access_token":"opaque-new","refresh_token":"rt-new","expires_in":1}"#;
+        let (url, calls) = token_endpoint(body, "", std::time::Duration::ZERO).await;
+        let o = with_token_endpoint(&url);
+        let g = &o.auth.grants;
+        assert!(g.refresh_once(&o.auth.verifier, 0, "rt", unix_now(), renewed).await.is_ok());
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert!(g.refresh_once(&o.auth.verifier, 0, "rt", unix_now(), renewed).await.is_ok());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2, "the 1 s grace is over");
+    }
 
     fn pairs(form: &[(String, String)]) -> Vec<(&str, &str)> {
         form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
