@@ -19,6 +19,7 @@ mod quickstart;
 mod session_binding;
 mod session_refresh;
 mod tls;
+mod token_replay;
 mod trusted_proxy;
 mod upstream;
 mod upstream_safety;

@@ -5,9 +5,9 @@
 use crate::cache::{self, KeyPrefix, Timed, TimedCache, TtlRule, token_key, unix_now};
 use crate::claims::{self, IdContext};
 use crate::credentials::Pair;
-use crate::headers::Memo;
+use crate::headers::{self, Memo};
 use crate::method::{Method, Methods};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Replay};
 use crate::provider::calls::{self, ClaimsAnswer, GrantError, IntrospectionRequest, TokenSet, UserinfoRequest};
 use crate::provider::client_auth::{Client, ClientAuth};
 use crate::provider::discovery::Provider;
@@ -19,6 +19,7 @@ use gatehouse_core::plugin::BuildError;
 use gatehouse_jose::Algorithm;
 use gatehouse_jose::sign::SigningKey;
 use gatehouse_session::Session;
+use http::{HeaderMap, HeaderName};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +46,8 @@ pub(crate) struct Granted {
     /// When the access token expires (0: unknown).
     pub expires: i64,
     pub memo: Memo,
+    /// The answer's headers for the client (`token_headers_replay`), when its grant replays them.
+    pub replay: Option<Replay>,
 }
 
 impl Granted {
@@ -59,6 +62,7 @@ impl Granted {
             id: self.id.clone(),
             expires: self.expires,
             memo: Some(self.memo.clone()),
+            replay: self.replay.clone(),
             ..Outcome::new(method)
         }
     }
@@ -72,6 +76,79 @@ impl Granted {
     /// Whether its tokens have expired at `now` (`leeway` after their `expires`).
     pub fn expired(&self, now: i64, leeway: i64) -> bool {
         self.expires != 0 && self.expires.saturating_add(leeway) <= now
+    }
+}
+
+/// `token_headers_replay`: which headers of the token endpoint's answer go on to the client,
+/// under which names, after which grants. Decided at build time.
+struct ReplayRule {
+    /// `token_headers_grants`; none when it is null (no replay at all, as in Kong).
+    grants: Methods,
+    /// The names looked up in the answer (case-insensitive), each once.
+    lookup: Vec<HeaderName>,
+    /// Each `token_headers_replay` name in order: as looked up, and as sent (`token_headers_prefix`
+    /// and the name as configured, `_` sent as `-`).
+    names: Vec<(HeaderName, HeaderName)>,
+    /// `max_added_header_size` and `max_added_headers_size`: an IdP's header is bounded as the
+    /// plugin's own are.
+    max_one: usize,
+    max_total: usize,
+}
+
+impl ReplayRule {
+    fn build(s: &Settings) -> ReplayRule {
+        let prefix = s.token_headers_prefix.as_deref().unwrap_or_default();
+        let names: Vec<(HeaderName, HeaderName)> = s
+            .token_headers_replay
+            .iter()
+            .flatten()
+            .filter_map(|n| {
+                Some((HeaderName::from_bytes(n.as_bytes()).ok()?, headers::wire_name(&format!("{prefix}{n}"))?))
+            })
+            .collect();
+        let mut lookup: Vec<HeaderName> = Vec::new();
+        for (n, _) in &names {
+            if !lookup.contains(n) {
+                lookup.push(n.clone());
+            }
+        }
+        let grants = match &s.token_headers_grants {
+            Some(g) if !names.is_empty() => Methods::of(g),
+            _ => Methods::default(),
+        };
+        ReplayRule { grants, lookup, names, max_one: s.max_added_header_size, max_total: s.max_added_headers_size }
+    }
+
+    /// The answer headers a grant of `method` keeps: none when it replays nothing.
+    fn keep(&self, method: Method) -> &[HeaderName] {
+        if self.grants.contains(method) { &self.lookup } else { &[] }
+    }
+
+    /// The kept headers as the client gets them, every value of each name in config order. A
+    /// value with a control character (TAB included) or that is not UTF-8 is left out, as is
+    /// one over the size limits: what the IdP sends is not trusted onto the wire.
+    fn headers(&self, kept: &HeaderMap) -> Option<Replay> {
+        if kept.is_empty() {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        for (lookup, name) in &self.names {
+            for v in kept.get_all(lookup) {
+                let Some(value) = std::str::from_utf8(v.as_bytes()).ok().and_then(headers::header_value) else {
+                    tracing::warn!(header = %lookup, "token endpoint header not replayed: the value holds a control character or is not UTF-8");
+                    continue;
+                };
+                let size = name.as_str().len().saturating_add(value.len());
+                if size > self.max_one || total.saturating_add(size) > self.max_total {
+                    tracing::warn!(header = %lookup, bytes = size, "token endpoint header not replayed: too large");
+                    continue;
+                }
+                total += size;
+                out.push((name.clone(), value));
+            }
+        }
+        (!out.is_empty()).then(|| out.into())
     }
 }
 
@@ -107,6 +184,7 @@ pub(crate) struct Grants {
     token_endpoint: Option<String>,
     token_auth: Option<ClientAuth>,
     token_headers: Vec<(String, String)>,
+    replay: ReplayRule,
     /// `scope`, `audience` and `token_post_args`, sent with password and client_credentials grants.
     scoped_form: Vec<(String, String)>,
     salt: String,
@@ -183,6 +261,7 @@ impl Grants {
             token_endpoint: s.token_endpoint.clone(),
             token_auth: auth(&s.token_endpoint_auth_method),
             token_headers: pairs(&s.token_headers_names, &s.token_headers_values),
+            replay: ReplayRule::build(s),
             scoped_form,
             password_key_prefix,
             client_credentials_key_prefix,
@@ -261,7 +340,8 @@ impl Grants {
     pub async fn password(&self, v: &Verifier, client: usize, p: &Pair, now: i64) -> Result<Outcome, Failure> {
         let key = self.password_key(p);
         let form = || self.form(Method::Password, &[("username", &p.user), ("password", &p.secret)]);
-        let g = self.grant(v, Method::Password, self.client(client)?, None, key, form, now).await?;
+        let keep = self.replay.keep(Method::Password);
+        let g = self.grant(v, Method::Password, self.client(client)?, None, key, form, keep, now).await?;
         Ok(g.value.outcome(Method::Password, client))
     }
 
@@ -282,7 +362,8 @@ impl Grants {
         let as_client = Client { id: p.user.clone(), secret: Some(p.secret.clone()), auth, key: None, alg: None };
         let key = self.client_credentials_key_prefix.key(&[&p.user, &p.secret]);
         let form = || self.form(Method::ClientCredentials, &[]);
-        let g = self.grant(v, Method::ClientCredentials, &as_client, Some(auth), key, form, now).await?;
+        let keep = self.replay.keep(Method::ClientCredentials);
+        let g = self.grant(v, Method::ClientCredentials, &as_client, Some(auth), key, form, keep, now).await?;
         Ok(g.value.outcome(Method::ClientCredentials, client))
     }
 
@@ -291,7 +372,8 @@ impl Grants {
     pub async fn refresh(&self, v: &Verifier, client: usize, rt: &str, now: i64) -> Result<Outcome, Failure> {
         let key = token_key(&[self.provider.issuer(), Method::RefreshToken.name(), rt, &self.salt]);
         let form = || self.form(Method::RefreshToken, &[("refresh_token", rt)]);
-        let g = self.grant(v, Method::RefreshToken, self.client(client)?, None, key, form, now).await?;
+        let keep = self.replay.keep(Method::RefreshToken);
+        let g = self.grant(v, Method::RefreshToken, self.client(client)?, None, key, form, keep, now).await?;
         Ok(g.value.outcome(Method::RefreshToken, client))
     }
 
@@ -312,7 +394,8 @@ impl Grants {
         let fetch = || async move {
             let grant_key = token_key(&[self.provider.issuer(), Method::RefreshToken.name(), rt, &self.salt]);
             let form = || self.form(Method::RefreshToken, &[("refresh_token", rt)]);
-            let g = self.grant(v, Method::RefreshToken, self.client(client)?, None, grant_key, form, now).await?;
+            // A session's refresh replays nothing (Kong): no header is kept.
+            let g = self.grant(v, Method::RefreshToken, self.client(client)?, None, grant_key, form, &[], now).await?;
             let life = if g.value.expires != 0 { g.value.expires.saturating_sub(unix_now()) } else { REFRESH_GRACE };
             let grace = Duration::from_secs(life.clamp(0, REFRESH_GRACE) as u64);
             Ok(Arc::new(Timed { value: renew(&g.value), until: cache::deadline(Instant::now(), grace) }))
@@ -355,6 +438,7 @@ impl Grants {
         method: Option<ClientAuth>,
         key: [u8; 32],
         form: impl FnOnce() -> Vec<(String, String)>,
+        keep: &[HeaderName],
         now: i64,
     ) -> Result<Arc<Timed<Granted>>, Failure> {
         let endpoint = self
@@ -363,10 +447,13 @@ impl Grants {
             .ok_or_else(|| Failure::unauthorized("token endpoint was not specified"))?;
         let method = method.or(self.token_auth).unwrap_or(client.auth);
         let fetch = move || async move {
-            let ts = calls::token(self.provider.http(), &endpoint, client, method, form(), &self.token_headers, now)
+            let http = self.provider.http();
+            let mut ts = calls::token(http, &endpoint, client, method, form(), &self.token_headers, keep, now)
                 .await
                 .map_err(|e| Failure::of_grant(grant.name(), e))?;
-            let g = self.verify(v, grant, &client.id, ts, now).await?;
+            let kept = std::mem::take(&mut ts.headers);
+            let mut g = self.verify(v, grant, &client.id, ts, now).await?;
+            g.replay = self.replay.headers(&kept);
             let lifetime = (g.expires != 0).then(|| g.expires.saturating_sub(now));
             let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl(lifetime));
             Ok(Arc::new(Timed { value: g, until }))
@@ -416,7 +503,7 @@ impl Grants {
             None => None,
         };
         let expires = access.as_ref().and_then(|a| a.exp).or(ts.expires_at).unwrap_or(0);
-        Ok(Granted { ts, access, id, expires, memo: Memo::default() })
+        Ok(Granted { ts, access, id, expires, memo: Memo::default(), replay: None })
     }
 }
 
@@ -583,6 +670,48 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         assert!(g.refresh_once(&o.auth.verifier, 0, "rt", unix_now(), renewed).await.is_ok());
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2, "the 1 s grace is over");
+    }
+
+    #[test]
+    fn token_headers_are_replayed_only_after_the_grants_named_and_under_the_prefix() {
+        let rule = |grants: serde_json::Value| {
+            let cfg = json!({"issuer": "http://127.0.0.1:9/x", "token_headers_replay": ["X-Trace_Id", "x-rate"],
+                "token_headers_prefix": "idp_", "token_headers_grants": grants});
+            let s = crate::config::schema().validate(&cfg, Default::default()).expect("valid");
+            ReplayRule::build(&Settings::from_config(&s).expect("typed"))
+        };
+        let r = rule(json!(["password", "refresh_token"]));
+        assert_eq!(r.keep(Method::Password), ["x-trace_id", "x-rate"]);
+        assert!(r.keep(Method::RefreshToken).len() == 2 && r.keep(Method::ClientCredentials).is_empty());
+        // Null grants: nothing is kept, whatever `token_headers_replay` says (Kong).
+        assert!(rule(serde_json::Value::Null).keep(Method::Password).is_empty());
+        let mut kept = HeaderMap::new();
+        let v = |b: &[u8]| http::HeaderValue::from_bytes(b).expect("a value hyper would have parsed");
+        kept.append("x-trace_id", v(b"abc"));
+        kept.append("x-rate", v(b"10"));
+        kept.append("x-rate", v(b"a\tb"));
+        kept.append("x-rate", v(&[b'a', 0xff]));
+        kept.append("x-rate", v("é".as_bytes()));
+        kept.append("x-rate", v(&vec![b'x'; 9000]));
+        kept.append("x-rate", v(b"20"));
+        let out: Vec<(String, String)> = r
+            .headers(&kept)
+            .expect("some")
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().map(str::to_string).unwrap_or_else(|_| "<utf-8>".into())))
+            .collect();
+        let pair = |n: &str, v: &str| (n.to_string(), v.to_string());
+        // TAB, bytes that are not UTF-8 and a value over `max_added_header_size` stay out.
+        assert_eq!(
+            out,
+            [
+                pair("idp-x-trace-id", "abc"),
+                pair("idp-x-rate", "10"),
+                pair("idp-x-rate", "<utf-8>"),
+                pair("idp-x-rate", "20")
+            ]
+        );
+        assert!(r.headers(&HeaderMap::new()).is_none());
     }
 
     fn pairs(form: &[(String, String)]) -> Vec<(&str, &str)> {

@@ -150,6 +150,10 @@ impl Oidc {
         self.auth.sessions.issue(&mut o, authorized.subject, now, ctx.https, &mut trail);
 
         let upstream = self.headers(&o, parts, &mut trail.additions);
+        // `token_headers_replay`: appended after the downstream headers, as Kong does.
+        if let Some(replay) = &o.replay {
+            trail.additions.downstream.extend(replay.iter().cloned());
+        }
         let allow = Allow {
             strip: self.strip(&trail, &o.hide),
             consumer: authorized.consumer,
