@@ -274,7 +274,10 @@ async fn a_person_signs_in_through_the_gateway_and_lands_on_the_page_they_asked_
     let landed = browser.wait_for_url(&page).await;
     assert_eq!(landed, page, "the original URL with its query, nothing added");
     let source = browser.source().await;
-    assert!(source.contains("\"Authenticated-User\": \"john\"") || source.contains("\"Authenticated-User\":\"john\""), "{source}");
+    assert!(
+        source.contains("\"Authenticated-User\": \"john\"") || source.contains("\"Authenticated-User\":\"john\""),
+        "{source}"
+    );
     assert!(source.contains("\"hello\""), "the query reached the upstream: {source}");
     browser.screenshot("signed-in").await;
 

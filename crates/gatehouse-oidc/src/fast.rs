@@ -23,7 +23,7 @@ use crate::authenticate::Authenticator;
 use crate::authorize::Authorizer;
 use crate::cache::unix_now;
 use crate::credentials::{self, Found};
-use crate::decision::{Allow, Decision, Strip, Upstream, apply};
+use crate::decision::{Additions, Allow, Decision, Strip, Upstream, apply};
 use crate::headers::HeaderPlan;
 use crate::method::Method;
 use crate::outcome::Outcome;
@@ -130,7 +130,14 @@ impl Front {
                 }
                 authz.requirements_met(&[&v.claims]).ok()?;
                 let hide: &[Found] = if authz.hide_credentials { &AUTHORIZATION } else { &[] };
-                Some(allow(plan, ctx, parts, Strip { session: None, hide, ..Strip::default() }, &e.headers))
+                Some(allow(
+                    plan,
+                    ctx,
+                    parts,
+                    Strip { session: None, hide, ..Strip::default() },
+                    &e.headers,
+                    Additions::default(),
+                ))
             }
             Front::Session => {
                 let cached = auth.sessions.cached(&parts.headers, unix_now(), &auth.verifier)?;
@@ -140,7 +147,7 @@ impl Front {
                 authz.requirements_met(claims.as_slice()).ok()?;
                 let headers = cached.memo.get()?;
                 let strip = Strip { session: Some(&auth.sessions.store), ..Strip::default() };
-                Some(allow(plan, ctx, parts, strip, headers))
+                Some(allow(plan, ctx, parts, strip, headers, Additions::default()))
             }
             Front::Password => {
                 let p = credentials::basic_pair(&parts.headers, Method::Password)?;
@@ -153,7 +160,12 @@ impl Front {
                 authz.requirements_met(claims.as_slice()).ok()?;
                 let headers = g.memo.get()?;
                 let hide = if authz.hide_credentials { std::slice::from_ref(&p.found) } else { &[] };
-                Some(allow(plan, ctx, parts, Strip { session: None, hide, ..Strip::default() }, headers))
+                // A cached grant replays the headers its answer came with, as the general path does.
+                let additions = Additions {
+                    downstream: g.replay.as_deref().map(<[_]>::to_vec).unwrap_or_default(),
+                    ..Additions::default()
+                };
+                Some(allow(plan, ctx, parts, Strip { session: None, hide, ..Strip::default() }, headers, additions))
             }
         }
     }
@@ -175,14 +187,9 @@ fn allow(
     parts: &mut Parts,
     strip: Strip<'_>,
     headers: &[(HeaderName, HeaderValue)],
+    additions: Additions,
 ) -> Flow {
-    let allow = Allow {
-        strip,
-        consumer: None,
-        groups: None,
-        upstream: Upstream::Shared(headers),
-        additions: Default::default(),
-    };
+    let allow = Allow { strip, consumer: None, groups: None, upstream: Upstream::Shared(headers), additions };
     apply(plan, ctx, parts, Decision::Allow(allow))
 }
 
@@ -664,6 +671,7 @@ pub(crate) mod tests {
         use super::*;
         use crate::cache::Timed;
         use crate::grants::Granted;
+        use crate::outcome::Replay;
         use crate::provider::calls::TokenSet;
 
         /// A grant as the token cache holds it after a password grant for john.
@@ -675,6 +683,11 @@ pub(crate) mod tests {
 
         /// A grant whose access token is `access`, as the token cache holds it.
         async fn cache_grant_of(o: &Oidc, basic: &str, access: Arc<VerifiedJwt>) {
+            cache_grant_replaying(o, basic, access, None).await;
+        }
+
+        /// A grant whose answer came with the headers `replay` for the client.
+        async fn cache_grant_replaying(o: &Oidc, basic: &str, access: Arc<VerifiedJwt>, replay: Option<Replay>) {
             let now = unix_now();
             let headers = http::HeaderMap::from_iter([(http::header::AUTHORIZATION, basic.parse().unwrap())]);
             let p = credentials::basic_pair(&headers, Method::Password).expect("a pair");
@@ -684,9 +697,10 @@ pub(crate) mod tests {
                 refresh_token: None,
                 expires_at: None,
                 raw: Default::default(),
+                headers: Default::default(),
             };
             let access = Some(access);
-            let g = Granted { ts, access, id: None, expires: now + 3600, memo: Default::default() };
+            let g = Granted { ts, access, id: None, expires: now + 3600, memo: Default::default(), replay };
             let until = Instant::now() + Duration::from_secs(60);
             let fetch = || async { Ok::<_, ()>(Arc::new(Timed { value: g, until })) };
             let tokens = o.auth.grants.tokens.as_ref().expect("token cache");
@@ -732,6 +746,27 @@ pub(crate) mod tests {
             let password = |config| matches!(Oidc::for_tests(config).front, Front::Password);
             assert!(!password(json!({ "auth_methods": ["password", "bearer"] })));
             assert!(!password(json!({ "auth_methods": ["password"], "cache_tokens": false })));
+        }
+
+        #[tokio::test]
+        async fn a_cached_grant_replays_its_token_endpoint_headers_from_the_front_too() {
+            let o = Oidc::for_tests(config());
+            assert!(matches!(o.front, Front::Password));
+            let basic = "Basic am9objpkb2U=";
+            let claims = json!({ "preferred_username": "john", "exp": unix_now() + 3600 });
+            let Value::Object(claims) = claims else { unreachable!() };
+            let replay = vec![(HeaderName::from_static("idp-x-rate"), HeaderValue::from_static("10"))];
+            let access = Arc::new(VerifiedJwt::unverified(claims));
+            cache_grant_replaying(&o, basic, access, Some(replay.clone().into())).await;
+            let downstream = |c: &Ctx| c.extensions.get::<Additions>().map(|a| a.downstream.clone());
+            let mut first = request("GET", &[("authorization", basic)]);
+            let mut c = ctx();
+            assert!(matches!(o.access_async(&mut c, &mut first).await, Flow::Continue));
+            assert_eq!(downstream(&c), Some(replay.clone()), "the general path");
+            let mut again = request("GET", &[("authorization", basic)]);
+            let mut c = ctx();
+            assert!(matches!(serve(&o, &mut c, &mut again), Some(Flow::Continue)));
+            assert_eq!(downstream(&c), Some(replay), "the front");
         }
 
         #[tokio::test]

@@ -5,23 +5,38 @@
 use crate::cache::{self, KeyPrefix, Timed, TimedCache, TtlRule, token_key, unix_now};
 use crate::claims::{self, IdContext};
 use crate::credentials::Pair;
-use crate::headers::Memo;
+use crate::headers::{self, Memo};
 use crate::method::{Method, Methods};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Replay};
 use crate::provider::calls::{self, ClaimsAnswer, GrantError, IntrospectionRequest, TokenSet, UserinfoRequest};
 use crate::provider::client_auth::{Client, ClientAuth};
 use crate::provider::discovery::Provider;
 use crate::respond::Failure;
+use crate::session::SessionData;
 use crate::settings::Settings;
 use crate::tokens::{Expect, TokenError, VerifiedJwt, Verifier};
 use gatehouse_core::plugin::BuildError;
 use gatehouse_jose::Algorithm;
 use gatehouse_jose::sign::SigningKey;
+use gatehouse_session::Session;
+use http::{HeaderMap, HeaderName};
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How many answers each IdP cache keeps per instance.
 const CACHE_ENTRIES: u64 = 16_384;
+
+/// How long, at most, a session's refresh is served to requests still carrying the session's
+/// old cookie (seconds). Never longer than the new access token lives.
+pub(crate) const REFRESH_GRACE: i64 = 30;
+
+/// A session's refresh, shared by every request of that session that found its access token
+/// due: the session with its one new id and the new tokens sealed in its data.
+pub(crate) struct Refreshed {
+    pub session: Session,
+    pub data: SessionData,
+}
 
 /// A verified token-endpoint answer, as the token cache keeps it.
 pub(crate) struct Granted {
@@ -31,6 +46,8 @@ pub(crate) struct Granted {
     /// When the access token expires (0: unknown).
     pub expires: i64,
     pub memo: Memo,
+    /// The answer's headers for the client (`token_headers_replay`), when its grant replays them.
+    pub replay: Option<Replay>,
 }
 
 impl Granted {
@@ -45,6 +62,7 @@ impl Granted {
             id: self.id.clone(),
             expires: self.expires,
             memo: Some(self.memo.clone()),
+            replay: self.replay.clone(),
             ..Outcome::new(method)
         }
     }
@@ -58,6 +76,79 @@ impl Granted {
     /// Whether its tokens have expired at `now` (`leeway` after their `expires`).
     pub fn expired(&self, now: i64, leeway: i64) -> bool {
         self.expires != 0 && self.expires.saturating_add(leeway) <= now
+    }
+}
+
+/// `token_headers_replay`: which headers of the token endpoint's answer go on to the client,
+/// under which names, after which grants. Decided at build time.
+struct ReplayRule {
+    /// `token_headers_grants`; none when it is null (no replay at all, as in Kong).
+    grants: Methods,
+    /// The names looked up in the answer (case-insensitive), each once.
+    lookup: Vec<HeaderName>,
+    /// Each `token_headers_replay` name in order: as looked up, and as sent (`token_headers_prefix`
+    /// and the name as configured, `_` sent as `-`).
+    names: Vec<(HeaderName, HeaderName)>,
+    /// `max_added_header_size` and `max_added_headers_size`: an IdP's header is bounded as the
+    /// plugin's own are.
+    max_one: usize,
+    max_total: usize,
+}
+
+impl ReplayRule {
+    fn build(s: &Settings) -> ReplayRule {
+        let prefix = s.token_headers_prefix.as_deref().unwrap_or_default();
+        let names: Vec<(HeaderName, HeaderName)> = s
+            .token_headers_replay
+            .iter()
+            .flatten()
+            .filter_map(|n| {
+                Some((HeaderName::from_bytes(n.as_bytes()).ok()?, headers::wire_name(&format!("{prefix}{n}"))?))
+            })
+            .collect();
+        let mut lookup: Vec<HeaderName> = Vec::new();
+        for (n, _) in &names {
+            if !lookup.contains(n) {
+                lookup.push(n.clone());
+            }
+        }
+        let grants = match &s.token_headers_grants {
+            Some(g) if !names.is_empty() => Methods::of(g),
+            _ => Methods::default(),
+        };
+        ReplayRule { grants, lookup, names, max_one: s.max_added_header_size, max_total: s.max_added_headers_size }
+    }
+
+    /// The answer headers a grant of `method` keeps: none when it replays nothing.
+    fn keep(&self, method: Method) -> &[HeaderName] {
+        if self.grants.contains(method) { &self.lookup } else { &[] }
+    }
+
+    /// The kept headers as the client gets them, every value of each name in config order. A
+    /// value with a control character (TAB included) or that is not UTF-8 is left out, as is
+    /// one over the size limits: what the IdP sends is not trusted onto the wire.
+    fn headers(&self, kept: &HeaderMap) -> Option<Replay> {
+        if kept.is_empty() {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        for (lookup, name) in &self.names {
+            for v in kept.get_all(lookup) {
+                let Some(value) = std::str::from_utf8(v.as_bytes()).ok().and_then(headers::header_value) else {
+                    tracing::warn!(header = %lookup, "token endpoint header not replayed: the value holds a control character or is not UTF-8");
+                    continue;
+                };
+                let size = name.as_str().len().saturating_add(value.len());
+                if size > self.max_one || total.saturating_add(size) > self.max_total {
+                    tracing::warn!(header = %lookup, bytes = size, "token endpoint header not replayed: too large");
+                    continue;
+                }
+                total += size;
+                out.push((name.clone(), value));
+            }
+        }
+        (!out.is_empty()).then(|| out.into())
     }
 }
 
@@ -93,6 +184,7 @@ pub(crate) struct Grants {
     token_endpoint: Option<String>,
     token_auth: Option<ClientAuth>,
     token_headers: Vec<(String, String)>,
+    replay: ReplayRule,
     /// `scope`, `audience` and `token_post_args`, sent with password and client_credentials grants.
     scoped_form: Vec<(String, String)>,
     /// `token_post_args` alone, sent with the code (the scope went with the authorization request).
@@ -107,6 +199,9 @@ pub(crate) struct Grants {
     ttl: TtlRule,
     /// Verified token-endpoint answers (`cache_tokens`).
     pub tokens: Option<TimedCache<[u8; 32], Granted>>,
+    /// Session refreshes by refresh token, for [`REFRESH_GRACE`] at most (always on: it is
+    /// what keeps concurrent requests of one session from spending its refresh token twice).
+    session_refreshes: TimedCache<[u8; 32], Refreshed>,
     introspections: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
     userinfos: Option<TimedCache<Arc<str>, ClaimsAnswer>>,
     introspection: Introspection,
@@ -169,6 +264,7 @@ impl Grants {
             token_endpoint: s.token_endpoint.clone(),
             token_auth: auth(&s.token_endpoint_auth_method),
             token_headers: pairs(&s.token_headers_names, &s.token_headers_values),
+            replay: ReplayRule::build(s),
             scoped_form,
             post_args,
             password_key_prefix,
@@ -178,6 +274,7 @@ impl Grants {
             verify_signature: s.verify_signature,
             ttl,
             tokens: s.cache_tokens.then(|| cache::timed(CACHE_ENTRIES)),
+            session_refreshes: cache::timed(CACHE_ENTRIES),
             introspections: s.cache_introspection.then(|| cache::timed(CACHE_ENTRIES)),
             userinfos: s.cache_user_info.then(|| cache::timed(CACHE_ENTRIES)),
             introspection,
@@ -252,7 +349,8 @@ impl Grants {
     pub async fn password(&self, v: &Verifier, client: usize, p: &Pair, now: i64) -> Result<Outcome, Failure> {
         let key = self.password_key(p);
         let form = || self.form(Method::Password, &[("username", &p.user), ("password", &p.secret)]);
-        let g = self.grant(v, Method::Password, self.client(client)?, None, key, form, now).await?;
+        let keep = self.replay.keep(Method::Password);
+        let g = self.grant(v, Method::Password, self.client(client)?, None, key, form, keep, now).await?;
         Ok(g.value.outcome(Method::Password, client))
     }
 
@@ -273,7 +371,8 @@ impl Grants {
         let as_client = Client { id: p.user.clone(), secret: Some(p.secret.clone()), auth, key: None, alg: None };
         let key = self.client_credentials_key_prefix.key(&[&p.user, &p.secret]);
         let form = || self.form(Method::ClientCredentials, &[]);
-        let g = self.grant(v, Method::ClientCredentials, &as_client, Some(auth), key, form, now).await?;
+        let keep = self.replay.keep(Method::ClientCredentials);
+        let g = self.grant(v, Method::ClientCredentials, &as_client, Some(auth), key, form, keep, now).await?;
         Ok(g.value.outcome(Method::ClientCredentials, client))
     }
 
@@ -282,7 +381,8 @@ impl Grants {
     pub async fn refresh(&self, v: &Verifier, client: usize, rt: &str, now: i64) -> Result<Outcome, Failure> {
         let key = token_key(&[self.provider.issuer(), Method::RefreshToken.name(), rt, &self.salt]);
         let form = || self.form(Method::RefreshToken, &[("refresh_token", rt)]);
-        let g = self.grant(v, Method::RefreshToken, self.client(client)?, None, key, form, now).await?;
+        let keep = self.replay.keep(Method::RefreshToken);
+        let g = self.grant(v, Method::RefreshToken, self.client(client)?, None, key, form, keep, now).await?;
         Ok(g.value.outcome(Method::RefreshToken, client))
     }
 
@@ -309,11 +409,38 @@ impl Grants {
             form.extend(self.post_args.iter().cloned());
             form
         };
-        let g = self.grant_checked(v, Method::AuthorizationCode, c, None, [0; 32], form, checks, now).await?;
+        let keep = self.replay.keep(Method::AuthorizationCode);
+        let g = self.grant_checked(v, Method::AuthorizationCode, c, None, [0; 32], form, keep, checks, now).await?;
         let mut o = g.value.outcome(Method::AuthorizationCode, client);
         // Made for this request alone: no memo outlives it.
         o.memo = None;
         Ok((o, g.value.ts.raw.clone()))
+    }
+
+    /// A session's refresh: one refresh token grant however many requests of the session ask at
+    /// once, its result (`renew` makes the new session from the verified grant, once) kept for
+    /// min([`REFRESH_GRACE`], the new access token's life). An IdP that rotates refresh tokens
+    /// refuses the old one after the first use: requests still carrying the old cookie (sent
+    /// before the new one arrived) get the same new session instead of `invalid_grant`.
+    pub async fn refresh_once(
+        &self,
+        v: &Verifier,
+        client: usize,
+        rt: &str,
+        now: i64,
+        renew: impl FnOnce(&Granted) -> Refreshed,
+    ) -> Result<Arc<Timed<Refreshed>>, Failure> {
+        let key = token_key(&[self.provider.issuer(), "session-refresh", rt, &self.salt]);
+        let fetch = || async move {
+            let grant_key = token_key(&[self.provider.issuer(), Method::RefreshToken.name(), rt, &self.salt]);
+            let form = || self.form(Method::RefreshToken, &[("refresh_token", rt)]);
+            // A session's refresh replays nothing (Kong): no header is kept.
+            let g = self.grant(v, Method::RefreshToken, self.client(client)?, None, grant_key, form, &[], now).await?;
+            let life = if g.value.expires != 0 { g.value.expires.saturating_sub(unix_now()) } else { REFRESH_GRACE };
+            let grace = Duration::from_secs(life.clamp(0, REFRESH_GRACE) as u64);
+            Ok(Arc::new(Timed { value: renew(&g.value), until: cache::deadline(Instant::now(), grace) }))
+        };
+        cache::through(Some(&self.session_refreshes), key, |_| true, fetch).await
     }
 
     /// The configured client a grant is made for. Without any `client_id` there is none: a
@@ -351,9 +478,10 @@ impl Grants {
         method: Option<ClientAuth>,
         key: [u8; 32],
         form: impl FnOnce() -> Vec<(String, String)>,
+        keep: &[HeaderName],
         now: i64,
     ) -> Result<Arc<Timed<Granted>>, Failure> {
-        self.grant_checked(v, grant, client, method, key, form, &IdChecks::default(), now).await
+        self.grant_checked(v, grant, client, method, key, form, keep, &IdChecks::default(), now).await
     }
 
     /// [`Grants::grant`], with the ID token checked against what the sign-in sent (`checks`).
@@ -366,6 +494,7 @@ impl Grants {
         method: Option<ClientAuth>,
         key: [u8; 32],
         form: impl FnOnce() -> Vec<(String, String)>,
+        keep: &[HeaderName],
         checks: &IdChecks<'_>,
         now: i64,
     ) -> Result<Arc<Timed<Granted>>, Failure> {
@@ -375,10 +504,13 @@ impl Grants {
             .ok_or_else(|| Failure::unauthorized("token endpoint was not specified"))?;
         let method = method.or(self.token_auth).unwrap_or(client.auth);
         let fetch = move || async move {
-            let ts = calls::token(self.provider.http(), &endpoint, client, method, form(), &self.token_headers, now)
+            let http = self.provider.http();
+            let mut ts = calls::token(http, &endpoint, client, method, form(), &self.token_headers, keep, now)
                 .await
                 .map_err(|e| Failure::of_grant(grant.name(), e))?;
-            let g = self.verify(v, grant, &client.id, ts, checks, now).await?;
+            let kept = std::mem::take(&mut ts.headers);
+            let mut g = self.verify(v, grant, &client.id, ts, checks, now).await?;
+            g.replay = self.replay.headers(&kept);
             let lifetime = (g.expires != 0).then(|| g.expires.saturating_sub(now));
             let until = cache::deadline(std::time::Instant::now(), self.ttl.ttl(lifetime));
             Ok(Arc::new(Timed { value: g, until }))
@@ -442,7 +574,7 @@ impl Grants {
             None => None,
         };
         let expires = access.as_ref().and_then(|a| a.exp).or(ts.expires_at).unwrap_or(0);
-        Ok(Granted { ts, access, id, expires, memo: Memo::default() })
+        Ok(Granted { ts, access, id, expires, memo: Memo::default(), replay: None })
     }
 }
 
@@ -510,6 +642,163 @@ mod tests {
     use super::*;
     use crate::instance::Oidc;
     use serde_json::json;
+
+    /// A token endpoint on a free port that answers every request after `delay` with `body` and
+    /// the extra header lines `head` (each ending in CRLF); returns its URL and a call counter.
+    pub(crate) async fn token_endpoint(
+        body: &'static str,
+        head: &'static str,
+        delay: std::time::Duration,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/token", listener.local_addr().expect("addr"));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let calls = counted.clone();
+                tokio::spawn(async move {
+                    // The whole request: head, then as many body bytes as it announces.
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n) = conn.read(&mut chunk).await else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len = text[..end]
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{head}connection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        (url, calls)
+    }
+
+    /// A new session for a refreshed grant, as `sessions.rs` makes one.
+    fn renewed(g: &Granted) -> Refreshed {
+        let data = SessionData {
+            client: 0,
+            access_token: g.ts.access_token.clone(),
+            id_token: None,
+            refresh_token: g.ts.refresh_token.clone(),
+            expires: g.expires,
+            auth_method: "password".into(),
+        };
+        Refreshed { session: Session::new(0, "aud", None, data.encode()), data }
+    }
+
+    /// An instance whose token endpoint is `url`.
+    fn with_token_endpoint(url: &str) -> Oidc {
+        Oidc::for_tests(json!({"token_endpoint": url, "client_id": ["c"], "client_secret": ["s"]}))
+    }
+
+    #[tokio::test]
+    async fn concurrent_refreshes_of_one_session_make_one_idp_call_and_share_the_new_session() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let body = r#"{"access_token":"opaque-new","refresh_token":"rt-new","expires_in":300}"#;
+        let (url, calls) = token_endpoint(body, "", std::time::Duration::from_millis(200)).await;
+        let o = Arc::new(with_token_endpoint(&url));
+        let renewals = Arc::new(AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (o, renewals) = (o.clone(), renewals.clone());
+            tasks.spawn(async move {
+                let renew = |g: &Granted| {
+                    renewals.fetch_add(1, Ordering::SeqCst);
+                    renewed(g)
+                };
+                let r = o.auth.grants.refresh_once(&o.auth.verifier, 0, "rt-old", unix_now(), renew).await;
+                let r = r.map_err(|f| f.reason().to_string()).expect("refreshed");
+                (r.value.session.id_string(), r.value.data.refresh_token.clone())
+            });
+        }
+        let got = tasks.join_all().await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one refresh token grant at the IdP");
+        assert_eq!(renewals.load(Ordering::SeqCst), 1, "one new session");
+        assert!(got.iter().all(|g| g == &got[0]), "every request gets the same session: {got:?}");
+        assert_eq!(got[0].1.as_deref(), Some("rt-new"));
+        // A request still carrying the old cookie a moment later: served from the grace entry.
+        let r = o.auth.grants.refresh_once(&o.auth.verifier, 0, "rt-old", unix_now(), |_| unreachable!()).await;
+        assert_eq!(r.map(|r| r.value.session.id_string()).ok(), Some(got[0].0.clone()));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Another refresh token is another refresh.
+        assert!(o.auth.grants.refresh_once(&o.auth.verifier, 0, "rt-other", unix_now(), renewed).await.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_is_shared_no_longer_than_the_new_access_token_lives() {
+        let body = r#"{"access_token":"opaque-new","refresh_token":"rt-new","expires_in":1}"#;
+        let (url, calls) = token_endpoint(body, "", std::time::Duration::ZERO).await;
+        let o = with_token_endpoint(&url);
+        let g = &o.auth.grants;
+        assert!(g.refresh_once(&o.auth.verifier, 0, "rt", unix_now(), renewed).await.is_ok());
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert!(g.refresh_once(&o.auth.verifier, 0, "rt", unix_now(), renewed).await.is_ok());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2, "the 1 s grace is over");
+    }
+
+    #[test]
+    fn token_headers_are_replayed_only_after_the_grants_named_and_under_the_prefix() {
+        let rule = |grants: serde_json::Value| {
+            let cfg = json!({"issuer": "http://127.0.0.1:9/x", "token_headers_replay": ["X-Trace_Id", "x-rate"],
+                "token_headers_prefix": "idp_", "token_headers_grants": grants});
+            let s = crate::config::schema().validate(&cfg, Default::default()).expect("valid");
+            ReplayRule::build(&Settings::from_config(&s).expect("typed"))
+        };
+        let r = rule(json!(["password", "refresh_token"]));
+        assert_eq!(r.keep(Method::Password), ["x-trace_id", "x-rate"]);
+        assert!(r.keep(Method::RefreshToken).len() == 2 && r.keep(Method::ClientCredentials).is_empty());
+        // Null grants: nothing is kept, whatever `token_headers_replay` says (Kong).
+        assert!(rule(serde_json::Value::Null).keep(Method::Password).is_empty());
+        let mut kept = HeaderMap::new();
+        let v = |b: &[u8]| http::HeaderValue::from_bytes(b).expect("a value hyper would have parsed");
+        kept.append("x-trace_id", v(b"abc"));
+        kept.append("x-rate", v(b"10"));
+        kept.append("x-rate", v(b"a\tb"));
+        kept.append("x-rate", v(&[b'a', 0xff]));
+        kept.append("x-rate", v("é".as_bytes()));
+        kept.append("x-rate", v(&vec![b'x'; 9000]));
+        kept.append("x-rate", v(b"20"));
+        let out: Vec<(String, String)> = r
+            .headers(&kept)
+            .expect("some")
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().map(str::to_string).unwrap_or_else(|_| "<utf-8>".into())))
+            .collect();
+        let pair = |n: &str, v: &str| (n.to_string(), v.to_string());
+        // TAB, bytes that are not UTF-8 and a value over `max_added_header_size` stay out.
+        assert_eq!(
+            out,
+            [
+                pair("idp-x-trace-id", "abc"),
+                pair("idp-x-rate", "10"),
+                pair("idp-x-rate", "<utf-8>"),
+                pair("idp-x-rate", "20")
+            ]
+        );
+        assert!(r.headers(&HeaderMap::new()).is_none());
+    }
 
     fn pairs(form: &[(String, String)]) -> Vec<(&str, &str)> {
         form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()

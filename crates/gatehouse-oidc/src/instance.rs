@@ -187,6 +187,10 @@ impl Oidc {
         self.auth.sessions.issue(&mut o, authorized.subject, now, ctx.https, &mut trail);
 
         let upstream = self.headers(&o, parts, &mut trail.additions);
+        // `token_headers_replay`: appended after the downstream headers, as Kong does.
+        if let Some(replay) = &o.replay {
+            trail.additions.downstream.extend(replay.iter().cloned());
+        }
         if let Some(response) = self.login.answer(&o) {
             let additions = std::mem::take(&mut trail.additions);
             return apply(&self.plan, ctx, parts, Decision::Respond { response, additions });

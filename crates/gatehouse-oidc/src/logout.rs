@@ -432,7 +432,8 @@ mod tests {
             Err(e) => return e.errors.iter().map(|(p, m)| (format!("{p:?}"), m.clone())).collect(),
         };
         let env = gatehouse_core::plugin::BuildEnv::default();
-        match Oidc::build(&cfg, gatehouse_session::SessionCodec::new(b"k"), &env) {
+        let key = || gatehouse_session::SessionCodec::new(b"k");
+        match Oidc::build(&cfg, key(), key(), &env) {
             Err(BuildError::Config(e)) => e.errors.iter().map(|(p, m)| (format!("{p:?}"), m.clone())).collect(),
             Err(e) => panic!("not a config error: {e}"),
             Ok(_) => Vec::new(),

@@ -8,7 +8,7 @@ use crate::method::Method;
 use crate::provider::calls::ClaimsAnswer;
 use crate::tokens::VerifiedJwt;
 use gatehouse_session::Session;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use std::sync::Arc;
 
 /// What authentication established.
@@ -44,6 +44,10 @@ pub(crate) struct Outcome {
     /// Upstream headers made once for a deterministic source (a verified bearer token, a cached
     /// grant, a cached session) and reused while that source is.
     pub memo: Option<Memo>,
+    /// The token endpoint's answer headers replayed to the client (`token_headers_replay`),
+    /// named as sent: set by a grant of this request (or its cached answer) whose method is in
+    /// `token_headers_grants`, never by a session's refresh.
+    pub replay: Option<Replay>,
 }
 
 /// What authentication made of a request: an outcome, or the browser sent to sign in.
@@ -63,6 +67,10 @@ pub(crate) struct SignedIn {
     /// The token endpoint's whole answer (`login_tokens: tokens`).
     pub raw: Option<serde_json::Map<String, serde_json::Value>>,
 }
+
+/// Headers for the client's response, ready to append (shared with the cached grant they came
+/// with).
+pub(crate) type Replay = Arc<[(HeaderName, HeaderValue)]>;
 
 /// A session to seal into `Set-Cookie` headers.
 pub(crate) struct SessionWrite {
@@ -91,6 +99,7 @@ impl Outcome {
             expires: 0,
             session_id: None,
             memo: None,
+            replay: None,
         }
     }
 

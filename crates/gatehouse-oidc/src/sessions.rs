@@ -5,7 +5,7 @@
 use crate::cache::{self, Timed, TimedCache, TtlRule, secs_of};
 use crate::claims::IdContext;
 use crate::decision::{Additions, Trail};
-use crate::grants::Grants;
+use crate::grants::{Granted, Grants, Refreshed};
 use crate::headers::Memo;
 use crate::method::{Method, Methods};
 use crate::outcome::{Outcome, SessionWrite};
@@ -295,13 +295,26 @@ impl Sessions {
             }
             let client = data.client.min(grants.clients.len().saturating_sub(1));
             let rt = data.refresh_token.clone().unwrap_or_default();
-            match grants.refresh(v, client, &rt, now).await {
-                Ok(o) => {
-                    data.access_token = o.access_token.clone().unwrap_or_default();
-                    data.id_token = o.id_token.clone().or(data.id_token.take());
-                    data.refresh_token = o.refresh_token.clone().or(data.refresh_token.take());
-                    data.expires = o.expires;
-                    session.regenerate_id();
+            // Made once per refresh, by whichever request of the session refreshes first; the
+            // others (same refresh token) get the same session, id and all.
+            let renew = |g: &Granted| {
+                let next = SessionData {
+                    access_token: g.ts.access_token.clone(),
+                    // An answer without them keeps the old ones (Kong).
+                    id_token: g.ts.id_token.clone().or_else(|| data.id_token.clone()),
+                    refresh_token: g.ts.refresh_token.clone().or_else(|| data.refresh_token.clone()),
+                    expires: self.expires_of(g.expires, now),
+                    ..data.clone()
+                };
+                let mut session = session.clone();
+                session.regenerate_id();
+                session.data = next.encode();
+                Refreshed { session, data: next }
+            };
+            match grants.refresh_once(v, client, &rt, now, renew).await {
+                Ok(r) => {
+                    session = r.value.session.clone();
+                    data = r.value.data.clone();
                     changed = true;
                 }
                 Err(e) if now < data.expires => {
@@ -310,6 +323,8 @@ impl Sessions {
                         "continuing with the non-expired access token despite the refresh failure"
                     );
                 }
+                // Refused (or its tokens did not verify): 401, which destroys the session. An
+                // IdP that cannot answer is a 502 that leaves it (docs/compatibility.md).
                 Err(e) => return Err(e),
             }
         }
@@ -326,9 +341,6 @@ impl Sessions {
                 (access, data.id_token.as_deref().and_then(VerifiedJwt::read_unverified).map(Arc::new))
             }
         };
-        if changed {
-            session.data = data.encode();
-        }
         let session_id: Arc<str> = session.id_string().into();
         if !changed && self.store.needs_save(&session, now) {
             // Only the idle clock moves: seal it now, so the cached entry below (old cookie bytes →
@@ -367,7 +379,7 @@ impl Sessions {
     /// `disable_session` names it), and the refreshed one sealed.
     pub fn issue(&self, o: &mut Outcome, subject: Option<String>, now: i64, https: bool, trail: &mut Trail) {
         if o.method != Method::Session && self.on && !self.disabled_for.contains(o.method) {
-            let expires = if o.expires != 0 { o.expires } else { now.saturating_add(self.default_lifetime) };
+            let expires = self.expires_of(o.expires, now);
             let data = SessionData {
                 client: o.client,
                 access_token: o.access_token.clone().unwrap_or_default(),
@@ -389,6 +401,12 @@ impl Sessions {
         if let Some(mut w) = o.session.take() {
             self.save(&mut w.session, now, https, w.previous_chunks, &mut trail.additions);
         }
+    }
+
+    /// When a session's new tokens count as expired: the access token's expiry, else
+    /// `cache_ttl` from now (Kong's default `exp`).
+    fn expires_of(&self, expires: i64, now: i64) -> i64 {
+        if expires != 0 { expires } else { now.saturating_add(self.default_lifetime) }
     }
 
     fn save(&self, session: &mut Session, now: i64, https: bool, chunks: usize, additions: &mut Additions) {

@@ -52,6 +52,9 @@ pub struct Settings {
     pub token_post_args_values: Option<Vec<String>>,
     pub token_headers_names: Option<Vec<String>>,
     pub token_headers_values: Option<Vec<String>>,
+    pub token_headers_replay: Option<Vec<String>>,
+    pub token_headers_prefix: Option<String>,
+    pub token_headers_grants: Option<Vec<String>>,
 
     pub verify_signature: bool,
     pub verify_claims: bool,

@@ -1,7 +1,7 @@
 //! `POST /token`: the password, client credentials, refresh token and authorization code (with
 //! PKCE) grants.
 
-use http::StatusCode;
+use http::{HeaderName, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::claims::{Binding, Issue, Subject, access_claims, id_token_claims, sign, sign_with};
@@ -46,7 +46,20 @@ pub(crate) fn token(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
             ));
         }
     };
-    Ok(super::web::json(StatusCode::OK, &body))
+    let mut resp = super::web::json(StatusCode::OK, &body);
+    echo_headers(req, &mut resp);
+    Ok(resp)
+}
+
+/// Test knob: each request header `x-dev-echo-<name>` comes back on the answer as `<name>`, value
+/// for value, so a test can make a grant answer carry any header (`token_headers_replay`).
+fn echo_headers(req: &Req, resp: &mut Resp) {
+    for (name, value) in &req.parts.headers {
+        let echoed = name.as_str().strip_prefix("x-dev-echo-").and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok());
+        if let Some(echoed) = echoed {
+            resp.headers_mut().append(echoed, value.clone());
+        }
+    }
 }
 
 /// `claims` with the `/_dev/override` members for ID tokens (`id`) or access tokens merged in.

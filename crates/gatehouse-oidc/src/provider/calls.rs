@@ -4,6 +4,7 @@
 
 use super::client::{IdpError, IdpHttp};
 use super::client_auth::{self, Client, ClientAuth};
+use http::{HeaderMap, HeaderName};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ pub struct TokenSet {
     pub expires_at: Option<i64>,
     /// The whole answer, for `login_tokens: tokens` and the token headers.
     pub raw: Map<String, Value>,
+    /// The answer's headers that were asked for (`token_headers_replay`), as received.
+    pub headers: HeaderMap,
 }
 
 /// Why a grant failed.
@@ -47,7 +50,9 @@ pub enum GrantError {
     Rejected(#[from] crate::claims::Refusal),
 }
 
-/// Calls the token endpoint with `params` (which include `grant_type`).
+/// Calls the token endpoint with `params` (which include `grant_type`), keeping the answer's
+/// headers named in `keep`.
+#[allow(clippy::too_many_arguments)]
 pub async fn token(
     http: &IdpHttp,
     endpoint: &str,
@@ -55,6 +60,7 @@ pub async fn token(
     method: ClientAuth,
     mut params: Vec<(String, String)>,
     headers: &[(String, String)],
+    keep: &[HeaderName],
     now: i64,
 ) -> Result<TokenSet, GrantError> {
     let mut req = http.post(endpoint).header("accept", "application/json");
@@ -62,13 +68,14 @@ pub async fn token(
         req = req.header(n.as_str(), v.as_str());
     }
     let req = client_auth::apply(client, method, endpoint, now, req, &mut params)?;
-    let (status, body) = http.json("token endpoint", req.form(&params)).await.map_err(|e| match e {
-        // A non-JSON 4xx is still a refusal.
-        IdpError::Invalid { reason, .. } if reason.starts_with("status 4") => {
-            GrantError::Refused { status: 400, error: "invalid_grant".into(), description: None }
-        }
-        e => GrantError::Idp(e),
-    })?;
+    let (status, body, kept) =
+        http.json_keeping("token endpoint", req.form(&params), keep).await.map_err(|e| match e {
+            // A non-JSON 4xx is still a refusal.
+            IdpError::Invalid { reason, .. } if reason.starts_with("status 4") => {
+                GrantError::Refused { status: 400, error: "invalid_grant".into(), description: None }
+            }
+            e => GrantError::Idp(e),
+        })?;
     if (400..500).contains(&status) {
         let error = body.get("error").and_then(Value::as_str).unwrap_or("invalid_grant").to_string();
         let description = body.get("error_description").and_then(Value::as_str).map(str::to_string);
@@ -95,6 +102,7 @@ pub async fn token(
         expires_at: expires_in.map(|s| now.saturating_add(s as i64)),
         access_token,
         raw,
+        headers: kept,
     })
 }
 

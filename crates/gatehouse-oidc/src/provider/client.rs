@@ -4,6 +4,7 @@
 //! with the same settings, so connections to an IdP are reused across plugins and config changes.
 //! Clients are picked at build time; the request path only clones an `Arc`.
 
+use http::{HeaderMap, HeaderName};
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
@@ -91,13 +92,24 @@ impl IdpHttp {
         what: &'static str,
         req: reqwest::RequestBuilder,
     ) -> Result<(u16, serde_json::Value), IdpError> {
-        let (status, url, body) = self.send(what, req).await?;
+        self.json_keeping(what, req, &[]).await.map(|(status, v, _)| (status, v))
+    }
+
+    /// Sends `req` and reads a JSON answer, with the answer's headers named in `keep` (every
+    /// value of each, in the order received; the others are dropped).
+    pub async fn json_keeping(
+        &self,
+        what: &'static str,
+        req: reqwest::RequestBuilder,
+        keep: &[HeaderName],
+    ) -> Result<(u16, serde_json::Value, HeaderMap), IdpError> {
+        let (status, url, kept, body) = self.exchange(what, req, keep).await?;
         let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| IdpError::Invalid {
             what,
             url: url.clone(),
             reason: if (200..300).contains(&status) { format!("not JSON: {e}") } else { format!("status {status}") },
         })?;
-        Ok((status, v))
+        Ok((status, v, kept))
     }
 
     /// Sends `req` and returns status, URL and body bytes. The body is read chunk by chunk and
@@ -107,12 +119,28 @@ impl IdpHttp {
         what: &'static str,
         req: reqwest::RequestBuilder,
     ) -> Result<(u16, String, bytes::Bytes), IdpError> {
+        self.exchange(what, req, &[]).await.map(|(status, url, _, body)| (status, url, body))
+    }
+
+    /// [`IdpHttp::send`], keeping the answer's headers named in `keep`.
+    async fn exchange(
+        &self,
+        what: &'static str,
+        req: reqwest::RequestBuilder,
+        keep: &[HeaderName],
+    ) -> Result<(u16, String, HeaderMap, bytes::Bytes), IdpError> {
         let mut resp = req.send().await.map_err(|e| {
             let url = e.url().map(|u| u.to_string()).unwrap_or_default();
             IdpError::Unreachable { what, url, reason: error_chain(&e) }
         })?;
         let status = resp.status().as_u16();
         let url = resp.url().to_string();
+        let mut kept = HeaderMap::new();
+        for name in keep {
+            for v in resp.headers().get_all(name) {
+                kept.append(name.clone(), v.clone());
+            }
+        }
         let limit = self.max_body;
         let too_large = |url: &str| IdpError::TooLarge { what, url: url.to_string(), limit };
         if resp.content_length().is_some_and(|n| n > limit) {
@@ -132,7 +160,7 @@ impl IdpHttp {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((status, url, body.freeze()))
+        Ok((status, url, kept, body.freeze()))
     }
 }
 
