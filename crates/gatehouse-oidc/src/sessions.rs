@@ -433,6 +433,7 @@ fn session_error(e: gatehouse_session::ConfigError) -> BuildError {
         E::Issuer => "issuer",
         E::Client => "client_id",
         E::SameSite(_) => "session_cookie_same_site",
+        E::RememberCookieName => "session_remember_cookie_name",
         // The cookie's fixed overhead outgrows the size limit only with a long path or domain.
         E::MaxCookieSize { .. } => "session_cookie_path",
     };
