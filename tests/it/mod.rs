@@ -17,6 +17,7 @@ mod provider_shapes;
 mod proxy;
 mod quickstart;
 mod session_binding;
+mod session_options;
 mod tls;
 mod trusted_proxy;
 mod upstream;
