@@ -18,6 +18,7 @@ mod provider_shapes;
 mod proxy;
 mod quickstart;
 mod session_binding;
+mod session_options;
 mod session_refresh;
 mod signin;
 mod tls;

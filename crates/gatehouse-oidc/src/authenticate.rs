@@ -63,11 +63,13 @@ impl Authenticator {
         now: i64,
         trail: &mut Trail,
     ) -> Result<Authenticated, Failure> {
-        if self.methods.contains(Method::Session)
-            && let Some(r) =
+        if self.methods.contains(Method::Session) {
+            trail.binding = self.sessions.binding(ctx.forwarded_ip, ctx.https, &parts.headers);
+            if let Some(r) =
                 self.sessions.authenticate(&parts.headers, now, ctx.https, trail, &self.grants, &self.verifier).await
-        {
-            return r.map(Authenticated::Outcome);
+            {
+                return r.map(Authenticated::Outcome);
+            }
         }
         let body = ctx.body.clone();
         let args = Args::parse(&parts.uri, &parts.headers, body.as_ref());

@@ -7,11 +7,11 @@
 
 use crate::consumer;
 use crate::credentials::{self, Found};
-use crate::headers::HeaderPlan;
+use crate::headers::{HeaderPlan, SessionFacts};
 use bytes::Bytes;
 use gatehouse_core::entity::Consumer;
 use gatehouse_core::plugin::{Ctx, Flow};
-use gatehouse_session::SessionStore;
+use gatehouse_session::{Binding, SessionStore};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 use std::sync::Arc;
@@ -52,6 +52,17 @@ pub(crate) struct Trail {
     pub past_requirements: bool,
     /// The client the request chose (`client_arg`), for the per-client redirect URIs.
     pub client: usize,
+    /// The request's `session_bind` facts (nothing bound by default): every session cookie
+    /// this request opens or saves is sealed under it.
+    pub binding: Binding,
+    /// The highest chunk index of a remember cookie the request carried, so a new one written
+    /// over it also clears its extra chunks.
+    pub remember_chunks: usize,
+    /// When the remember cookie that recreated this request's session was first made: its
+    /// absolute timeout keeps counting from there when it is saved again.
+    pub remember_since: Option<i64>,
+    /// The session as the `Session-*` headers tell it, when they are configured.
+    pub session_facts: Option<SessionFacts>,
 }
 
 /// What leaves the request before anything is added.

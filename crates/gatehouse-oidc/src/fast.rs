@@ -59,10 +59,12 @@ impl Front {
     /// decides (nothing fetched for headers, no consumer, no groups, no downstream headers).
     pub fn for_config(auth: &Authenticator, authz: &Authorizer, plan: &HeaderPlan) -> Front {
         let m = auth.methods;
+        // `Session-*` headers change with every request: the front would send stale ones.
         let alone = authz.needs_only_the_outcome()
             && !plan.needs_introspection()
             && !plan.needs_userinfo()
-            && plan.downstream_is_empty();
+            && plan.downstream_is_empty()
+            && plan.upstream.session.is_empty();
         if !alone {
             return Front::None;
         }
@@ -141,6 +143,10 @@ impl Front {
             }
             Front::Session => {
                 let cached = auth.sessions.cached(&parts.headers, unix_now(), &auth.verifier)?;
+                // `session_bind`: a copied cookie from another client is the general path's to refuse.
+                if !cached.binding.matches(&auth.sessions.binding(ctx.forwarded_ip, ctx.https, &parts.headers)) {
+                    return None;
+                }
                 // Read in place: an outcome made of the entry would clone its shared tokens,
                 // reference counts that both proxy threads touch.
                 let claims = cached.access.as_ref().map(|a| &a.claims);

@@ -13,7 +13,7 @@ use crate::decision::{Additions, Allow, Decision, Strip, Trail, Upstream, apply}
 use crate::failures::Refusals;
 use crate::fast::Front;
 use crate::grants::Grants;
-use crate::headers::{self, HeaderPlan};
+use crate::headers::{self, HeaderPlan, SessionFacts};
 use crate::login::Login;
 use crate::logout::Logout;
 use crate::method::Methods;
@@ -186,7 +186,7 @@ impl Oidc {
         };
         self.auth.sessions.issue(&mut o, authorized.subject, now, ctx.https, &mut trail);
 
-        let upstream = self.headers(&o, parts, &mut trail.additions);
+        let upstream = self.headers(&o, parts, trail.session_facts.as_ref(), &mut trail.additions);
         // `token_headers_replay`: appended after the downstream headers, as Kong does.
         if let Some(replay) = &o.replay {
             trail.additions.downstream.extend(replay.iter().cloned());
@@ -225,17 +225,25 @@ impl Oidc {
 
     /// The header plan's step: the upstream headers (made once and kept when the outcome's
     /// source is deterministic), and the downstream ones into the response additions.
-    fn headers<'o>(&self, o: &'o Outcome, parts: &Parts, additions: &mut Additions) -> Upstream<'o> {
+    fn headers<'o>(
+        &self,
+        o: &'o Outcome,
+        parts: &Parts,
+        session: Option<&SessionFacts>,
+        additions: &mut Additions,
+    ) -> Upstream<'o> {
         let plan = &self.plan;
         // The client's `Authorization: Bearer <token>`, sent on unchanged when it is the token.
         // A memoized value outlives this request: it must not keep the request's read buffer
         // alive through a shared slice, so it is made without the request's own header.
-        let memo = o.usable_memo();
+        // `Session-*` headers change with every request: never memoized.
+        let memo = o.usable_memo().filter(|_| plan.upstream.session.is_empty());
         let authorization = match (memo, &o.access_token, parts.headers.get(http::header::AUTHORIZATION)) {
             (None, Some(t), Some(v)) if v.as_bytes().strip_prefix(b"Bearer ") == Some(t.as_bytes()) => Some(v),
             _ => None,
         };
-        let src = o.sources(authorization);
+        let mut src = o.sources(authorization);
+        src.session = session;
         if !plan.downstream_is_empty() {
             additions.downstream = headers::build(plan, &plan.downstream, &src);
         }

@@ -131,6 +131,7 @@ impl Outcome {
             access_jwk: self.access.as_ref().and_then(|a| a.jwk.as_ref()).map(|k| k.json()),
             id_jwk: self.id.as_ref().and_then(|a| a.jwk.as_ref()).map(|k| k.json()),
             session_id: self.session_id.as_deref(),
+            session: None,
             authorization,
         }
     }

@@ -7,7 +7,7 @@
 //!
 //! Payloads are what the plugin stores: JSON holding an access token, an ID token and a refresh
 //! token.
-//! - `typical` (~1.5 KB of data): fits one cookie under Kong's default `max_cookie_size` (4000).
+//! - `typical` (~1.5 KB of data): fits one cookie of 4096 bytes (lua-resty-session's limit).
 //! - `large` (~8 KB, e.g. tokens carrying many groups): split across three cookies.
 //!
 //! Run with `cargo bench -p gatehouse-session`.

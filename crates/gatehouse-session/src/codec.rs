@@ -1,8 +1,9 @@
 //! Sealing: AES-256-GCM under a key derived from the operator's secret, base64url on the wire.
 //!
 //! Sealed blob: `version (1) || chunks (1) || nonce (12) || ciphertext || tag (16)`.
-//! The additional authenticated data is `cookie name || version || chunks`, so neither the cookie
-//! name the value travels under nor its framing can be changed without the tag failing.
+//! The additional authenticated data is `cookie name || version || chunks`, followed for a bound
+//! session by its [`Binding`] digest, so neither the cookie name the value travels under, nor its
+//! framing, nor the request facts it is bound to can change without the tag failing.
 
 use std::fmt;
 use std::ops::Range;
@@ -11,6 +12,8 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 use aws_lc_rs::{hkdf, rand};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::binding::Binding;
 
 /// Format version, first byte of every sealed blob. A new layout takes a new number. Version 2
 /// added the issuer and client to the envelope; a version 1 cookie is [`CodecError::Version`].
@@ -93,12 +96,12 @@ impl SessionCodec {
 
     /// Seals `buf` in place. On entry `buf` is `HEADER_LEN` bytes of any value followed by the
     /// plaintext; on return it is the sealed blob (header filled in, tag appended).
-    pub(crate) fn seal_in_place(&self, cookie_name: &str, chunks: u8, buf: &mut Vec<u8>) {
+    pub(crate) fn seal_in_place(&self, cookie_name: &str, chunks: u8, binding: &Binding, buf: &mut Vec<u8>) {
         let nonce = random_bytes::<NONCE_LEN>();
         buf[0] = VERSION;
         buf[1] = chunks;
         buf[2..HEADER_LEN].copy_from_slice(&nonce);
-        let aad = aad(cookie_name, VERSION, chunks);
+        let aad = aad(cookie_name, VERSION, chunks, binding);
         let tag = self
             .key
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf[HEADER_LEN..])
@@ -108,7 +111,12 @@ impl SessionCodec {
     }
 
     /// Verifies and decrypts a sealed blob in place; returns where the plaintext lies in `buf`.
-    pub(crate) fn open_in_place(&self, cookie_name: &str, buf: &mut [u8]) -> Result<Range<usize>, CodecError> {
+    pub(crate) fn open_in_place(
+        &self,
+        cookie_name: &str,
+        binding: &Binding,
+        buf: &mut [u8],
+    ) -> Result<Range<usize>, CodecError> {
         if buf.len() < HEADER_LEN + TAG_LEN {
             return Err(CodecError::TooShort);
         }
@@ -117,7 +125,7 @@ impl SessionCodec {
         }
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&buf[2..HEADER_LEN]);
-        let aad = aad(cookie_name, buf[0], buf[1]);
+        let aad = aad(cookie_name, buf[0], buf[1], binding);
         let plain = self
             .key
             .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf[HEADER_LEN..])
@@ -167,23 +175,34 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
-/// `name || version || chunks`, on the stack for every name a valid config allows.
-fn aad(cookie_name: &str, version: u8, chunks: u8) -> AadBuf {
+/// `name || version || chunks [|| bits || binding digest]`, on the stack for every name a valid
+/// config allows. The bits tell bindings of different facts apart even if their digests agreed.
+fn aad(cookie_name: &str, version: u8, chunks: u8, binding: &Binding) -> AadBuf {
     let name = cookie_name.as_bytes();
+    let bound = binding.aad();
+    let bits: &[u8] = if bound.is_empty() { &[] } else { &[binding.bits()] };
+    let len = name.len() + 2 + bits.len() + bound.len();
     let mut stack = [0u8; AAD_STACK];
-    if let Some(dst) = stack.get_mut(..name.len() + 2) {
-        dst[..name.len()].copy_from_slice(name);
-        dst[name.len()..].copy_from_slice(&[version, chunks]);
-        AadBuf::Stack(stack, name.len() + 2)
+    let fill = |dst: &mut [u8]| {
+        let (n, rest) = dst.split_at_mut(name.len());
+        n.copy_from_slice(name);
+        let (framing, rest) = rest.split_at_mut(2);
+        framing.copy_from_slice(&[version, chunks]);
+        let (b, digest) = rest.split_at_mut(bits.len());
+        b.copy_from_slice(bits);
+        digest.copy_from_slice(bound);
+    };
+    if let Some(dst) = stack.get_mut(..len) {
+        fill(dst);
+        AadBuf::Stack(stack, len)
     } else {
-        let mut v = Vec::with_capacity(name.len() + 2);
-        v.extend_from_slice(name);
-        v.extend_from_slice(&[version, chunks]);
+        let mut v = vec![0u8; len];
+        fill(&mut v);
         AadBuf::Heap(v)
     }
 }
 
-const AAD_STACK: usize = crate::config::MAX_NAME_LEN + 2;
+const AAD_STACK: usize = crate::config::MAX_NAME_LEN + 2 + 1 + 32;
 
 enum AadBuf {
     Stack([u8; AAD_STACK], usize),
@@ -206,13 +225,44 @@ mod tests {
     fn seal(codec: &SessionCodec, name: &str, chunks: u8, plain: &[u8]) -> Vec<u8> {
         let mut buf = vec![0u8; HEADER_LEN];
         buf.extend_from_slice(plain);
-        codec.seal_in_place(name, chunks, &mut buf);
+        codec.seal_in_place(name, chunks, &Binding::NONE, &mut buf);
         buf
     }
 
-    fn open(codec: &SessionCodec, name: &str, mut blob: Vec<u8>) -> Result<Vec<u8>, CodecError> {
-        let range = codec.open_in_place(name, &mut blob)?;
+    fn open(codec: &SessionCodec, name: &str, blob: Vec<u8>) -> Result<Vec<u8>, CodecError> {
+        open_bound(codec, name, &Binding::NONE, blob)
+    }
+
+    fn open_bound(codec: &SessionCodec, name: &str, b: &Binding, mut blob: Vec<u8>) -> Result<Vec<u8>, CodecError> {
+        let range = codec.open_in_place(name, b, &mut blob)?;
         Ok(blob[range].to_vec())
+    }
+
+    #[test]
+    fn a_bound_seal_opens_only_with_its_binding() {
+        use crate::config::Bind;
+        let codec = SessionCodec::new(b"secret");
+        let ip = "192.0.2.1".parse().expect("ip");
+        let all = Bind { ip: true, scheme: true, user_agent: true };
+        let bound = Binding::new(all, ip, true, b"ua");
+        let mut blob = vec![0u8; HEADER_LEN];
+        blob.extend_from_slice(b"data");
+        codec.seal_in_place("session", 1, &bound, &mut blob);
+        assert_eq!(open_bound(&codec, "session", &bound, blob.clone()), Ok(b"data".to_vec()));
+        assert_eq!(
+            open_bound(&codec, "session", &Binding::new(all, ip, true, b"ub"), blob.clone()),
+            Err(CodecError::Tag)
+        );
+        assert_eq!(open(&codec, "session", blob.clone()), Err(CodecError::Tag), "an unbound open fails");
+        // And an unbound seal does not open bound: the binding cannot be added afterwards.
+        let unbound = seal(&codec, "session", 1, b"data");
+        assert_eq!(open_bound(&codec, "session", &bound, unbound), Err(CodecError::Tag));
+        // The longest name with a binding still fits the stack buffer, and a longer one the heap.
+        for name in ["n".repeat(crate::config::MAX_NAME_LEN), "n".repeat(300)] {
+            let mut blob = vec![0u8; HEADER_LEN];
+            codec.seal_in_place(&name, 1, &bound, &mut blob);
+            assert_eq!(open_bound(&codec, &name, &bound, blob), Ok(Vec::new()));
+        }
     }
 
     #[test]

@@ -4,8 +4,12 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Smallest payload, in base64 characters, that one cookie must be able to carry besides its
-/// name and attributes. Below this, splitting would need absurdly many cookies.
+/// name. Below this, splitting would need absurdly many cookies.
 const MIN_CHUNK_PAYLOAD: usize = 64;
+
+/// lua-resty-session's (and browsers') limit on one cookie's `name=value`, in bytes; the
+/// attributes do not count.
+pub const MAX_COOKIE_SIZE: usize = 4096;
 
 /// Longest cookie name accepted. Browsers cap name plus value at about 4096 bytes; a name this
 /// long already leaves little room, and the name is also authenticated data of every seal.
@@ -52,6 +56,66 @@ impl FromStr for SameSite {
     }
 }
 
+/// Which facts of the request a session is bound to (Kong's `session_bind`): a session sealed
+/// for one client address, scheme or user agent does not open for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bind {
+    /// `ip`: the client address (the forwarded one, from trusted proxies).
+    pub ip: bool,
+    /// `scheme`: `http` or `https`.
+    pub scheme: bool,
+    /// `user-agent`: the `User-Agent` header (empty when absent).
+    pub user_agent: bool,
+}
+
+impl Bind {
+    /// Reads Kong's values (`ip`, `scheme`, `user-agent`); `None` for anything else.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<Bind> {
+        let mut b = Bind::default();
+        for n in names {
+            match n {
+                "ip" => b.ip = true,
+                "scheme" => b.scheme = true,
+                "user-agent" => b.user_agent = true,
+                _ => return None,
+            }
+        }
+        Some(b)
+    }
+
+    /// Whether anything is bound.
+    pub fn any(self) -> bool {
+        self.ip || self.scheme || self.user_agent
+    }
+
+    /// One bit per fact, in lua-resty-session's order (ip, scheme, user agent).
+    pub(crate) fn bits(self) -> u8 {
+        u8::from(self.ip) | u8::from(self.scheme) << 1 | u8::from(self.user_agent) << 2
+    }
+}
+
+/// The persistent "remember me" cookie (Kong's `session_remember*`): a second cookie holding
+/// the same session, with its own name and timeouts, that outlives the browser session and
+/// recreates the session when the session cookie is gone or timed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remember {
+    /// Cookie name (`session_remember_cookie_name`, "remember"); chunks as the session's.
+    pub cookie_name: String,
+    /// Seconds it lives after its last save, also its `Max-Age`; 0 disables
+    /// (`session_remember_rolling_timeout`, 604800).
+    pub rolling_timeout: u64,
+    /// Seconds it lives after its creation, however often saved; 0 disables
+    /// (`session_remember_absolute_timeout`, 2592000).
+    pub absolute_timeout: u64,
+}
+
+impl Default for Remember {
+    /// Kong's defaults.
+    fn default() -> Self {
+        Remember { cookie_name: "remember".into(), rolling_timeout: 604_800, absolute_timeout: 2_592_000 }
+    }
+}
+
 /// Why a [`SessionConfig`] was refused. Each message names the Kong field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -76,7 +140,13 @@ pub enum ConfigError {
     /// Not one of Kong's `SameSite` values.
     #[error("session_cookie_same_site: unknown value {0:?} (expected Strict, Lax, None or Default)")]
     SameSite(String),
-    /// The size limit leaves no room for a useful chunk once name and attributes are counted.
+    /// The remember cookie's name is not a token, or it is the session cookie's name or one of
+    /// its chunks' (or the other way round), so the two would overwrite each other.
+    #[error(
+        "session_remember_cookie_name: must be 1 to 128 token characters, and neither the session cookie's name nor one of its chunks' (name2 to name9)"
+    )]
+    RememberCookieName,
+    /// The size limit leaves no room for a useful chunk once the name is counted.
     #[error("max_cookie_size: {size} bytes leave no room for the value (at least {needed} needed)")]
     MaxCookieSize {
         /// The configured limit.
@@ -90,7 +160,7 @@ pub enum ConfigError {
 /// configuration; [`SessionStore::new`](crate::SessionStore::new) validates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Cookie name; further chunks are `{name}_2`, `{name}_3`, … (`session_cookie_name`, "session").
+    /// Cookie name; further chunks are `{name}2` … `{name}9` (`session_cookie_name`, "session").
     pub cookie_name: String,
     /// `Path` attribute (`session_cookie_path`, "/").
     pub cookie_path: String,
@@ -112,8 +182,8 @@ pub struct SessionConfig {
     pub absolute_timeout: u64,
     /// Audience stamped into and required of every session (`session_audience`, "default").
     pub audience: String,
-    /// Largest `Set-Cookie` value, name and attributes included, before the session is split
-    /// across several cookies (4000).
+    /// Largest `name=value` of one cookie, in bytes (attributes not counted), before the session
+    /// is split across several cookies ([`MAX_COOKIE_SIZE`], 4096, as lua-resty-session).
     pub max_cookie_size: usize,
     /// The issuer stamped into and required of every session (the plugin's `issuer`; empty by
     /// default).
@@ -121,6 +191,10 @@ pub struct SessionConfig {
     /// The clients a session may have been made for (the plugin's `client_id`). With none, a
     /// session must name no client.
     pub clients: Vec<String>,
+    /// What each session is bound to (`session_bind`; nothing by default).
+    pub bind: Bind,
+    /// The remember cookie, when on (`session_remember`, off by default).
+    pub remember: Option<Remember>,
 }
 
 impl Default for SessionConfig {
@@ -137,9 +211,11 @@ impl Default for SessionConfig {
             idling_timeout: 900,
             absolute_timeout: 86400,
             audience: "default".into(),
-            max_cookie_size: 4000,
+            max_cookie_size: MAX_COOKIE_SIZE,
             issuer: String::new(),
             clients: Vec::new(),
+            bind: Bind::default(),
+            remember: None,
         }
     }
 }
@@ -147,9 +223,15 @@ impl Default for SessionConfig {
 impl SessionConfig {
     /// Checks every field so that building a `Set-Cookie` value later cannot fail.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let name = self.cookie_name.as_bytes();
-        if name.is_empty() || name.len() > MAX_NAME_LEN || !name.iter().all(|&b| is_token(b)) {
+        if !is_cookie_name(&self.cookie_name) {
             return Err(ConfigError::CookieName);
+        }
+        if let Some(r) = &self.remember {
+            let (a, b) = (self.cookie_name.as_bytes(), r.cookie_name.as_bytes());
+            let clash = crate::cookies::chunk_index(a, b).is_some() || crate::cookies::chunk_index(b, a).is_some();
+            if !is_cookie_name(&r.cookie_name) || clash {
+                return Err(ConfigError::RememberCookieName);
+            }
         }
         let path = self.cookie_path.as_bytes();
         if path.first() != Some(&b'/') || !path.iter().all(|&b| b.is_ascii_graphic() && b != b';') {
@@ -169,20 +251,13 @@ impl SessionConfig {
         if self.clients.iter().any(|c| c.len() > usize::from(u16::MAX)) {
             return Err(ConfigError::Client);
         }
-        let needed = self.longest_overhead() + MIN_CHUNK_PAYLOAD;
+        // The longest name: a chunk's (one digit more), of either cookie.
+        let longest = self.remember.as_ref().map_or(0, |r| r.cookie_name.len()).max(self.cookie_name.len());
+        let needed = longest + "9=".len() + MIN_CHUNK_PAYLOAD;
         if self.max_cookie_size < needed {
             return Err(ConfigError::MaxCookieSize { size: self.max_cookie_size, needed });
         }
         Ok(())
-    }
-
-    /// Bytes of the longest possible `Set-Cookie` value besides the payload: the last chunk's
-    /// name (`_255`), `=`, and every attribute at its longest.
-    fn longest_overhead(&self) -> usize {
-        let fixed = "=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=; Secure; HttpOnly; SameSite=Strict; Path=";
-        let max_age_digits = u64::MAX.to_string().len();
-        let domain = self.cookie_domain.as_ref().map_or(0, |d| "; Domain=".len() + d.len());
-        self.cookie_name.len() + "_255".len() + fixed.len() + max_age_digits + self.cookie_path.len() + domain
     }
 
     /// Whether cookies carry `Secure`, given how the request arrived.
@@ -191,6 +266,12 @@ impl SessionConfig {
         let prefixed = self.cookie_name.starts_with("__Secure-") || self.cookie_name.starts_with("__Host-");
         prefixed || self.secure.unwrap_or(https)
     }
+}
+
+/// 1 to [`MAX_NAME_LEN`] token characters.
+fn is_cookie_name(name: &str) -> bool {
+    let name = name.as_bytes();
+    !name.is_empty() && name.len() <= MAX_NAME_LEN && name.iter().all(|&b| is_token(b))
 }
 
 /// RFC 7230 `tchar`, which RFC 6265 requires of cookie names.
@@ -246,7 +327,50 @@ mod tests {
         assert_eq!(bad(|c| c.audience = "a".repeat(70_000)), ConfigError::Audience);
         assert_eq!(bad(|c| c.issuer = "i".repeat(70_000)), ConfigError::Issuer);
         assert_eq!(bad(|c| c.clients = vec!["ok".into(), "c".repeat(70_000)]), ConfigError::Client);
-        assert!(matches!(bad(|c| c.max_cookie_size = 100), ConfigError::MaxCookieSize { size: 100, .. }));
+        assert!(matches!(bad(|c| c.max_cookie_size = 70), ConfigError::MaxCookieSize { size: 70, .. }));
+        let long_remember = |c: &mut SessionConfig| {
+            c.max_cookie_size = 80;
+            c.remember = Some(Remember { cookie_name: "r".repeat(20), ..Remember::default() });
+        };
+        assert!(matches!(bad(long_remember), ConfigError::MaxCookieSize { size: 80, needed: 86 }));
+    }
+
+    #[test]
+    fn the_size_limit_counts_the_name_not_the_attributes() {
+        let mut c =
+            SessionConfig { max_cookie_size: "session9=".len() + MIN_CHUNK_PAYLOAD, ..SessionConfig::default() };
+        c.cookie_path = format!("/{}", "p".repeat(3000));
+        c.cookie_domain = Some("d".repeat(1000));
+        assert_eq!(c.validate(), Ok(()), "long attributes do not count against name=value");
+        c.max_cookie_size -= 1;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn the_remember_cookie_never_shares_a_name_with_the_session_cookie() {
+        let with = |session: &str, remember: &str| SessionConfig {
+            cookie_name: session.into(),
+            remember: Some(Remember { cookie_name: remember.into(), ..Remember::default() }),
+            ..SessionConfig::default()
+        };
+        assert_eq!(with("session", "remember").validate(), Ok(()));
+        assert_eq!(with("session", "session10").validate(), Ok(()), "not a chunk name: chunks stop at 9");
+        for (s, r) in
+            [("session", "session"), ("session", "session2"), ("session9", "session"), ("s", "a b"), ("s", "")]
+        {
+            assert_eq!(with(s, r).validate(), Err(ConfigError::RememberCookieName), "{s} / {r}");
+        }
+    }
+
+    #[test]
+    fn bind_reads_kong_names_only() {
+        assert_eq!(Bind::from_names([]), Some(Bind::default()));
+        let all = Bind::from_names(["ip", "scheme", "user-agent"]).expect("known");
+        assert!(all.ip && all.scheme && all.user_agent && all.any());
+        assert_eq!(all.bits(), 7);
+        assert_eq!(Bind::from_names(["user-agent"]).map(Bind::bits), Some(4));
+        assert_eq!(Bind::from_names(["ip", "host"]), None);
+        assert!(!Bind::default().any());
     }
 
     #[test]

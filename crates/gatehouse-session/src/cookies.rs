@@ -5,22 +5,18 @@ use std::fmt::Write as _;
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 
-/// Most cookies one session may span: the chunk count is one byte of the sealed header.
-pub(crate) const MAX_CHUNKS: usize = 255;
+/// Most cookies one session may span, as lua-resty-session: `name`, `name2` … `name9`.
+pub(crate) const MAX_CHUNKS: usize = 9;
 
-/// Which chunk `cookie` is for the session cookie `name`: `name` is 1, `name_N` is N for
-/// N in 2..=255 written without leading zeros. Anything else is someone else's cookie.
+/// Which chunk `cookie` is for the session cookie `name`: `name` is 1, `nameN` is N for one
+/// digit N in 2..=9 (lua-resty-session's names). Anything else, `name10` or `name_2` included,
+/// is someone else's cookie.
 pub(crate) fn chunk_index(name: &[u8], cookie: &[u8]) -> Option<usize> {
-    let rest = cookie.strip_prefix(name)?;
-    if rest.is_empty() {
-        return Some(1);
+    match cookie.strip_prefix(name)? {
+        [] => Some(1),
+        &[d @ b'2'..=b'9'] => Some(usize::from(d - b'0')),
+        _ => None,
     }
-    let digits = rest.strip_prefix(b"_")?;
-    if digits.is_empty() || digits.len() > 3 || digits[0] == b'0' || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let n = digits.iter().fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
-    (2..=MAX_CHUNKS).contains(&n).then_some(n)
 }
 
 /// The `name=value` pairs of one `Cookie` header value, trimmed, with a value's surrounding
@@ -95,13 +91,13 @@ impl<'a> Found<'a> {
     }
 }
 
-/// Removes the session's cookies (every `name` / `name_N`) from the `Cookie` headers. Other
-/// cookies keep their bytes and order; separators become `; `; an emptied header is dropped.
-pub(crate) fn strip(headers: &mut HeaderMap, name: &str) {
-    let name = name.as_bytes();
+/// Removes the cookies of every name in `names` (each `name` / `nameN`) from the `Cookie`
+/// headers. Other cookies keep their bytes and order; separators become `; `; an emptied header
+/// is dropped.
+pub(crate) fn strip(headers: &mut HeaderMap, names: &[&str]) {
     let ours = |segment: &[u8]| {
-        let cookie = memchr::memchr(b'=', segment).map_or(segment, |eq| &segment[..eq]);
-        chunk_index(name, trim(cookie)).is_some()
+        let cookie = trim(memchr::memchr(b'=', segment).map_or(segment, |eq| &segment[..eq]));
+        names.iter().any(|name| chunk_index(name.as_bytes(), cookie).is_some())
     };
     let has_ours = |v: &HeaderValue| segments(v.as_bytes()).any(ours);
     if !headers.get_all(COOKIE).iter().any(has_ours) {
@@ -175,9 +171,10 @@ mod tests {
     fn chunk_names() {
         let n = b"session";
         assert_eq!(chunk_index(n, b"session"), Some(1));
-        assert_eq!(chunk_index(n, b"session_2"), Some(2));
-        assert_eq!(chunk_index(n, b"session_255"), Some(255));
-        for other in ["session_1", "session_0", "session_02", "session_256", "session_", "session2", "sessions", "sess"]
+        assert_eq!(chunk_index(n, b"session2"), Some(2));
+        assert_eq!(chunk_index(n, b"session9"), Some(9));
+        for other in
+            ["session1", "session0", "session02", "session10", "session99", "session_2", "session_", "sessions", "sess"]
         {
             assert_eq!(chunk_index(n, other.as_bytes()), None, "{other}");
         }
@@ -192,7 +189,7 @@ mod tests {
 
     #[test]
     fn found_spans_headers_and_keeps_first() {
-        let h = headers(&["a=1; session=one", "session_3=three; session=dup", "session_2=two"]);
+        let h = headers(&["a=1; session=one", "session3=three; session=dup", "session2=two"]);
         let f = Found::collect(&h, "session");
         assert_eq!(f.get(1), Some(&b"one"[..]));
         assert_eq!(f.get(2), Some(&b"two"[..]));
@@ -204,18 +201,23 @@ mod tests {
 
     #[test]
     fn strip_keeps_others_byte_exact() {
-        let mut h = headers(&["a=\"q v\";session=x;  b=2", "session_2=y", "c=3", "session_3=z; session_x=keep"]);
-        strip(&mut h, "session");
+        let mut h =
+            headers(&["a=\"q v\";session=x;  b=2", "session2=y", "c=3", "session3=z; session_2=keep; session10=k"]);
+        strip(&mut h, &["session"]);
         let left: Vec<_> = h.get_all(COOKIE).iter().map(|v| v.to_str().expect("ascii")).collect();
-        assert_eq!(left, vec!["a=\"q v\"; b=2", "c=3", "session_x=keep"]);
+        assert_eq!(left, vec!["a=\"q v\"; b=2", "c=3", "session_2=keep; session10=k"]);
 
-        let mut only = headers(&["session=x", "session_2=y"]);
-        strip(&mut only, "session");
+        let mut only = headers(&["session=x", "session2=y"]);
+        strip(&mut only, &["session"]);
         assert!(only.get(COOKIE).is_none());
 
         let mut untouched = headers(&["a=1;b=2"]);
-        strip(&mut untouched, "session");
+        strip(&mut untouched, &["session"]);
         assert_eq!(untouched.get(COOKIE).map(HeaderValue::as_bytes), Some(&b"a=1;b=2"[..]));
+
+        let mut two = headers(&["remember=r; a=1; session=s; remember2=r2"]);
+        strip(&mut two, &["session", "remember"]);
+        assert_eq!(two.get(COOKIE).map(HeaderValue::as_bytes), Some(&b"a=1"[..]));
     }
 
     #[test]

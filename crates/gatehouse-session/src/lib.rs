@@ -14,8 +14,14 @@
 //!    returns the `Set-Cookie` values; pass it [`Opened::chunks`] so leftover chunks are expired.
 //! 4. On logout or a broken session, [`SessionStore::clear`] expires every chunk present.
 //!
-//! A second store with another cookie name and its own timeouts serves Kong's "remember me"
-//! cookie, or the short-lived authorization state of the code flow.
+//! With [`SessionConfig::remember`], the store has a second store for Kong's "remember me"
+//! cookie ([`SessionStore::remember`]): its own name and timeouts, the same key; `strip` and
+//! `clear` cover both. A second store built on its own serves the short-lived authorization
+//! state of the code flow.
+//!
+//! With [`SessionConfig::bind`] (Kong's `session_bind`), open and save with
+//! [`SessionStore::open_bound`] / [`SessionStore::save_bound`] and the request's
+//! [`SessionStore::binding`]: the plain `open`/`save` refuse a bound store's cookies.
 //!
 //! # Why a session's tokens are trusted
 //!
@@ -50,7 +56,9 @@
 //! - **Sealed value**: `version (1) || chunks (1) || nonce (12) || ciphertext || tag (16)`,
 //!   AES-256-GCM with a random 96-bit nonce. The additional authenticated data is
 //!   `cookie name || version || chunks`: a value moved to another cookie name, or given another
-//!   chunk count, fails to open.
+//!   chunk count, fails to open. A bound session's AAD goes on with `bits (1) || SHA-256 of the
+//!   bound values` (client address, `http`/`https`, `User-Agent`, the bound ones in that order,
+//!   joined by `|`): the cookie does not open for another client address, scheme or user agent.
 //! - **On the wire**: base64url without padding, so a cookie value never holds anything but
 //!   `A-Z a-z 0-9 - _`.
 //! - **Plaintext envelope** (big-endian, length-prefixed, no JSON): `id (32) | created_at i64 |
@@ -58,16 +66,18 @@
 //!   flags u8 (bit 0: subject, bit 1: client) | [subject_len u16 | subject] |
 //!   [client_len u16 | client] | data_len u32 | data`. Version 1 (no issuer, no client) is no
 //!   longer read: such a cookie is [`OpenError::Malformed`].
-//! - **Chunks**: when the whole `Set-Cookie` value (name and attributes included) would exceed
-//!   `max_cookie_size`, the base64 text is cut into pieces sent as `name`, `name_2`, `name_3`, …
-//!   (at most 255). Every piece but the last holds a multiple of 4 characters, so each decodes on
-//!   its own straight into one buffer. The reader learns the count from the first 4 characters of
-//!   `name` (the version and chunk bytes); a missing chunk is [`OpenError::Malformed`], and a
-//!   forged count fails authentication. Saving a smaller session expires the chunks it no longer
-//!   uses.
+//! - **Chunks**, named as lua-resty-session's: when one cookie's `name=value` would exceed
+//!   `max_cookie_size` (4096 bytes; attributes do not count), the base64 text is cut into pieces
+//!   sent as `name`, `name2` … `name9` (at most 9: more is [`SaveError::TooLarge`]). Every piece
+//!   but the last holds a multiple of 4 characters, so each decodes on its own straight into one
+//!   buffer. The reader learns the count from the first 4 characters of `name` (the version and
+//!   chunk bytes); a missing chunk is [`OpenError::Malformed`], and a forged count fails
+//!   authentication. Saving a smaller session expires the chunks it no longer uses. The names
+//!   of releases before 1.0 (`name_2`, …) are not read.
 //! - **Attributes**: `Path`, `Domain`, `Expires` and `Max-Age` (to the earliest enabled
-//!   deadline; neither when every timeout is 0, making a browser-session cookie), `SameSite`
-//!   (none for [`SameSite::Default`]), `Secure`, `HttpOnly`.
+//!   deadline; neither when every timeout is 0, making a browser-session cookie, except for the
+//!   remember cookie, which then lives 400 days), `SameSite` (none for [`SameSite::Default`]),
+//!   `Secure`, `HttpOnly`.
 //!
 //! # Timeouts and the touch rule
 //!
@@ -102,8 +112,11 @@
 //!   before decryption and a forged count cannot authenticate.
 //! - The rolling timeout is tracked as `rolled_at` rather than a stored expiry, so configuration
 //!   changes apply to live sessions (see above); [`SessionStore::expires_at`] gives the deadline.
-//! - [`SessionStore::save`] returns a [`Result`]: a session needing more than 255 cookies is
+//! - [`SessionStore::save`] returns a [`Result`]: a session needing more than 9 cookies is
 //!   [`SaveError::TooLarge`] rather than a silently broken cookie.
+//! - The session cookie carries `Expires`/`Max-Age` (lua-resty-session sends a browser-session
+//!   cookie and enforces the timeouts only when opening): the browser drops it when it could no
+//!   longer open anyway.
 //! - [`SessionStore::present_chunks`] counts chunks in a request whose session did not open, so a
 //!   new session saved over it still expires the old chunks.
 //! - A `__Secure-` or `__Host-` cookie name always gets `Secure` (browsers refuse it otherwise).
@@ -117,6 +130,7 @@
 
 #![warn(missing_docs)]
 
+mod binding;
 mod codec;
 mod config;
 mod cookies;
@@ -124,7 +138,8 @@ mod envelope;
 mod session;
 mod store;
 
+pub use binding::Binding;
 pub use codec::SessionCodec;
-pub use config::{ConfigError, SameSite, SessionConfig};
+pub use config::{Bind, ConfigError, MAX_COOKIE_SIZE, Remember, SameSite, SessionConfig};
 pub use session::{ID_LEN, Session};
-pub use store::{OpenError, Opened, SaveError, SessionStore, Timeout};
+pub use store::{Deadlines, OpenError, Opened, SaveError, SessionStore, Timeout};

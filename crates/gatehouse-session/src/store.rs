@@ -1,7 +1,11 @@
 //! The session cookie jar: opening from a request, saving to `Set-Cookie` values, clearing, hiding.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use http::{HeaderMap, HeaderValue};
 
+use crate::binding::Binding;
 use crate::codec::{self, CodecError, HEADER_LEN, SessionCodec, TAG_LEN};
 use crate::config::{ConfigError, SessionConfig};
 use crate::cookies::{self, Found, MAX_CHUNKS};
@@ -10,6 +14,10 @@ use crate::session::Session;
 
 /// Longest gap between recorded uses of a session with an idling timeout (see [`SessionStore::needs_save`]).
 const TOUCH_THRESHOLD: i64 = 60;
+
+/// `Max-Age` of a remember cookie whose timeouts are all off: browsers cap cookie lifetimes at
+/// 400 days, as lua-resty-session does.
+const PERSISTENT_CAP: i64 = 400 * 86_400;
 
 /// Which timeout ended a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +40,8 @@ pub enum OpenError {
     /// a chunk missing, or an envelope that does not parse.
     #[error("malformed session cookie")]
     Malformed,
-    /// The cookie does not authenticate: tampered, sealed with another secret, or moved from
-    /// another cookie name.
+    /// The cookie does not authenticate: tampered, sealed with another secret, moved from
+    /// another cookie name, or bound to another client address, scheme or user agent.
     #[error("invalid session cookie")]
     Invalid,
     /// The session was genuine but one of its timeouts has passed.
@@ -53,12 +61,35 @@ pub enum OpenError {
 /// Why a session could not be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SaveError {
-    /// The sealed session needs more than 255 cookies, or a field outgrows its length prefix.
-    #[error("session too large for cookies ({bytes} bytes of data)")]
+    /// The sealed session needs more than 9 cookies of `max_cookie_size` bytes, or a field
+    /// outgrows its length prefix (lua-resty-session's "cookie size limit exceeded").
+    #[error("session too large for cookies ({bytes} bytes of data): cookie size limit exceeded")]
     TooLarge {
         /// Size of the session's data.
         bytes: usize,
     },
+    /// The store binds its sessions (`session_bind`) but was given another binding (or none):
+    /// a caller's mistake, refused rather than sealing an unbound cookie.
+    #[error("session binding does not match the store's session_bind")]
+    Binding,
+}
+
+/// When an opened or saved session ends under each enabled timeout (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deadlines {
+    /// `last_seen + idling_timeout`.
+    pub idling: Option<i64>,
+    /// `rolled_at + rolling_timeout`.
+    pub rolling: Option<i64>,
+    /// `created_at + absolute_timeout`.
+    pub absolute: Option<i64>,
+}
+
+impl Deadlines {
+    /// The earliest of them.
+    pub fn first(&self) -> Option<i64> {
+        [self.idling, self.rolling, self.absolute].into_iter().flatten().min()
+    }
 }
 
 /// A session read from a request.
@@ -78,8 +109,13 @@ pub struct Opened {
 /// every method is `&self` and does no IO and reads no clock (`now` is Unix seconds).
 #[derive(Debug)]
 pub struct SessionStore {
-    codec: SessionCodec,
+    /// Shared with the remember cookie's store: one key, the cookie name in the AAD apart.
+    codec: Arc<SessionCodec>,
     config: SessionConfig,
+    /// The remember cookie's own store, when `config.remember` is on.
+    remember: Option<Box<SessionStore>>,
+    /// A remember cookie: never a browser-session cookie.
+    persistent: bool,
     /// `; Path=…[; Domain=…]`, fixed for the store's life.
     attrs_head: String,
     /// `[; SameSite=…]`, then `Secure`/`HttpOnly` are added per response.
@@ -90,18 +126,49 @@ impl SessionStore {
     /// Validates `config` (see [`SessionConfig::validate`]) and precomputes the fixed attributes.
     pub fn new(codec: SessionCodec, config: SessionConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let codec = Arc::new(codec);
+        let remember = config.remember.as_ref().map(|r| {
+            // Same flags, path, domain, audience, issuer, clients and binding; its own name and
+            // timeouts, with no idling timeout (a touch rewrites only the session cookie).
+            let c = SessionConfig {
+                cookie_name: r.cookie_name.clone(),
+                rolling_timeout: r.rolling_timeout,
+                idling_timeout: 0,
+                absolute_timeout: r.absolute_timeout,
+                remember: None,
+                ..config.clone()
+            };
+            Box::new(SessionStore::with_codec(codec.clone(), c, true))
+        });
+        Ok(SessionStore { remember, ..SessionStore::with_codec(codec, config, false) })
+    }
+
+    fn with_codec(codec: Arc<SessionCodec>, config: SessionConfig, persistent: bool) -> SessionStore {
         let mut attrs_head = format!("; Path={}", config.cookie_path);
         if let Some(domain) = &config.cookie_domain {
             attrs_head.push_str("; Domain=");
             attrs_head.push_str(domain);
         }
         let attrs_same_site = config.same_site.attribute().map_or_else(String::new, |s| format!("; SameSite={s}"));
-        Ok(SessionStore { codec, config, attrs_head, attrs_same_site })
+        SessionStore { codec, config, remember: None, persistent, attrs_head, attrs_same_site }
     }
 
     /// The configuration in force.
     pub fn config(&self) -> &SessionConfig {
         &self.config
+    }
+
+    /// The remember cookie's store, when `remember` is configured: open and save the remember
+    /// cookie with it. [`SessionStore::strip`] and [`SessionStore::clear`] of this store already
+    /// cover it.
+    pub fn remember(&self) -> Option<&SessionStore> {
+        self.remember.as_deref()
+    }
+
+    /// The binding of a request under this store's [`Bind`](crate::Bind) flags
+    /// ([`Binding::NONE`] when nothing is bound).
+    pub fn binding(&self, ip: IpAddr, https: bool, user_agent: &[u8]) -> Binding {
+        Binding::new(self.config.bind, ip, https, user_agent)
     }
 
     /// A new session for the configured audience and issuer, created at `now`, naming no client.
@@ -118,14 +185,27 @@ impl SessionStore {
         session
     }
 
-    /// Reads the session from the request's `Cookie` headers (any number of them, any number
-    /// of `; `-separated pairs each), reassembling chunks, decrypting, then checking audience
-    /// and timeouts. One buffer is allocated for the decoded value and becomes the session's data.
+    /// [`SessionStore::open_bound`] for a store that binds nothing.
     pub fn open(&self, cookie_headers: &HeaderMap, now: i64) -> Result<Opened, OpenError> {
+        self.open_bound(cookie_headers, now, &Binding::NONE)
+    }
+
+    /// Reads the session from the request's `Cookie` headers (any number of them, any number
+    /// of `; `-separated pairs each), reassembling chunks, decrypting under the request's
+    /// `binding` ([`SessionStore::binding`]), then checking audience and timeouts. One buffer
+    /// is allocated for the decoded value and becomes the session's data.
+    pub fn open_bound(&self, cookie_headers: &HeaderMap, now: i64, binding: &Binding) -> Result<Opened, OpenError> {
         let name = &self.config.cookie_name;
         let found = Found::collect(cookie_headers, name);
         let first = found.get(1).filter(|v| !v.is_empty()).ok_or(OpenError::Missing)?;
         let count = usize::from(codec::peek_chunks(first).map_err(malformed)?);
+        if count > MAX_CHUNKS {
+            return Err(OpenError::Malformed);
+        }
+        // A binding made under other flags can never match; no need to decrypt.
+        if binding.bits() != self.config.bind.bits() {
+            return Err(OpenError::Invalid);
+        }
 
         let mut capacity = 0;
         for i in 1..=count {
@@ -137,7 +217,7 @@ impl SessionStore {
             codec::decode_append(chunk, &mut buf).map_err(malformed)?;
         }
 
-        let plain = self.codec.open_in_place(name, &mut buf).map_err(|e| match e {
+        let plain = self.codec.open_in_place(name, binding, &mut buf).map_err(|e| match e {
             CodecError::Tag => OpenError::Invalid,
             _ => OpenError::Malformed,
         })?;
@@ -163,11 +243,7 @@ impl SessionStore {
         Ok(Opened { session, chunks, client })
     }
 
-    /// Seals `session` into `Set-Cookie` values: one cookie when it fits `max_cookie_size`,
-    /// else `name`, `name_2`, `name_3`, … each within the limit. Chunks `count+1..=previous_chunks`
-    /// left from an earlier, larger session are expired. Marks the session rolled and seen at `now`.
-    /// `https` says how the request arrived, for `secure: None`. The session is sealed with its
-    /// own audience, so one made for another audience will not open here.
+    /// [`SessionStore::save_bound`] for a store that binds nothing.
     pub fn save(
         &self,
         session: &mut Session,
@@ -175,20 +251,40 @@ impl SessionStore {
         https: bool,
         previous_chunks: usize,
     ) -> Result<Vec<HeaderValue>, SaveError> {
+        self.save_bound(session, now, https, previous_chunks, &Binding::NONE)
+    }
+
+    /// Seals `session` under the request's `binding` into `Set-Cookie` values: one cookie when
+    /// its `name=value` fits `max_cookie_size`, else `name`, `name2` … `name9`, each within the
+    /// limit (more is [`SaveError::TooLarge`]). Chunks `count+1..=previous_chunks` left from an
+    /// earlier, larger session are expired. Marks the session rolled and seen at `now`. `https`
+    /// says how the request arrived, for `secure: None`. The session is sealed with its own
+    /// audience, so one made for another audience will not open here.
+    pub fn save_bound(
+        &self,
+        session: &mut Session,
+        now: i64,
+        https: bool,
+        previous_chunks: usize,
+        binding: &Binding,
+    ) -> Result<Vec<HeaderValue>, SaveError> {
+        if binding.bits() != self.config.bind.bits() {
+            return Err(SaveError::Binding);
+        }
         session.rolled_at = now;
         session.last_seen = now;
         let too_large = SaveError::TooLarge { bytes: session.data.len() };
         let plain_len = envelope::encoded_len(session).ok_or(too_large)?;
         let blob_len = HEADER_LEN + plain_len + TAG_LEN;
 
+        let lengths = self.split(codec::encoded_len(blob_len)).ok_or(too_large)?;
         let attrs = self.attributes(self.max_age(session, now).map(|age| (age, now.saturating_add(age))), https);
-        let lengths = self.split(codec::encoded_len(blob_len), attrs.len()).ok_or(too_large)?;
 
         let mut blob = Vec::with_capacity(blob_len);
         blob.resize(HEADER_LEN, 0);
         envelope::encode_into(session, &mut blob);
-        // `split` returns at most MAX_CHUNKS (255) lengths.
-        self.codec.seal_in_place(&self.config.cookie_name, lengths.len() as u8, &mut blob);
+        // `split` returns at most MAX_CHUNKS (9) lengths.
+        self.codec.seal_in_place(&self.config.cookie_name, lengths.len() as u8, binding, &mut blob);
         let text = codec::encode(&blob);
 
         let stale = lengths.len() + 1..=previous_chunks.min(MAX_CHUNKS);
@@ -226,19 +322,27 @@ impl SessionStore {
     /// When `session` ends under the current timeouts, unless saved or used again; `None` when
     /// all timeouts are disabled.
     pub fn expires_at(&self, session: &Session) -> Option<i64> {
-        self.deadlines(session.created_at, session.rolled_at, session.last_seen)
-            .into_iter()
-            .flatten()
-            .map(|d| d.1)
-            .min()
+        self.deadlines_of(session).first()
+    }
+
+    /// When `session` ends under each enabled timeout, unless saved or used again.
+    pub fn deadlines_of(&self, session: &Session) -> Deadlines {
+        let [absolute, rolling, idling] =
+            self.deadlines(session.created_at, session.rolled_at, session.last_seen).map(|d| d.map(|(_, at)| at));
+        Deadlines { idling, rolling, absolute }
     }
 
     /// `Set-Cookie` values expiring every chunk of this session present in the request
-    /// (`Max-Age=0` and an `Expires` in 1970). Empty when there is none.
+    /// (`Max-Age=0` and an `Expires` in 1970), and of its remember cookie. Empty when there is
+    /// none.
     pub fn clear(&self, cookie_headers: &HeaderMap, https: bool) -> Vec<HeaderValue> {
         let found = Found::collect(cookie_headers, &self.config.cookie_name);
         let expired = self.expired_attributes(https);
-        found.indices().map(|i| self.cookie(i, "", &expired)).collect()
+        let mut out: Vec<HeaderValue> = found.indices().map(|i| self.cookie(i, "", &expired)).collect();
+        if let Some(r) = &self.remember {
+            out.extend(r.clear(cookie_headers, https));
+        }
+        out
     }
 
     /// Highest chunk index of this session present in the request (0 when none), for
@@ -247,10 +351,14 @@ impl SessionStore {
         Found::collect(cookie_headers, &self.config.cookie_name).indices().last().unwrap_or(0)
     }
 
-    /// Removes this session's cookies (all chunks) from the request's `Cookie` headers so they
-    /// do not reach the upstream. Other cookies stay byte-exact; an emptied header is removed.
+    /// Removes this session's cookies (all chunks, and the remember cookie's) from the
+    /// request's `Cookie` headers so they do not reach the upstream. Other cookies stay
+    /// byte-exact; an emptied header is removed.
     pub fn strip(&self, headers: &mut HeaderMap) {
-        cookies::strip(headers, &self.config.cookie_name);
+        match &self.remember {
+            Some(r) => cookies::strip(headers, &[&self.config.cookie_name, &r.config.cookie_name]),
+            None => cookies::strip(headers, &[&self.config.cookie_name]),
+        }
     }
 
     /// Each enabled timeout with the moment it ends.
@@ -270,9 +378,13 @@ impl SessionStore {
         passed.min_by_key(|d| d.1).map(|d| d.0)
     }
 
-    /// Seconds the cookie should live: to the earliest deadline, never negative.
+    /// Seconds the cookie should live: to the earliest deadline, never negative. A remember
+    /// cookie without deadlines lives as long as browsers allow.
     fn max_age(&self, session: &Session, now: i64) -> Option<i64> {
-        self.expires_at(session).map(|d| d.saturating_sub(now).max(0))
+        match self.expires_at(session) {
+            Some(d) => Some(d.saturating_sub(now).max(0)),
+            None => self.persistent.then_some(PERSISTENT_CAP),
+        }
     }
 
     /// Attribute string for a live cookie; `expiry` is `(max_age, expires_at)`, `None` for a
@@ -306,12 +418,13 @@ impl SessionStore {
         }
     }
 
-    /// Lengths of the chunks `text_len` base64 characters are cut into, so that each whole
-    /// `Set-Cookie` value fits `max_cookie_size`. Every chunk but the last holds a multiple of
-    /// 4 characters, so each decodes on its own. `None` past [`MAX_CHUNKS`].
-    fn split(&self, text_len: usize, attrs_len: usize) -> Option<Vec<usize>> {
-        let fixed = self.config.cookie_name.len() + 1 + attrs_len;
-        // Validation guarantees room for 64 characters even for `_255` and the longest attributes.
+    /// Lengths of the chunks `text_len` base64 characters are cut into, so that each cookie's
+    /// `name=value` fits `max_cookie_size` (lua-resty-session: chunk 1 holds the limit less the
+    /// name and `=`, chunks 2 to 9 one byte less for their digit). Every chunk but the last holds
+    /// a multiple of 4 characters, so each decodes on its own. `None` past [`MAX_CHUNKS`].
+    fn split(&self, text_len: usize) -> Option<Vec<usize>> {
+        let fixed = self.config.cookie_name.len() + 1;
+        // Validation guarantees room for 64 characters even with the digit of `name9`.
         let room = |i: usize| self.config.max_cookie_size.saturating_sub(fixed + suffix_len(i));
         let mut lengths = Vec::new();
         let mut left = text_len;
@@ -339,8 +452,8 @@ impl SessionStore {
         let mut s = String::with_capacity(name.len() + suffix_len(index) + 1 + value.len() + attrs.len());
         s.push_str(name);
         if index > 1 {
-            s.push('_');
-            s.push_str(&index.to_string());
+            // `index` is at most MAX_CHUNKS (9): one digit.
+            s.push(char::from(b'0' + index as u8));
         }
         s.push('=');
         s.push_str(value);
@@ -350,14 +463,9 @@ impl SessionStore {
     }
 }
 
-/// Length of `_N` after the name of chunk `i`.
+/// Length of the digit after the name of chunk `i` (none for the first).
 fn suffix_len(i: usize) -> usize {
-    match i {
-        1 => 0,
-        2..=9 => 2,
-        10..=99 => 3,
-        _ => 4,
-    }
+    usize::from(i > 1)
 }
 
 /// Timeout seconds as a signed offset, saturating.

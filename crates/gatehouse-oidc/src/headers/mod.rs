@@ -1,4 +1,4 @@
-//! Claim, token, JWK and session-id headers, upstream (request) and downstream (response).
+//! Claim, token, JWK and session headers, upstream (request) and downstream (response).
 //!
 //! Built once per plugin instance into a [`HeaderPlan`]; per request the plan turns the outcome of
 //! authentication into header values. Kong's rules:
@@ -107,6 +107,81 @@ impl Source {
     ];
 }
 
+/// A `session_request_headers` / `session_response_headers` value: what a `Session-*` header
+/// tells about the request's session (lua-resty-session's `set_headers`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionField {
+    /// `Session-Id`: the session id, base64url.
+    Id,
+    /// `Session-Audience`: `session_audience`.
+    Audience,
+    /// `Session-Subject`: the session's subject.
+    Subject,
+    /// `Session-Timeout`: seconds left until the first enabled timeout.
+    Timeout,
+    /// `Session-Idling-Timeout`: seconds left until the idling timeout.
+    IdlingTimeout,
+    /// `Session-Rolling-Timeout`: seconds left until the rolling timeout.
+    RollingTimeout,
+    /// `Session-Absolute-Timeout`: seconds left until the absolute timeout.
+    AbsoluteTimeout,
+}
+
+impl SessionField {
+    const ALL: [(SessionField, &'static str, &'static str); 7] = [
+        (SessionField::Id, "id", "session-id"),
+        (SessionField::Audience, "audience", "session-audience"),
+        (SessionField::Subject, "subject", "session-subject"),
+        (SessionField::Timeout, "timeout", "session-timeout"),
+        (SessionField::IdlingTimeout, "idling-timeout", "session-idling-timeout"),
+        (SessionField::RollingTimeout, "rolling-timeout", "session-rolling-timeout"),
+        (SessionField::AbsoluteTimeout, "absolute-timeout", "session-absolute-timeout"),
+    ];
+
+    /// Reads Kong's value (`id`, `audience`, …).
+    pub fn parse(value: &str) -> Option<SessionField> {
+        SessionField::ALL.iter().find(|f| f.1 == value).map(|f| f.0)
+    }
+
+    /// The header it sets.
+    pub fn header(self) -> HeaderName {
+        let name = SessionField::ALL.iter().find(|f| f.0 == self).map_or("session-id", |f| f.2);
+        HeaderName::from_static(name)
+    }
+}
+
+/// The request's session as the `Session-*` headers tell it: after this request's save or
+/// touch, if any. Times are seconds left, `None` for a timeout that is off.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionFacts {
+    /// The session id, base64url.
+    pub id: std::sync::Arc<str>,
+    /// The subject, if the session has one.
+    pub subject: Option<std::sync::Arc<str>>,
+    /// Seconds until the idling timeout.
+    pub idling: Option<i64>,
+    /// Seconds until the rolling timeout.
+    pub rolling: Option<i64>,
+    /// Seconds until the absolute timeout.
+    pub absolute: Option<i64>,
+}
+
+impl SessionFacts {
+    /// The value of `field`, when it exists (Kong sets a header only then).
+    fn value(&self, field: SessionField, audience: &str) -> Option<Cow<'_, str>> {
+        let secs = |s: Option<i64>| s.map(|s| Cow::Owned(s.max(0).to_string()));
+        match field {
+            SessionField::Id => Some(Cow::Borrowed(&self.id)),
+            SessionField::Audience => Some(Cow::Owned(audience.to_owned())),
+            SessionField::Subject => self.subject.as_deref().map(Cow::Borrowed),
+            SessionField::Timeout => secs([self.idling, self.rolling, self.absolute].into_iter().flatten().min()),
+            SessionField::IdlingTimeout => secs(self.idling),
+            SessionField::RollingTimeout => secs(self.rolling),
+            SessionField::AbsoluteTimeout => secs(self.absolute),
+        }
+    }
+}
+
 /// How a claim value becomes a header value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {
@@ -147,11 +222,13 @@ pub struct Direction {
     pub tokens: Vec<TokenHeader>,
     /// Claim headers.
     pub claims: Vec<ClaimHeader>,
+    /// `Session-*` headers (`session_request_headers` / `session_response_headers`).
+    pub session: Vec<SessionField>,
 }
 
 impl Direction {
     fn is_empty(&self) -> bool {
-        self.tokens.is_empty() && self.claims.is_empty()
+        self.tokens.is_empty() && self.claims.is_empty() && self.session.is_empty()
     }
 
     fn needs(&self, s: Source) -> bool {
@@ -175,6 +252,8 @@ pub struct HeaderPlan {
     pub max_total: usize,
     /// Claims may be searched in userinfo.
     pub search_user_info: bool,
+    /// `session_audience`, for `Session-Audience`.
+    pub session_audience: String,
 }
 
 fn normalize(name: &[u8]) -> Vec<u8> {
@@ -205,8 +284,21 @@ impl HeaderPlan {
             max_one: s.max_added_header_size.max(1),
             max_total: s.max_added_headers_size.max(1),
             search_user_info: s.search_user_info,
+            session_audience: s.session_audience.clone(),
             ..HeaderPlan::default()
         };
+        for (dir, field, values) in [
+            (&mut plan.upstream, "session_request_headers", &s.session_request_headers),
+            (&mut plan.downstream, "session_response_headers", &s.session_response_headers),
+        ] {
+            for v in values.iter().flatten() {
+                let f =
+                    SessionField::parse(v).ok_or_else(|| BuildError::field(field, format!("unknown value '{v}'")))?;
+                if !dir.session.contains(&f) {
+                    dir.session.push(f);
+                }
+            }
+        }
         for (dir, prefix, pairs, items) in [
             (
                 &mut plan.upstream,
@@ -264,6 +356,9 @@ impl HeaderPlan {
             }
             for c in &dir.claims {
                 guard(&c.name);
+            }
+            for f in &dir.session {
+                guard(&f.header());
             }
         }
         names.sort();
@@ -339,6 +434,8 @@ pub struct Sources<'a> {
     pub id_jwk: Option<&'a Value>,
     /// The session id.
     pub session_id: Option<&'a str>,
+    /// The session, for the `Session-*` headers.
+    pub session: Option<&'a SessionFacts>,
     /// The request's own `Authorization` value when it is exactly `Bearer <access token>`: reused
     /// as it is for `authorization:bearer`, saving a copy of the token per request.
     pub authorization: Option<&'a HeaderValue>,
@@ -509,6 +606,12 @@ pub fn build(plan: &HeaderPlan, dir: &Direction, src: &Sources<'_>) -> Vec<(Head
         let Some(v) = search(src, &h.path, plan.search_user_info) else { continue };
         let Some(text) = encode(v, h.encoding) else { continue };
         let _ = c.add(h.name.clone(), "", &text, &h.path.join("."));
+    }
+    if let Some(facts) = src.session {
+        for &f in &dir.session {
+            let Some(value) = facts.value(f, &plan.session_audience) else { continue };
+            let _ = c.add(f.header(), "", &value, "session");
+        }
     }
     c.out
 }

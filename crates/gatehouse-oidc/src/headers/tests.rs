@@ -152,6 +152,57 @@ fn a_plan_builds_every_kind_of_header() {
     assert!(build(&p, &p.upstream, &src).is_empty());
 }
 
+#[test]
+fn session_headers_tell_the_session_and_are_guarded() {
+    let p = plan(json!({
+        "session_audience": "app",
+        "session_request_headers": ["id", "audience", "subject", "timeout", "idling-timeout", "rolling-timeout", "absolute-timeout"],
+        "session_response_headers": ["timeout", "timeout"],
+    }));
+    assert_eq!(p.upstream.session.len(), 7);
+    assert_eq!(p.downstream.session, [SessionField::Timeout], "a repeated value sets one header");
+    assert!(!p.downstream_is_empty());
+    let facts = SessionFacts {
+        id: "sid".into(),
+        subject: Some("john".into()),
+        idling: Some(800),
+        rolling: Some(3500),
+        absolute: Some(86000),
+    };
+    let src = Sources { session: Some(&facts), ..Sources::default() };
+    let got: Vec<(String, String)> = build(&p, &p.upstream, &src)
+        .into_iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().expect("ascii").to_owned()))
+        .collect();
+    let want = [
+        ("session-id", "sid"),
+        ("session-audience", "app"),
+        ("session-subject", "john"),
+        ("session-timeout", "800"),
+        ("session-idling-timeout", "800"),
+        ("session-rolling-timeout", "3500"),
+        ("session-absolute-timeout", "86000"),
+    ];
+    assert_eq!(got, want.map(|(n, v)| (n.to_owned(), v.to_owned())));
+
+    // A timeout that is off, and a subject that is absent or cannot go on the wire: no header.
+    let facts = SessionFacts { subject: Some("a\r\nb".into()), idling: None, ..facts };
+    let src = Sources { session: Some(&facts), ..Sources::default() };
+    let names: Vec<String> = build(&p, &p.upstream, &src).into_iter().map(|(n, _)| n.as_str().to_owned()).collect();
+    assert!(!names.iter().any(|n| n == "session-subject" || n == "session-idling-timeout"), "{names:?}");
+    assert!(names.iter().any(|n| n == "session-timeout"));
+    // Nothing without a session.
+    assert!(build(&p, &p.upstream, &Sources::default()).is_empty());
+
+    // A client's own Session-* headers never reach the upstream.
+    let mut h = HeaderMap::new();
+    for name in ["session-id", "Session_Subject", "x-session-timeout", "session-other"] {
+        h.append(HeaderName::from_bytes(name.as_bytes()).expect("name"), HeaderValue::from_static("forged"));
+    }
+    p.strip_spoofed(&mut h);
+    assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["session-other"]);
+}
+
 /// Property tests: whatever a claim holds, its header value never carries a control character
 /// (CR, LF, NUL, any other C0 byte, DEL), and encoding never panics.
 mod properties {

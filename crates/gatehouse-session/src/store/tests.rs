@@ -76,6 +76,11 @@ fn text(v: &HeaderValue) -> &str {
     v.to_str().expect("ascii")
 }
 
+/// The `name=value` part of a `Set-Cookie` value.
+fn pair(v: &HeaderValue) -> &str {
+    text(v).split(';').next().expect("pair")
+}
+
 /// Deterministic filler that does not compress or repeat.
 fn bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -285,9 +290,10 @@ fn large_session_is_chunked_and_reassembled() {
     let cookies = store.save(&mut session, NOW, true, 0).expect("saves");
     assert!(cookies.len() >= 3, "{} cookies", cookies.len());
     for (i, c) in cookies.iter().enumerate() {
-        let want = if i == 0 { "session=".to_owned() } else { format!("session_{}=", i + 1) };
+        // lua-resty-session's names: session, session2, session3, ...
+        let want = if i == 0 { "session=".to_owned() } else { format!("session{}=", i + 1) };
         assert!(text(c).starts_with(&want), "{}", text(c));
-        assert!(c.len() <= 4000, "cookie {i} is {} bytes", c.len());
+        assert!(pair(c).len() <= 4096, "cookie {i}'s name=value is {} bytes", pair(c).len());
     }
     let mut jar = Jar::default();
     jar.apply(&cookies);
@@ -295,16 +301,17 @@ fn large_session_is_chunked_and_reassembled() {
     assert_eq!((opened.session, opened.chunks), (session.clone(), cookies.len()));
     assert_eq!(store.open(&jar.request_split(), NOW).expect("opens").session, session);
 
-    // Every chunk but the last is full to within the 4-character alignment.
+    // Every chunk but the last is full to within the 4-character alignment: chunk 1 holds
+    // 4096 - len("session=") characters, the others one less for their digit.
     for c in &cookies[..cookies.len() - 1] {
-        assert!(c.len() > 4000 - 4, "{}", c.len());
+        assert!(pair(c).len() > 4096 - 4, "{}", pair(c).len());
     }
 
     let mut gap = Jar(jar.0.clone());
-    gap.0.remove("session_2");
+    gap.0.remove("session2");
     assert_eq!(store.open(&gap.request(), NOW), Err(OpenError::Malformed));
     let mut no_tail = Jar(jar.0.clone());
-    no_tail.0.remove(&format!("session_{}", cookies.len()));
+    no_tail.0.remove(&format!("session{}", cookies.len()));
     assert_eq!(store.open(&no_tail.request(), NOW), Err(OpenError::Malformed));
     let mut no_head = Jar(jar.0);
     no_head.0.remove("session");
@@ -312,18 +319,50 @@ fn large_session_is_chunked_and_reassembled() {
 }
 
 #[test]
-fn small_limits_make_many_chunks() {
+fn small_limits_make_more_chunks_and_attributes_do_not_count() {
     let store = store_with(b"s", |c| {
         c.max_cookie_size = 300;
         c.cookie_domain = Some("example.com".into());
     });
-    let mut session = store.new_session(NOW, None, bytes(5000, 3));
+    let mut session = store.new_session(NOW, None, bytes(1500, 3));
     let cookies = store.save(&mut session, NOW, true, 0).expect("saves");
-    assert!(cookies.len() > 30);
-    assert!(cookies.iter().all(|c| c.len() <= 300));
+    assert!((7..=9).contains(&cookies.len()), "{}", cookies.len());
+    assert!(cookies.iter().all(|c| pair(c).len() <= 300));
+    assert!(cookies.iter().any(|c| c.len() > 300), "the attributes come on top");
     let mut jar = Jar::default();
     jar.apply(&cookies);
     assert_eq!(store.open(&jar.request(), NOW).expect("opens").session, session);
+}
+
+#[test]
+fn nine_cookies_at_most() {
+    let store = store();
+    // 27,000 bytes of data need 9 cookies of 4096 bytes; 28,000 would need a tenth.
+    let mut fits = store.new_session(NOW, None, bytes(27_000, 1));
+    let cookies = store.save(&mut fits, NOW, true, 0).expect("nine cookies");
+    assert_eq!(cookies.len(), 9);
+    assert!(text(&cookies[8]).starts_with("session9="));
+    let mut jar = Jar::default();
+    jar.apply(&cookies);
+    assert_eq!(store.open(&jar.request(), NOW).expect("opens").session, fits);
+
+    let mut too_big = store.new_session(NOW, None, bytes(28_000, 1));
+    assert_eq!(store.save(&mut too_big, NOW, true, 0), Err(SaveError::TooLarge { bytes: 28_000 }));
+}
+
+#[test]
+fn the_old_underscore_chunk_names_are_not_read() {
+    // A two-chunk session of a release before 1.0: `session` and `session_2`. The first chunk
+    // says two, `session2` is missing: no session, and `session_2` is someone else's cookie.
+    let store = store();
+    let mut session = store.new_session(NOW, None, bytes(7000, 2));
+    let jar = saved(&store, &mut session, NOW);
+    let old = format!("session={}; session_2={}", jar.0["session"], jar.0["session2"]);
+    assert_eq!(store.open(&headers(&[&old]), NOW), Err(OpenError::Malformed));
+    assert_eq!(store.present_chunks(&headers(&[&old])), 1);
+    let mut h = headers(&[&old]);
+    store.strip(&mut h);
+    assert!(h[COOKIE].to_str().expect("ascii").starts_with("session_2="));
 }
 
 #[test]
@@ -331,14 +370,14 @@ fn shrinking_from_three_chunks_to_one_expires_the_rest() {
     let store = store();
     let mut session = store.new_session(NOW, None, bytes(7000, 11));
     let mut jar = saved(&store, &mut session, NOW);
-    assert_eq!(jar.names(), vec!["session", "session_2", "session_3"]);
+    assert_eq!(jar.names(), vec!["session", "session2", "session3"]);
 
     let mut opened = store.open(&jar.request(), NOW).expect("opens");
     assert_eq!(opened.chunks, 3);
     opened.session.data = b"small".to_vec();
     let cookies = store.save(&mut opened.session, NOW + 5, true, opened.chunks).expect("saves");
     assert_eq!(cookies.len(), 3);
-    for (c, name) in cookies[1..].iter().zip(["session_2=;", "session_3=;"]) {
+    for (c, name) in cookies[1..].iter().zip(["session2=;", "session3=;"]) {
         assert!(text(c).starts_with(name), "{}", text(c));
         assert!(text(c).contains("; Max-Age=0") && text(c).contains("Expires=Thu, 01 Jan 1970"));
     }
@@ -352,7 +391,7 @@ fn stray_chunks_are_counted_for_the_next_save() {
     let store = store();
     let mut session = store.new_session(NOW, None, Vec::new());
     let mut jar = saved(&store, &mut session, NOW);
-    jar.0.insert("session_4".into(), "old".into());
+    jar.0.insert("session4".into(), "old".into());
     assert_eq!(store.open(&jar.request(), NOW).expect("opens").chunks, 4);
     assert_eq!(store.present_chunks(&jar.request()), 4);
     assert_eq!(store.present_chunks(&headers(&["a=1"])), 0);
@@ -418,7 +457,7 @@ fn clear_expires_every_chunk_present() {
     let mut jar = saved(&store, &mut session, NOW);
     let cleared = store.clear(&jar.request(), false);
     assert_eq!(cleared.len(), 3);
-    for (c, name) in cleared.iter().zip(["session", "session_2", "session_3"]) {
+    for (c, name) in cleared.iter().zip(["session", "session2", "session3"]) {
         assert_eq!(
             text(c),
             format!(
@@ -470,16 +509,23 @@ fn garbage_never_panics_and_never_opens() {
         ";;;;",
         "=session",
         "session_2=AQEA",
+        "session2=AQEA",
+        "session=AgIAAAAA; session3=AAAA",
+        "session=AgIAAAAA; session2=; session3=AAAA",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    // A forged header claiming 255 chunks, all present.
-    let mut many = String::from("session=Af8AAAAA");
-    for i in 2..=255 {
-        many.push_str(&format!("; session_{i}=AAAA"));
+    // Forged headers claiming 9 chunks (all present), 10 and 255 (more than a session may have).
+    for (head, last) in [("AgkAAAAA", 9), ("AgoAAAAA", 10), ("Av8AAAAA", 255)] {
+        let mut many = format!("session={head}");
+        for i in 2..=last {
+            many.push_str(&format!("; session{i}=AAAA; session_{i}=AAAA"));
+        }
+        inputs.push(many);
     }
-    inputs.push(many);
+    // The same chunk many times over: the first occurrence counts, the rest are skipped.
+    inputs.push(format!("session=AgIAAAAA{}", "; session2=AAAA".repeat(2000)));
     // Truncations and extensions of a genuine value.
     for n in 0..good.len() {
         inputs.push(format!("session={}", &good[..n]));
@@ -533,7 +579,7 @@ mod properties {
             let s = store();
             let mut text = format!("session={value}");
             for i in 2..chunks + 2 {
-                text.push_str(&format!("; session_{i}={value}"));
+                text.push_str(&format!("; session{i}={value}"));
             }
             prop_assert!(s.open(&headers(&[&text]), NOW).is_err());
         }
@@ -586,4 +632,169 @@ mod properties {
             prop_assert!(other.open(&sealed(&s, vec![1], None).request(), NOW).is_err());
         }
     }
+}
+
+mod binding {
+    use super::*;
+    use crate::{Bind, Binding};
+
+    const IP: &str = "192.0.2.7";
+
+    fn bound() -> SessionStore {
+        store_with(b"s", |c| c.bind = Bind { ip: true, scheme: true, user_agent: true })
+    }
+
+    fn request_binding(s: &SessionStore, ip: &str, https: bool, ua: &[u8]) -> Binding {
+        s.binding(ip.parse().expect("ip"), https, ua)
+    }
+
+    #[test]
+    fn a_bound_session_opens_only_for_the_same_address_scheme_and_user_agent() {
+        let s = bound();
+        let b = request_binding(&s, IP, true, b"Firefox");
+        let mut session = s.new_session(NOW, None, b"tokens".to_vec());
+        let mut jar = Jar::default();
+        jar.apply(&s.save_bound(&mut session, NOW, true, 0, &b).expect("saves"));
+        assert_eq!(s.open_bound(&jar.request(), NOW, &b).expect("opens").session, session);
+        for other in [
+            request_binding(&s, "192.0.2.8", true, b"Firefox"),
+            request_binding(&s, IP, false, b"Firefox"),
+            request_binding(&s, IP, true, b"Chrome"),
+            request_binding(&s, IP, true, b""),
+        ] {
+            assert_eq!(s.open_bound(&jar.request(), NOW, &other), Err(OpenError::Invalid));
+        }
+        // A caller that forgets the binding gets nothing, in either direction.
+        assert_eq!(s.open(&jar.request(), NOW), Err(OpenError::Invalid));
+        assert_eq!(s.save(&mut session, NOW, true, 0), Err(SaveError::Binding));
+    }
+
+    #[test]
+    fn only_the_bound_facts_count() {
+        let s = store_with(b"s", |c| c.bind = Bind { user_agent: true, ..Bind::default() });
+        let b = request_binding(&s, IP, true, b"UA");
+        let mut session = s.new_session(NOW, None, Vec::new());
+        let mut jar = Jar::default();
+        jar.apply(&s.save_bound(&mut session, NOW, true, 0, &b).expect("saves"));
+        let elsewhere = request_binding(&s, "2001:db8::1", false, b"UA");
+        assert!(s.open_bound(&jar.request(), NOW, &elsewhere).is_ok(), "address and scheme are not bound");
+    }
+
+    #[test]
+    fn unbound_and_bound_cookies_do_not_open_at_each_other() {
+        let (plain, bound) = (store_with(b"s", |_| {}), bound());
+        let b = request_binding(&bound, IP, true, b"UA");
+        let mut session = plain.new_session(NOW, None, Vec::new());
+        let unbound_jar = saved(&plain, &mut session, NOW);
+        assert_eq!(bound.open_bound(&unbound_jar.request(), NOW, &b), Err(OpenError::Invalid));
+        let mut bound_jar = Jar::default();
+        bound_jar.apply(&bound.save_bound(&mut session, NOW, true, 0, &b).expect("saves"));
+        assert_eq!(plain.open(&bound_jar.request(), NOW), Err(OpenError::Invalid));
+    }
+
+    #[test]
+    fn a_huge_user_agent_binds_like_any_other() {
+        let s = bound();
+        let ua = vec![b'x'; 64 * 1024];
+        let b = request_binding(&s, IP, true, &ua);
+        let mut session = s.new_session(NOW, None, Vec::new());
+        let mut jar = Jar::default();
+        jar.apply(&s.save_bound(&mut session, NOW, true, 0, &b).expect("saves"));
+        assert!(s.open_bound(&jar.request(), NOW, &b).is_ok());
+        assert_eq!(
+            s.open_bound(&jar.request(), NOW, &request_binding(&s, IP, true, &ua[1..])),
+            Err(OpenError::Invalid)
+        );
+    }
+}
+
+mod remember {
+    use super::*;
+    use crate::Remember;
+
+    fn with_remember(f: impl FnOnce(&mut Remember)) -> SessionStore {
+        let mut r = Remember::default();
+        f(&mut r);
+        store_with(b"s", |c| c.remember = Some(r))
+    }
+
+    #[test]
+    fn the_remember_cookie_is_its_own_persistent_cookie_under_the_same_key() {
+        let s = with_remember(|_| {});
+        let r = s.remember().expect("on");
+        assert_eq!(r.config().cookie_name, "remember");
+        assert_eq!(
+            (r.config().rolling_timeout, r.config().idling_timeout, r.config().absolute_timeout),
+            (604_800, 0, 2_592_000)
+        );
+        assert!(r.remember().is_none());
+        assert!(store().remember().is_none(), "off by default");
+
+        let mut session = s.new_session(NOW, Some("alice".into()), b"tokens".to_vec());
+        let set = r.save(&mut session, NOW, true, 0).expect("saves");
+        assert_eq!(set.len(), 1);
+        let cookie = text(&set[0]);
+        assert!(cookie.starts_with("remember="), "{cookie}");
+        assert!(cookie.contains("; Max-Age=604800;"), "Max-Age is the rolling timeout: {cookie}");
+        let mut jar = Jar::default();
+        jar.apply(&set);
+        assert_eq!(r.open(&jar.request(), NOW + 604_799).expect("opens").session, session);
+        assert_eq!(s.open(&jar.request(), NOW), Err(OpenError::Missing), "not a session cookie");
+        // Moved under the session cookie's name, it does not authenticate.
+        let moved = format!("session={}", jar.0["remember"]);
+        assert_eq!(s.open(&headers(&[&moved]), NOW), Err(OpenError::Invalid));
+    }
+
+    #[test]
+    fn remember_timeouts_hold() {
+        let s = with_remember(|r| (r.rolling_timeout, r.absolute_timeout) = (100, 150));
+        let r = s.remember().expect("on");
+        let mut session = s.new_session(NOW, None, Vec::new());
+        let jar = saved(r, &mut session, NOW);
+        assert_eq!(r.open(&jar.request(), NOW + 100), Err(OpenError::Expired(Timeout::Rolling)));
+        let jar = saved(r, &mut session, NOW + 90);
+        assert!(r.open(&jar.request(), NOW + 149).is_ok(), "no idling timeout: a week unused is fine");
+        assert_eq!(r.open(&jar.request(), NOW + 150), Err(OpenError::Expired(Timeout::Absolute)));
+
+        let forever = with_remember(|r| (r.rolling_timeout, r.absolute_timeout) = (0, 0));
+        let mut session = forever.new_session(NOW, None, Vec::new());
+        let set = forever.remember().expect("on").save(&mut session, NOW, true, 0).expect("saves");
+        assert!(text(&set[0]).contains("; Max-Age=34560000;"), "400 days, never a browser-session cookie");
+    }
+
+    #[test]
+    fn strip_and_clear_cover_both_cookies() {
+        let s = with_remember(|_| {});
+        let mut session = s.new_session(NOW, None, bytes(7000, 4));
+        let mut jar = saved(&s, &mut session, NOW);
+        jar.apply(&s.remember().expect("on").save(&mut session, NOW, true, 0).expect("saves"));
+        assert_eq!(jar.names(), ["remember", "remember2", "remember3", "session", "session2", "session3"]);
+        let cleared = s.clear(&jar.request(), true);
+        assert_eq!(cleared.len(), 6);
+        jar.apply(&cleared);
+        assert!(jar.0.is_empty());
+
+        let mut jar = Jar::default();
+        jar.apply(&s.remember().expect("on").save(&mut session, NOW, true, 0).expect("saves"));
+        let mut h = jar.request();
+        store().strip(&mut h);
+        assert!(h[COOKIE].to_str().expect("ascii").contains("remember="), "a store without remember leaves it");
+        s.strip(&mut h);
+        assert_eq!(h[COOKIE], "other=1");
+    }
+}
+
+#[test]
+fn a_rolling_only_store_for_short_lived_state() {
+    // The authorization cookie of the code flow: a rolling timeout, no idling or absolute one.
+    let s = store_with(b"s", |c| (c.rolling_timeout, c.idling_timeout, c.absolute_timeout) = (600, 0, 0));
+    let mut session = s.new_session(NOW, None, b"state".to_vec());
+    let cookies = s.save(&mut session, NOW, true, 0).expect("saves");
+    assert!(text(&cookies[0]).contains("; Max-Age=600;"), "{}", text(&cookies[0]));
+    let mut jar = Jar::default();
+    jar.apply(&cookies);
+    assert!(s.open(&jar.request(), NOW + 599).is_ok(), "no idling timeout ends it early");
+    assert_eq!(s.open(&jar.request(), NOW + 600), Err(OpenError::Expired(Timeout::Rolling)));
+    assert_eq!(s.deadlines_of(&session), Deadlines { idling: None, rolling: Some(NOW + 600), absolute: None });
+    assert!(!s.needs_save(&session, NOW + 449), "no touch without an idling timeout");
 }
