@@ -393,3 +393,27 @@ async fn a_pending_authorization_expires_after_authorization_rolling_timeout() {
     assert_ne!(param(r.location(), "state"), param(a.location(), "state"));
     refused_without_session(&r, "expired flow");
 }
+
+/// Kong's session example (developer.konghq.com, openid-connect examples/session-auth.yaml, and
+/// its how-to with `password` added to sign in): the session alone authenticates afterwards.
+#[tokio::test]
+async fn kongs_session_auth_example_works_unchanged() {
+    let env = Env::new(json!({"client_auth": ["client_secret_post"], "auth_methods": ["session"]})).await;
+    let r = get(&format!("{}/api/anything", env.gw.proxy), "").await;
+    assert_eq!(r.status, 401, "the example alone only accepts a session: {}", r.body);
+
+    env.patch(json!({"auth_methods": ["session", "password"], "cache_tokens_salt": "salt"})).await;
+    let basic = super::oidc::basic("john", "doe");
+    let resp = no_redirects()
+        .get(format!("{}/api/anything", env.gw.proxy))
+        .header("authorization", basic)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let cookie = super::oidc::session_cookie(resp.headers());
+    assert!(!cookie.is_empty());
+    let r = get(&format!("{}/api/anything", env.gw.proxy), &cookie).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["headers"]["Authorization"].as_str().is_some_and(|a| a.starts_with("Bearer ")));
+}
