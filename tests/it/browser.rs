@@ -4,7 +4,7 @@
 //! landing on the page asked for, a reload, a refresh of an expired access token, logout through
 //! the IdP and back, and Cancel at the IdP. `interop.rs` does the same against oidc-provider.
 
-use super::oidc::{Env, idp};
+use super::oidc::{Env, Provider, idp};
 use super::util::{echo, first_line_with, post, tempdir};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -321,7 +321,13 @@ pub fn assert_upstream_saw_john(echo: &Value) {
     assert_eq!(echo["args"], json!({"hello": "world"}), "the query reached the upstream: {echo}");
     assert_eq!(upstream_claims(echo)["preferred_username"], "john", "{echo}");
     let cookies = echo["headers"]["Cookie"].as_str().unwrap_or_default();
-    assert!(!cookies.contains("session=") && !cookies.contains("authorization="), "our cookies stay: {echo}");
+    assert!(!has_cookie(cookies, "session") && !has_cookie(cookies, "authorization"), "ours stay here: {echo}");
+}
+
+/// Whether a `Cookie` header value holds a cookie named `name` (not merely a name ending so, as
+/// oidc-provider's `_session`).
+pub fn has_cookie(header: &str, name: &str) -> bool {
+    header.split("; ").any(|c| c.split_once('=').is_some_and(|(n, _)| n == name))
 }
 
 /// Opens `page`, is sent to the dev IdP's login form, signs in as john and lands back on
@@ -360,7 +366,7 @@ async fn a_person_signs_in_through_the_gateway_and_lands_on_the_page_they_asked_
     browser.screenshot("signed-in").await;
     let calls = env.calls().await;
     assert_eq!(count(&calls, "authorization_code"), 1, "{calls}");
-    assert!(browser.cookie_header().await.contains("session="), "signed in with a session cookie");
+    assert!(has_cookie(&browser.cookie_header().await, "session"), "signed in with a session cookie");
 
     browser.reload().await;
     assert_eq!(browser.url().await, page, "a reload stays on the page");
@@ -405,7 +411,7 @@ async fn an_expired_access_token_is_refreshed_without_the_person_noticing() {
 }
 
 /// A route of the echo upstream without the plugin, where the IdP sends the browser after logout.
-async fn signed_out_page(env: &Env) -> String {
+pub async fn signed_out_page<P: Provider>(env: &Env<P>) -> String {
     let a = &env.gw.admin;
     let (st, body) = post(&format!("{a}/services"), json!({"name": "public", "url": env._up.urls[0]})).await;
     assert_eq!(st, 201, "{body}");
@@ -460,7 +466,7 @@ async fn logging_out_goes_through_the_idp_and_back_and_the_old_cookie_is_refused
 
     sign_in_at_the_dev_idp(&browser, &env, &page).await;
     let old = browser.cookie_header().await;
-    assert!(old.contains("session="), "{old}");
+    assert!(has_cookie(&old, "session"), "{old}");
     let before = env.calls().await;
 
     browser.goto(&format!("{}/api/logout", env.gw.proxy)).await;
@@ -470,7 +476,7 @@ async fn logging_out_goes_through_the_idp_and_back_and_the_old_cookie_is_refused
     assert_eq!(echo["method"], "GET", "the upstream's page, not the plugin's: {echo}");
     assert!(echo["headers"].get("Authorization").is_none(), "no longer signed in: {echo}");
     assert_eq!(count(&env.calls().await, "logout") - count(&before, "logout"), 1, "through the IdP's end session");
-    assert!(!browser.cookie_header().await.contains("session="), "the browser's session cookie is gone");
+    assert!(!has_cookie(&browser.cookie_header().await, "session"), "the browser's session cookie is gone");
 
     assert_refused(&page, &old, &env.issuer).await;
 
@@ -503,7 +509,7 @@ async fn cancelling_at_the_idp_is_answered_401_with_no_session() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(answer, json!({"message": "Unauthorized"}));
-    assert!(!browser.cookie_header().await.contains("session="), "no session cookie");
+    assert!(!has_cookie(&browser.cookie_header().await, "session"), "no session cookie");
     let calls = env.calls().await;
     assert_eq!(count(&calls, "token"), 0, "nothing exchanged: {calls}");
     browser.close().await;
