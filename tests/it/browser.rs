@@ -167,6 +167,14 @@ impl Browser {
         cookies.join("; ")
     }
 
+    /// Indents the JSON the page shows, as Chromium's "Pretty-print" box would (the box is out
+    /// of a script's reach), so a screenshot of a JSON answer is readable. The data stay the same.
+    pub async fn pretty_print(&self) {
+        let indent = "const p = document.querySelector('pre'); \
+                      if (p) { p.textContent = JSON.stringify(JSON.parse(p.textContent), null, 2); }";
+        bounded("pretty-print", self.client().execute(indent, vec![])).await;
+    }
+
     /// Writes a PNG of the page to `docs/screenshots/<name>.png`, only when
     /// `GATEHOUSE_SCREENSHOTS=1` (normal runs leave the repository alone).
     pub async fn screenshot(&self, name: &str) {
@@ -363,6 +371,8 @@ async fn a_person_signs_in_through_the_gateway_and_lands_on_the_page_they_asked_
     let browser = Browser::start().await;
 
     sign_in_at_the_dev_idp(&browser, &env, &page).await;
+    browser.pretty_print().await;
+    assert_upstream_saw_john(&browser.json().await);
     browser.screenshot("signed-in").await;
     let calls = env.calls().await;
     assert_eq!(count(&calls, "authorization_code"), 1, "{calls}");
@@ -512,5 +522,53 @@ async fn cancelling_at_the_idp_is_answered_401_with_no_session() {
     assert!(!has_cookie(&browser.cookie_header().await, "session"), "no session cookie");
     let calls = env.calls().await;
     assert_eq!(count(&calls, "token"), 0, "nothing exchanged: {calls}");
+    browser.close().await;
+}
+
+/// The README's browser walkthrough: `gatehouse dev` (on free ports here), then a browser opens
+/// the proxy at `localhost`. The seed plugin has Kong's defaults, whose `auth_methods` include
+/// `authorization_code`: the dev IdP's form, john / doe, and back at the gateway, which proxies
+/// the callback (`login_action: upstream`) without its code, state and iss.
+#[tokio::test]
+async fn the_readme_browser_walkthrough_signs_in_at_gatehouse_dev() {
+    let dir = tempdir();
+    let data = dir.path().join("dev");
+    let dev = super::util::Proc::spawn(
+        &[
+            "dev",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--proxy-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--idp-listen",
+            "127.0.0.1:0",
+            "--echo-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+        &dir.path().join("dev.log"),
+    );
+    let [proxy, _admin, idp, _echo] = &dev.urls[..] else { panic!("four URLs in the ready line: {:?}", dev.urls) };
+    let home = format!("{}/", proxy.replace("127.0.0.1", "localhost"));
+    let browser = Browser::start().await;
+
+    browser.goto(&home).await;
+    browser.find("input[name=username]").await;
+    assert!(browser.url().await.starts_with(&format!("{idp}/authorize?")), "at the dev IdP's form");
+    browser.fill("input[name=username]", "john").await;
+    browser.fill("input[name=password]", "doe").await;
+    browser.click("button[type=submit]").await;
+
+    let landed = browser.wait_for_url(&home).await;
+    assert!(query_param(&landed, "code").is_some(), "the callback is the page itself: {landed}");
+    let echo = browser.json().await;
+    assert_eq!(echo["args"], json!({}), "code, state and iss stay at the gateway: {echo}");
+    assert_eq!(upstream_claims(&echo)["preferred_username"], "john", "{echo}");
+    // Opening the home page again rides on the session.
+    browser.goto(&home).await;
+    assert_eq!(upstream_claims(&browser.json().await)["preferred_username"], "john");
+    assert_eq!(browser.url().await, home);
     browser.close().await;
 }
