@@ -66,15 +66,20 @@ pub(super) fn param(url: &str, name: &str) -> Option<String> {
 /// Signs in at the dev IdP's form (as the browser's POST would) for the authorization request
 /// at `location`; returns the callback URL the IdP sends the browser to.
 pub(super) async fn login(location: &str, user: &str, password: &str) -> String {
+    let resp = login_answer(location, user, password).await;
+    assert_eq!(resp.status().as_u16(), 302, "{}", resp.text().await.unwrap());
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// The dev IdP's answer to the login form's POST for the authorization request at `location`.
+pub(super) async fn login_answer(location: &str, user: &str, password: &str) -> reqwest::Response {
     let url = reqwest::Url::parse(location).unwrap();
     let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     form.push(("username".into(), user.into()));
     form.push(("password".into(), password.into()));
     let mut endpoint = url.clone();
     endpoint.set_query(None);
-    let resp = no_redirects().post(endpoint).form(&form).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 302, "{}", resp.text().await.unwrap());
-    resp.headers()["location"].to_str().unwrap().to_string()
+    no_redirects().post(endpoint).form(&form).send().await.unwrap()
 }
 
 /// The gateway's answer to `GET /api/anything?hello=world`: a redirect to the IdP, and the
@@ -101,7 +106,7 @@ pub(super) fn kong_example() -> Value {
 }
 
 /// A refused callback: no session cookie, and the answer is the plugin's, not the upstream's.
-fn refused_without_session(a: &Answer, what: &str) {
+pub(super) fn refused_without_session(a: &Answer, what: &str) {
     assert!(a.cookies("session").iter().all(|c| c.contains("Max-Age=0")), "{what}: no session made: {:?}", a.headers);
     assert!(a.json().get("headers").is_none(), "{what}: the upstream was not called: {}", a.body);
 }

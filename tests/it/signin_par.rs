@@ -1,11 +1,12 @@
-//! Pushed authorization requests (RFC 9126) and signed request objects (RFC 9101) in the
-//! authorization code flow, through the real proxy and the development IdP: the redirect carries
-//! only what each asks for, the IdP (which can require either per client) signs the user in, and
-//! a pushed request's hostile answer never reaches the browser.
+//! Pushed authorization requests (RFC 9126), signed request objects (RFC 9101) and JWT-secured
+//! authorization responses (JARM) in the authorization code flow, through the real proxy and the
+//! development IdP: the redirect carries only what each asks for, the IdP (which can require
+//! either of the first two per client) signs the user in, a pushed request's hostile answer never
+//! reaches the browser, and a callback counts only with a response JWT the IdP signed.
 
 use super::idp_boundary::{Reply, fake_idp};
 use super::oidc::{Env, front};
-use super::signin::{get, kong_example, login, param, start};
+use super::signin::{get, kong_example, login, login_answer, no_redirects, param, refused_without_session, start};
 use super::util::{client, json, tempdir};
 use gatehouse_jose::sign::SigningKey;
 use gatehouse_jose::{Algorithm, UnverifiedJwt};
@@ -179,4 +180,91 @@ async fn a_hostile_or_refusing_par_endpoint_gets_no_redirect_to_the_browser() {
         assert!(a.json().get("headers").is_none(), "{what}: not proxied");
     }
     assert_eq!(pushes.load(Ordering::SeqCst), 4);
+}
+
+/// The claims of the `response` JWT of a JARM callback URL, unverified.
+fn response_claims(callback: &str) -> serde_json::Map<String, Value> {
+    UnverifiedJwt::parse(&param(callback, "response").expect("a response")).unwrap().unverified_claims().unwrap()
+}
+
+#[tokio::test]
+async fn jarm_signs_in_from_the_response_jwt_alone_and_refuses_forged_ones() {
+    let env = Env::new(config(json!({"response_mode": "query.jwt"}))).await;
+    let base = format!("{}/api/anything", env.gw.proxy);
+    let (a, cookie) = start(&env).await;
+    assert_eq!(param(a.location(), "response_mode").as_deref(), Some("query.jwt"));
+    let callback = login(a.location(), "john", "doe").await;
+    assert_eq!(names(&callback), ["response"], "{callback}");
+    let claims = response_claims(&callback);
+    let (code, state) = (claims["code"].as_str().unwrap(), claims["state"].as_str().unwrap());
+
+    // The JWT's code and state, sent plainly: nothing is exchanged, the browser goes to the IdP again.
+    let r = get(&format!("{base}?code={code}&state={state}"), &cookie).await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert!(r.location().starts_with(&format!("{}/authorize?", env.issuer)), "{}", r.location());
+    refused_without_session(&r, "plain code and state");
+    // The same claims signed by a key the IdP does not publish: 401.
+    let forged = env.mint(json!({"key": "foreign", "claims": {"code": code, "state": state}})).await;
+    let r = get(&format!("{base}?response={forged}"), &cookie).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    refused_without_session(&r, "forged response");
+    assert_eq!(env.calls().await["token"], 0, "no code was exchanged");
+
+    // The real response signs in, and lands on the original URL.
+    let back = get(&callback, &cookie).await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    assert_eq!(back.location(), format!("{base}?hello=world"));
+    let page = get(back.location(), &back.cookie("session")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+
+    // A response JWT naming another issuer (a mix-up) is refused.
+    env.dev("next", json!({"authorization_response": {"iss": "https://evil.example"}})).await;
+    let (a, cookie) = start(&env).await;
+    let callback = login(a.location(), "john", "doe").await;
+    assert_eq!(response_claims(&callback)["iss"], "https://evil.example");
+    let r = get(&callback, &cookie).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    refused_without_session(&r, "mix-up");
+}
+
+#[tokio::test]
+async fn jarm_form_post_signs_in_from_the_posted_response_jwt() {
+    let env = Env::new(config(json!({"response_mode": "form_post.jwt"}))).await;
+    let (a, cookie) = start(&env).await;
+    let page = login_answer(a.location(), "john", "doe").await.text().await.unwrap();
+    let field = "name=\"response\" value=\"";
+    let at = page.find(field).expect("a response field") + field.len();
+    let response = &page[at..at + page[at..].find('"').unwrap()];
+    let back = no_redirects()
+        .post(format!("{}/api/anything", env.gw.proxy))
+        .header("cookie", &cookie)
+        .form(&[("response", response)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status().as_u16(), 302, "{}", back.text().await.unwrap());
+    let session: Vec<String> = back
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
+        .filter(|c| c.starts_with("session="))
+        .collect();
+    assert_eq!(session.len(), 1, "{:?}", back.headers());
+    let landed = get(back.headers()["location"].to_str().unwrap(), &session[0]).await;
+    assert_eq!(landed.status, 200, "{}", landed.body);
+    assert_eq!(landed.json()["args"]["hello"], "world");
+}
+
+#[tokio::test]
+async fn jarm_with_login_action_upstream_proxies_the_callback_without_its_response() {
+    let env = Env::new(json!({"auth_methods": ["authorization_code", "session"], "preserve_query_args": true,
+        "response_mode": "jwt"}))
+    .await;
+    let (a, cookie) = start(&env).await;
+    let callback = login(a.location(), "john", "doe").await;
+    assert_eq!(names(&callback), ["response"], "jwt is query.jwt for the code flow");
+    let back = get(&callback, &cookie).await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert_eq!(back.json()["args"], json!({"hello": "world"}), "no response JWT upstream: {}", back.body);
 }

@@ -17,6 +17,10 @@
 //! discovery says the IdP requires it. Kong's request objects are not documented: Gatehouse's
 //! carry every parameter plus `iss` (the client), `aud` (the issuer), `iat`, `nbf`, `exp` (60 s)
 //! and `jti`, with header `typ: oauth-authz-req+jwt`.
+//!
+//! With a JARM `response_mode` (`query.jwt`, `form_post.jwt`, `fragment.jwt`, `jwt`) the callback's
+//! values are read only from its `response` JWT, verified as `tokens.rs` says; plain `code` and
+//! `state` beside it are ignored, so a callback without a valid JWT exchanges nothing.
 
 use crate::cache::secs_of;
 use crate::credentials::{Args, Found};
@@ -67,6 +71,8 @@ const PROTOCOL_ARGS: [&str; 11] = [
 
 /// What the flow needs of a request, read (and owned) while its arguments are parsed.
 pub(crate) struct Returned {
+    /// `response`: a JARM authorization response, the only source of the others in JARM mode.
+    response: Option<String>,
     state: Option<String>,
     code: Option<String>,
     iss: Option<String>,
@@ -100,6 +106,8 @@ pub(crate) struct SignIn {
     authorization_endpoint: Option<String>,
     response_type: String,
     response_mode: String,
+    /// A JARM response mode: the callback's values come in one signed `response` JWT.
+    jarm: bool,
     scope: String,
     /// `openid` is among the scopes: an ID token must come back.
     wants_id_token: bool,
@@ -203,6 +211,7 @@ impl SignIn {
             authorization_endpoint: s.authorization_endpoint.clone(),
             response_type: s.response_type.join(" "),
             response_mode: s.response_mode.clone(),
+            jarm: s.response_mode == "jwt" || s.response_mode.ends_with(".jwt"),
             wants_id_token: scopes.iter().any(|x| x == "openid"),
             scope: scopes.join(" "),
             redirect_uris: s.redirect_uri.clone().unwrap_or_default(),
@@ -240,13 +249,14 @@ impl SignIn {
             let v = if post { args.body(name).or_else(|| args.query(name)) } else { args.query(name) };
             v.map(str::to_string)
         };
-        let in_body = post && args.body("state").is_some();
+        let in_body = post && (args.body("state").is_some() || args.body("response").is_some());
         let client_args = self
             .client_args
             .iter()
             .filter_map(|n| args.query(n).or_else(|| args.body(n)).map(|v| (n.clone(), v.to_string())))
             .collect();
         Returned {
+            response: arg("response"),
             state: arg("state"),
             code: arg("code"),
             iss: arg("iss"),
@@ -281,6 +291,8 @@ impl SignIn {
         let Some(pending) = pending else {
             return self.redirect(ctx, parts, ret.client_args, client, None, grants, now, trail).await;
         };
+        let client_id = self.client_ids.get(pending.client).map(String::as_str).unwrap_or_default();
+        let ret = if self.jarm { jarm_values(ret, client_id, v, now).await? } else { ret };
         let same_state = ret.state.as_deref().is_some_and(|s| {
             aws_lc_rs::constant_time::verify_slices_are_equal(s.as_bytes(), pending.state.as_bytes()).is_ok()
         });
@@ -302,7 +314,6 @@ impl SignIn {
                 return Err(Failure::unauthorized(format!("authorization response issuer mismatch: {iss:?}")));
             }
         }
-        let client_id = self.client_ids.get(pending.client).map(String::as_str).unwrap_or_default();
         if ret.client_id.as_deref().is_some_and(|c| c != client_id) {
             return Err(Failure::unauthorized("authorization response client mismatch"));
         }
@@ -553,6 +564,30 @@ impl SignIn {
             }
         }
     }
+}
+
+/// The callback's values of a JARM response: those of its `response` JWT once verified for
+/// `client_id`, none without one (the "no state" case: the browser goes to the IdP again). A
+/// `response` that does not verify is a 401; keys that cannot be fetched, a 502.
+async fn jarm_values(ret: Returned, client_id: &str, v: &Verifier, now: i64) -> Result<Returned, Failure> {
+    let mut out = Returned {
+        response: None,
+        state: None,
+        code: None,
+        iss: None,
+        client_id: None,
+        error: None,
+        client_args: ret.client_args,
+        in_body: ret.in_body,
+    };
+    let Some(response) = ret.response else { return Ok(out) };
+    let claims = v.authorization_response(&response, client_id, now).await.map_err(|e| match e {
+        crate::tokens::TokenError::Idp(e) => Failure::Idp { reason: e.to_string() },
+        e => Failure::unauthorized(format!("authorization response JWT refused: {e}")),
+    })?;
+    let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
+    (out.state, out.code, out.iss, out.error) = (text("state"), text("code"), text("iss"), text("error"));
+    Ok(out)
 }
 
 /// A PKCE challenge method (RFC 7636).
@@ -833,6 +868,39 @@ mod tests {
         let doc = json!({"pushed_authorization_request_endpoint": url});
         let r = s.delivered(params(), 0, "web", &discovered(doc), &o.auth.grants, 1000).await;
         assert!(matches!(r, Err(Failure::Unauthorized { .. })), "the IdP refused it: 401");
+    }
+
+    #[tokio::test]
+    async fn in_jarm_mode_only_the_verified_response_jwt_counts() {
+        use crate::tokens::tests::{oidc, publish, signing_key};
+        let o = oidc(json!({"client_id": ["web"], "response_mode": "query.jwt"}));
+        assert!(o.auth.signin.as_ref().expect("on").jarm);
+        let v = &o.auth.verifier;
+        let (key, jwk) = signing_key("k1");
+        publish(&o, &[&jwk]);
+        let now = crate::cache::unix_now();
+        let plain = |response: Option<String>| Returned {
+            response,
+            state: Some("plain-state".into()),
+            code: Some("plain-code".into()),
+            iss: None,
+            client_id: Some("web".into()),
+            error: None,
+            client_args: Vec::new(),
+            in_body: false,
+        };
+        // Plain values without a response JWT: nothing, so the browser goes to the IdP again.
+        let out = jarm_values(plain(None), "web", v, now).await.map_err(|f| f.reason().to_string()).expect("ok");
+        assert!(out.state.is_none() && out.code.is_none() && out.client_id.is_none());
+        let claims = json!({"iss": v.provider.issuer(), "aud": "web", "exp": now + 60, "code": "c", "state": "s"});
+        let jwt = sign_jwt(&json!({}), &claims, &key).expect("signed");
+        let out = jarm_values(plain(Some(jwt.clone())), "web", v, now).await.map_err(|f| f.reason().to_string());
+        let out = out.expect("verified");
+        assert_eq!((out.state.as_deref(), out.code.as_deref()), (Some("s"), Some("c")), "the JWT's, not the query's");
+        assert_eq!(out.iss.as_deref(), Some(v.provider.issuer()));
+        // Addressed to another client: 401.
+        let r = jarm_values(plain(Some(jwt)), "other", v, now).await;
+        assert!(matches!(r, Err(Failure::Unauthorized { .. })));
     }
 
     #[test]
