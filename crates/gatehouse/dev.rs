@@ -73,7 +73,14 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         if created { "created" } else { "kept" }
     );
     println!();
-    println!("Try (HTTPie):");
+    // The browser walkthrough: the seed plugin's default auth_methods include authorization_code.
+    // `localhost` keeps the gateway's cookies apart from the IdP's (127.0.0.1) in the browser.
+    let browse = if proxy.ip().is_loopback() || proxy.ip().is_unspecified() {
+        format!("http://localhost:{}", proxy.port())
+    } else {
+        format!("http://{proxy}")
+    };
+    println!("Open {browse} in a browser and sign in as john / doe, or try (HTTPie):");
     println!("  http -f patch :8001/plugins/{PLUGIN_ID} \\");
     println!("    config.auth_methods=password config.upstream_headers_claims=preferred_username \\");
     println!("    config.upstream_headers_names=authenticated_user");

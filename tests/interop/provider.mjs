@@ -20,7 +20,15 @@
 //   audience is "not for userinfo"); introspection and revocation refuse JWTs outright
 //   ("structured tokens"), so opaque tokens are also what introspection needs. Only the client a
 //   token was issued to may revoke it.
-// - Open dynamic registration at `/reg`, for clients with their own keys (private_key_jwt).
+// - Open dynamic registration at `/reg`, for clients with their own keys (private_key_jwt), and
+//   for the browser test's client: the gateway's callback and post-logout URLs carry a port the
+//   gateway picks when it starts, after this provider, so that test registers them at `/reg`.
+//
+// Browser sign-in uses oidc-provider's own development pages (devInteractions, on by default):
+// a login page, then a consent page. Their login field is taken as the account id as typed, with
+// any password, so a browser types `u-1001` for john. Teaching findAccount usernames would not
+// do: the session would hold `john` while the account says `u-1001`, and oidc-provider refuses
+// the grant made at consent ("accountId mismatch").
 //
 // Access tokens for a user carry the profile claims (`extraTokenClaims`), so claim headers can
 // come from the access token alone; introspection answers carry them too. ID tokens carry the

@@ -481,3 +481,68 @@ async fn interop_private_key_jwt_with_the_gateways_own_key() {
         assert_eq!(jwt_claims(&upstream_token(&body))["client_id"], keyed);
     }
 }
+
+/// Kong's authorization-code example in a real browser against oidc-provider's own interactive
+/// pages (devInteractions): its login and consent pages, back on the page asked for with its
+/// query, the upstream sees john, a reload stays signed in; then logout through its end-session
+/// confirmation page, back at `logout_redirect_uri`, the old cookie refused and the next visit
+/// at the login page again.
+#[tokio::test]
+async fn interop_a_person_signs_in_and_out_in_a_browser() {
+    use super::browser::{Browser, assert_refused, assert_upstream_saw_john, has_cookie, signed_out_page};
+    let env = Interop::start(super::browser::kong_authorization_code_example()).await;
+    let page = format!("{}/api/anything?hello=world", env.gw.proxy);
+    let signed_out = signed_out_page(&env).await;
+    // The gateway's URLs are known only now that it runs: a client registered for them (RFC 7591;
+    // oidc-provider matches redirect URIs exactly). The callback is the page's own path (Kong's
+    // default redirect_uri).
+    let (st, reg) = post(
+        &format!("{}/reg", env.issuer),
+        json!({"redirect_uris": [format!("{}/api/anything", env.gw.proxy)], "post_logout_redirect_uris": [signed_out],
+            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_post"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{reg}");
+    env.patch(json!({
+        "client_id": [reg["client_id"]],
+        "client_secret": [reg["client_secret"]],
+        "logout_uri_suffix": "/logout",
+        "logout_methods": ["GET", "POST"],
+        "logout_redirect_uri": [signed_out],
+    }))
+    .await;
+    let browser = Browser::start().await;
+
+    browser.goto(&page).await;
+    // devInteractions takes the login as the account id as typed (any password): john is u-1001.
+    browser.fill("input[name=login]", "u-1001").await;
+    browser.fill("input[name=password]", "doe").await;
+    browser.click("button.login-submit").await;
+    browser.find("input[name=prompt][value=consent]").await;
+    assert!(browser.url().await.starts_with(&format!("{}/interaction/", env.issuer)));
+    browser.click("button.login-submit").await;
+    let landed = browser.wait_for_url(&page).await;
+    assert_eq!(landed, page, "the original URL with its query, nothing added");
+    let echo = browser.json().await;
+    assert_upstream_saw_john(&echo);
+    assert_eq!(jwt_claims(&upstream_token(&echo))["sub"], "u-1001");
+    browser.reload().await;
+    assert_upstream_saw_john(&browser.json().await);
+
+    let old = browser.cookie_header().await;
+    assert!(has_cookie(&old, "session"), "{old}");
+    browser.goto(&format!("{}/api/logout", env.gw.proxy)).await;
+    browser.find("form[id='op.logoutForm']").await;
+    assert!(browser.url().await.starts_with(&format!("{}/session/end", env.issuer)));
+    browser.click("button[name=logout][value=yes]").await;
+    let back = browser.wait_for_url(&signed_out).await;
+    assert_eq!(back, signed_out);
+    assert!(!has_cookie(&browser.cookie_header().await, "session"), "the browser's session cookie is gone");
+    assert_refused(&page, &old, &env.issuer).await;
+
+    // The provider's session ended too: the login page again, not the consent page or the page.
+    browser.goto(&page).await;
+    browser.find("input[name=login]").await;
+    browser.close().await;
+}

@@ -27,6 +27,10 @@ async fn parallel_requests_of_an_expired_session_make_one_refresh_and_share_its_
     // `exp` is whole seconds: 3 s on, the access token has expired for sure. The IdP answers
     // refreshes slowly, so the eight requests are all waiting at once.
     tokio::time::sleep(Duration::from_millis(3100)).await;
+    // The refreshed tokens live 6 s: long enough for every check below on a busy machine, before
+    // the grace ends.
+    let client = json!({"client_id": "gatehouse", "client_secret": "gatehouse-secret", "access_token_ttl": 6});
+    env.dev("clients", client).await;
     env.dev("delay", json!({"endpoint": "token", "ms": 300})).await;
     let url = format!("{}/api/anything", env.gw.proxy);
     let mut tasks = tokio::task::JoinSet::new();
@@ -59,8 +63,8 @@ async fn parallel_requests_of_an_expired_session_make_one_refresh_and_share_its_
     }
     assert_eq!(env.calls().await["token_grants"]["refresh_token"], 1);
     // The old cookie was served the new session only for a grace of min(30 s, the new token's
-    // 2 s life); past it, its spent refresh token is refused and the session destroyed.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // 6 s life); past it, its spent refresh token is refused and the session destroyed.
+    tokio::time::sleep(Duration::from_millis(6100)).await;
     let (st, body, h) = env.call(&[("cookie", &cookie)]).await;
     assert_eq!(st, 401, "{body}");
     let cleared = h.get_all("set-cookie").iter().any(|v| v.to_str().unwrap().contains("Max-Age=0"));

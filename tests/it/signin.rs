@@ -293,3 +293,132 @@ async fn login_action_response_answers_with_the_tokens() {
     assert!(body.get("headers").is_none(), "answered by the gateway, not proxied");
     assert!(!r.cookie("session").is_empty(), "the session rides on the answer");
 }
+
+/// The hidden fields of the dev IdP's `form_post` page, and where it posts them.
+fn form_post_page(html: &str) -> (String, Vec<(String, String)>) {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = tag[start..].find('"')? + start;
+        Some(tag[start..end].replace("&amp;", "&").replace("&quot;", "\"").replace("&#39;", "'"))
+    };
+    let form = html.split("<form").nth(1).expect("a form");
+    let action = attr(form, "action").expect("an action");
+    let fields =
+        form.split("<input").skip(1).filter_map(|tag| Some((attr(tag, "name")?, attr(tag, "value")?))).collect();
+    (action, fields)
+}
+
+#[tokio::test]
+async fn kongs_example_as_written_signs_in_with_form_post() {
+    let mut config = kong_example();
+    config["response_mode"] = json!("form_post");
+    let env = Env::new(config).await;
+    let (a, auth_cookie) = start(&env).await;
+    assert_eq!(param(a.location(), "response_mode").as_deref(), Some("form_post"));
+    // The IdP answers the login with a page that posts the code back.
+    let url = reqwest::Url::parse(a.location()).unwrap();
+    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    form.push(("username".into(), "john".into()));
+    form.push(("password".into(), "doe".into()));
+    let mut endpoint = url.clone();
+    endpoint.set_query(None);
+    let page = no_redirects().post(endpoint).form(&form).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let (action, fields) = form_post_page(&page.text().await.unwrap());
+    assert_eq!(action, format!("{}/api/anything", env.gw.proxy));
+    assert!(fields.iter().any(|(k, _)| k == "code"), "{fields:?}");
+
+    let back = no_redirects().post(&action).header("cookie", &auth_cookie).form(&fields).send().await.unwrap();
+    assert_eq!(back.status().as_u16(), 302, "login_action redirect turns the POST into a GET");
+    let location = back.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(location, format!("{}/api/anything?hello=world", env.gw.proxy));
+    let session: String = back
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .filter(|c| c.starts_with("session=") && !c.contains("Max-Age=0"))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .collect();
+    let page = get(&location, &session).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.json()["args"]["hello"], "world");
+}
+
+#[tokio::test]
+async fn the_authorization_request_follows_the_config() {
+    let env = Env::new(json!({
+        "auth_methods": ["authorization_code", "session"],
+        "redirect_uri": ["http://127.0.0.1:1/callback"],
+        "scopes": ["openid", "email"],
+        "audience": ["api"],
+        "max_age": 300,
+        "authorization_query_args_names": ["hd", "prompt"],
+        "authorization_query_args_values": ["example.com", "login"],
+        "authorization_query_args_client": ["login_hint", "ui_locales"],
+        "require_proof_key_for_code_exchange": false,
+        "response_type": ["code"],
+        "authorization_cookie_name": "pending",
+        "authorization_cookie_path": "/api",
+        "authorization_cookie_same_site": "Strict",
+        "authorization_cookie_secure": true,
+        "authorization_rolling_timeout": 120,
+    }))
+    .await;
+    let a = get(&format!("{}/api/anything?login_hint=john&other=x", env.gw.proxy), "").await;
+    assert_eq!(a.status, 302, "{}", a.body);
+    let loc = a.location();
+    assert_eq!(param(loc, "redirect_uri").as_deref(), Some("http://127.0.0.1:1/callback"));
+    assert_eq!(param(loc, "scope").as_deref(), Some("openid email"));
+    assert_eq!(param(loc, "audience").as_deref(), Some("api"));
+    assert_eq!(param(loc, "max_age").as_deref(), Some("300"));
+    assert_eq!(param(loc, "hd").as_deref(), Some("example.com"));
+    assert_eq!(param(loc, "prompt").as_deref(), Some("login"));
+    assert_eq!(param(loc, "login_hint").as_deref(), Some("john"), "copied from the request");
+    assert_eq!(param(loc, "ui_locales"), None, "absent from the request: not sent");
+    assert_eq!(param(loc, "other"), None);
+    assert_eq!(param(loc, "code_challenge"), None, "PKCE turned off");
+    let set = a.cookies("pending");
+    assert_eq!(set.len(), 1, "{:?}", a.headers);
+    let c = &set[0];
+    assert!(c.contains("Path=/api") && c.contains("SameSite=Strict") && c.contains("Secure"), "{c}");
+    assert!(c.contains("Max-Age=120"), "authorization_rolling_timeout: {c}");
+    assert!(a.cookies("authorization").is_empty());
+}
+
+#[tokio::test]
+async fn a_pending_authorization_expires_after_authorization_rolling_timeout() {
+    let env =
+        Env::new(json!({"auth_methods": ["authorization_code", "session"], "authorization_rolling_timeout": 1})).await;
+    let (a, cookie) = start(&env).await;
+    let callback = login(a.location(), "john", "doe").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = get(&callback, &cookie).await;
+    assert_eq!(r.status, 302, "an expired flow starts again: {}", r.body);
+    assert_ne!(param(r.location(), "state"), param(a.location(), "state"));
+    refused_without_session(&r, "expired flow");
+}
+
+/// Kong's session example (developer.konghq.com, openid-connect examples/session-auth.yaml, and
+/// its how-to with `password` added to sign in): the session alone authenticates afterwards.
+#[tokio::test]
+async fn kongs_session_auth_example_works_unchanged() {
+    let env = Env::new(json!({"client_auth": ["client_secret_post"], "auth_methods": ["session"]})).await;
+    let r = get(&format!("{}/api/anything", env.gw.proxy), "").await;
+    assert_eq!(r.status, 401, "the example alone only accepts a session: {}", r.body);
+
+    env.patch(json!({"auth_methods": ["session", "password"], "cache_tokens_salt": "salt"})).await;
+    let basic = super::oidc::basic("john", "doe");
+    let resp = no_redirects()
+        .get(format!("{}/api/anything", env.gw.proxy))
+        .header("authorization", basic)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let cookie = super::oidc::session_cookie(resp.headers());
+    assert!(!cookie.is_empty());
+    let r = get(&format!("{}/api/anything", env.gw.proxy), &cookie).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["headers"]["Authorization"].as_str().is_some_and(|a| a.starts_with("Bearer ")));
+}
