@@ -295,7 +295,7 @@ async fn login_action_response_answers_with_the_tokens() {
 }
 
 /// The hidden fields of the dev IdP's `form_post` page, and where it posts them.
-fn form_post_page(html: &str) -> (String, Vec<(String, String)>) {
+pub(super) fn form_post_page(html: &str) -> (String, Vec<(String, String)>) {
     let attr = |tag: &str, name: &str| -> Option<String> {
         let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
         let end = tag[start..].find('"')? + start;

@@ -6,7 +6,9 @@
 
 use super::idp_boundary::{Reply, fake_idp};
 use super::oidc::{Env, front};
-use super::signin::{get, kong_example, login, login_answer, no_redirects, param, refused_without_session, start};
+use super::signin::{
+    form_post_page, get, kong_example, login, login_answer, no_redirects, param, refused_without_session, start,
+};
 use super::util::{client, json, tempdir};
 use gatehouse_jose::sign::SigningKey;
 use gatehouse_jose::{Algorithm, UnverifiedJwt};
@@ -232,16 +234,9 @@ async fn jarm_form_post_signs_in_from_the_posted_response_jwt() {
     let env = Env::new(config(json!({"response_mode": "form_post.jwt"}))).await;
     let (a, cookie) = start(&env).await;
     let page = login_answer(a.location(), "john", "doe").await.text().await.unwrap();
-    let field = "name=\"response\" value=\"";
-    let at = page.find(field).expect("a response field") + field.len();
-    let response = &page[at..at + page[at..].find('"').unwrap()];
-    let back = no_redirects()
-        .post(format!("{}/api/anything", env.gw.proxy))
-        .header("cookie", &cookie)
-        .form(&[("response", response)])
-        .send()
-        .await
-        .unwrap();
+    let (action, fields) = form_post_page(&page);
+    assert_eq!(fields.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["response"], "{page}");
+    let back = no_redirects().post(&action).header("cookie", &cookie).form(&fields).send().await.unwrap();
     assert_eq!(back.status().as_u16(), 302, "{}", back.text().await.unwrap());
     let session: Vec<String> = back
         .headers()
