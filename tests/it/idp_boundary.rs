@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// What the fake IdP does with a request.
 #[derive(Clone, Debug)]
-enum Reply {
+pub(super) enum Reply {
     /// This status with an empty JSON object.
     Status(u16),
     /// Reads the request and never answers.
@@ -31,8 +31,8 @@ enum Reply {
 }
 
 /// A fake IdP: its base URL and counters.
-struct FakeIdp {
-    url: String,
+pub(super) struct FakeIdp {
+    pub(super) url: String,
     /// Requests read.
     requests: Arc<AtomicUsize>,
     /// Body bytes the client accepted (written before it closed the connection).
@@ -42,7 +42,7 @@ struct FakeIdp {
 type Route = Arc<dyn Fn(&str, &str) -> Reply + Send + Sync>;
 
 /// Starts a fake IdP; `route(base_url, path)` decides each answer.
-async fn fake_idp(route: impl Fn(&str, &str) -> Reply + Send + Sync + 'static) -> FakeIdp {
+pub(super) async fn fake_idp(route: impl Fn(&str, &str) -> Reply + Send + Sync + 'static) -> FakeIdp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));

@@ -21,6 +21,7 @@ mod session_binding;
 mod session_options;
 mod session_refresh;
 mod signin;
+mod signin_par;
 mod tls;
 mod token_replay;
 mod trusted_proxy;

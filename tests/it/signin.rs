@@ -8,24 +8,24 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 /// A client that shows every redirect instead of following it.
-fn no_redirects() -> reqwest::Client {
+pub(super) fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(0).build().unwrap()
 }
 
 /// An answer: status, headers, body text.
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) headers: HeaderMap,
+    pub(super) body: String,
 }
 
 impl Answer {
-    fn location(&self) -> &str {
+    pub(super) fn location(&self) -> &str {
         self.headers.get("location").map(|v| v.to_str().unwrap()).unwrap_or_default()
     }
 
     /// The `name=value` of each `Set-Cookie` named `name` (or a chunk of it).
-    fn cookies(&self, name: &str) -> Vec<String> {
+    pub(super) fn cookies(&self, name: &str) -> Vec<String> {
         self.headers
             .get_all("set-cookie")
             .iter()
@@ -35,7 +35,7 @@ impl Answer {
     }
 
     /// The value `Cookie` carries back for the cookies named `name` that were set (not expired).
-    fn cookie(&self, name: &str) -> String {
+    pub(super) fn cookie(&self, name: &str) -> String {
         self.cookies(name)
             .into_iter()
             .filter(|c| !c.contains("Max-Age=0"))
@@ -44,12 +44,12 @@ impl Answer {
             .join("; ")
     }
 
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
 }
 
-async fn get(url: &str, cookie: &str) -> Answer {
+pub(super) async fn get(url: &str, cookie: &str) -> Answer {
     let mut req = no_redirects().get(url);
     if !cookie.is_empty() {
         req = req.header("cookie", cookie);
@@ -59,27 +59,32 @@ async fn get(url: &str, cookie: &str) -> Answer {
     Answer { status, headers, body: resp.text().await.unwrap() }
 }
 
-fn param(url: &str, name: &str) -> Option<String> {
+pub(super) fn param(url: &str, name: &str) -> Option<String> {
     reqwest::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 /// Signs in at the dev IdP's form (as the browser's POST would) for the authorization request
 /// at `location`; returns the callback URL the IdP sends the browser to.
-async fn login(location: &str, user: &str, password: &str) -> String {
+pub(super) async fn login(location: &str, user: &str, password: &str) -> String {
+    let resp = login_answer(location, user, password).await;
+    assert_eq!(resp.status().as_u16(), 302, "{}", resp.text().await.unwrap());
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// The dev IdP's answer to the login form's POST for the authorization request at `location`.
+pub(super) async fn login_answer(location: &str, user: &str, password: &str) -> reqwest::Response {
     let url = reqwest::Url::parse(location).unwrap();
     let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     form.push(("username".into(), user.into()));
     form.push(("password".into(), password.into()));
     let mut endpoint = url.clone();
     endpoint.set_query(None);
-    let resp = no_redirects().post(endpoint).form(&form).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 302, "{}", resp.text().await.unwrap());
-    resp.headers()["location"].to_str().unwrap().to_string()
+    no_redirects().post(endpoint).form(&form).send().await.unwrap()
 }
 
 /// The gateway's answer to `GET /api/anything?hello=world`: a redirect to the IdP, and the
 /// authorization cookie it set.
-async fn start(env: &Env) -> (Answer, String) {
+pub(super) async fn start(env: &Env) -> (Answer, String) {
     let a = get(&format!("{}/api/anything?hello=world", env.gw.proxy), "").await;
     assert_eq!(a.status, 302, "{}", a.body);
     assert!(a.location().starts_with(&format!("{}/authorize?", env.issuer)), "{}", a.location());
@@ -90,7 +95,7 @@ async fn start(env: &Env) -> (Answer, String) {
 
 /// Kong's authorization-code example (developer.konghq.com, openid-connect
 /// examples/authorization-code.yaml) with the query response mode.
-fn kong_example() -> Value {
+pub(super) fn kong_example() -> Value {
     json!({
         "client_auth": ["client_secret_post"],
         "auth_methods": ["authorization_code", "session"],
@@ -101,7 +106,7 @@ fn kong_example() -> Value {
 }
 
 /// A refused callback: no session cookie, and the answer is the plugin's, not the upstream's.
-fn refused_without_session(a: &Answer, what: &str) {
+pub(super) fn refused_without_session(a: &Answer, what: &str) {
     assert!(a.cookies("session").iter().all(|c| c.contains("Max-Age=0")), "{what}: no session made: {:?}", a.headers);
     assert!(a.json().get("headers").is_none(), "{what}: the upstream was not called: {}", a.body);
 }
@@ -290,7 +295,7 @@ async fn login_action_response_answers_with_the_tokens() {
 }
 
 /// The hidden fields of the dev IdP's `form_post` page, and where it posts them.
-fn form_post_page(html: &str) -> (String, Vec<(String, String)>) {
+pub(super) fn form_post_page(html: &str) -> (String, Vec<(String, String)>) {
     let attr = |tag: &str, name: &str| -> Option<String> {
         let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
         let end = tag[start..].find('"')? + start;

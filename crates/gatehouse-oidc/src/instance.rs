@@ -108,6 +108,7 @@ impl Oidc {
             auth(&s.token_endpoint_auth_method),
             auth(&s.introspection_endpoint_auth_method),
             auth(&s.revocation_endpoint_auth_method),
+            auth(&s.pushed_authorization_request_endpoint_auth_method),
         ];
         crate::node::own_keys_for(&mut clients, &endpoint_auth, env);
         let verifier = verifier(&s, provider.clone(), &clients)?;
@@ -121,7 +122,7 @@ impl Oidc {
             _ => random_salt()?,
         };
         let sessions = Sessions::build(&s, methods, session_key, verifier.leeway, ttl)?;
-        let signin = SignIn::build(&s, authorization_key, provider.clone())?;
+        let signin = SignIn::build(&s, authorization_key, provider.clone(), &clients, env)?;
         let grants = Grants::build(&s, provider, clients, salt, ttl);
         let auth = Authenticator::build(&s, methods, verifier, grants, sessions, signin);
         let authz = Authorizer::build(&s);

@@ -1,7 +1,8 @@
 //! What an instance takes from the node rather than from its config (Kong keeps these in its
 //! `oic_issuers` and `oic_jwks` tables): the session key, bound to this plugin and its issuer;
-//! the node's own key pair for `private_key_jwt` without `client_jwk`; and the discovery cache
-//! the Admin API shows and clears. All of it is read at build time, never per request.
+//! the node's own key pair for `private_key_jwt` and request objects without `client_jwk`; and
+//! the discovery cache the Admin API shows and clears. All of it is read at build time, never
+//! per request (the key set of request objects is parsed on first use, from what the build read).
 
 use crate::cache::unix_now;
 use crate::provider::client_auth::{Client, ClientAuth};
@@ -9,10 +10,12 @@ use crate::provider::discovery::Provider;
 use gatehouse_core::entity::PluginEntity;
 use gatehouse_core::plugin::BuildEnv;
 use gatehouse_core::secrets::DiscoveryView;
-use gatehouse_jose::own_keys::OwnKeys;
+use gatehouse_jose::Algorithm;
+use gatehouse_jose::own_keys::{OwnKeys, OwnKeysError};
+use gatehouse_jose::sign::SigningKey;
 use gatehouse_session::SessionCodec;
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The session key of the instance `entity` builds: derived from the plugin's `session_secret`,
 /// or, when that is unset, from the secret the node keeps for its issuer (made now, and stored
@@ -81,7 +84,60 @@ pub fn own_keys_for(clients: &mut [Client], endpoint_methods: &[Option<ClientAut
         }
     };
     for c in clients.iter_mut().filter(|c| wants(c)) {
-        c.key = keys.for_alg(c.alg.filter(|a| !a.is_hmac()));
+        c.key = node_key(&keys, c.alg);
+    }
+}
+
+/// The node's key for a client's `client_alg`: that algorithm's key, else the RS256 one (an
+/// `HS*` algorithm signs with the secret, never with a node key).
+fn node_key(keys: &OwnKeys, alg: Option<Algorithm>) -> Option<SigningKey> {
+    keys.for_alg(alg.filter(|a| !a.is_hmac()))
+}
+
+/// The keys request objects (JAR, RFC 9101) are signed with, as Kong picks them: the client's
+/// `client_jwk`, else the node's own key for its `client_alg`, else the node's RS256 key.
+/// The node's set is parsed on first use, as most instances never sign a request object.
+pub struct RequestKeys {
+    /// Each client's own key (`client_jwk`, or the node key `own_keys_for` gave it).
+    own: Vec<Option<SigningKey>>,
+    algs: Vec<Option<Algorithm>>,
+    /// The node's stored key set, as the build found it.
+    stored: Option<Arc<str>>,
+    node: OnceLock<Option<OwnKeys>>,
+}
+
+impl RequestKeys {
+    /// The keys for `clients`. With `required` (`require_signed_request_object: true`), a
+    /// keyless client whose node key set does not load refuses the build. Without a stored set
+    /// (as in `check`, which builds without the node's secrets) the build passes: a running
+    /// node always has one.
+    pub fn build(clients: &[Client], env: &BuildEnv, required: bool) -> Result<RequestKeys, OwnKeysError> {
+        let keys = RequestKeys {
+            own: clients.iter().map(|c| c.key.clone()).collect(),
+            algs: clients.iter().map(|c| c.alg).collect(),
+            stored: env.secrets.client_keys(),
+            node: OnceLock::new(),
+        };
+        if required
+            && keys.own.iter().any(Option::is_none)
+            && let Some(stored) = &keys.stored
+        {
+            let parsed = OwnKeys::from_stored(stored)?;
+            let _ = keys.node.set(Some(parsed));
+        }
+        Ok(keys)
+    }
+
+    /// The key client `i` signs its request objects with, if it has one.
+    pub fn key(&self, i: usize) -> Option<SigningKey> {
+        if let Some(k) = self.own.get(i)?.clone() {
+            return Some(k);
+        }
+        let node = self.node.get_or_init(|| {
+            let parsed = OwnKeys::from_stored(self.stored.as_deref()?);
+            parsed.inspect_err(|e| tracing::error!(error = %e, "the node's key set does not load")).ok()
+        });
+        node_key(node.as_ref()?, self.algs.get(i).copied().flatten())
     }
 }
 
@@ -204,5 +260,32 @@ mod tests {
         // private_key_jwt at an endpoint: every keyless client gets one.
         own_keys_for(&mut clients, &[None, Some(ClientAuth::PrivateKeyJwt)], &env);
         assert_eq!(clients[2].key.as_ref().map(|k| k.algorithm()), Some(Algorithm::Rs256));
+    }
+
+    #[test]
+    fn request_objects_are_signed_with_the_clients_key_else_the_node_key_for_its_alg() {
+        let stored = OwnKeys::generate().and_then(|k| k.to_stored()).expect("keys");
+        let env = BuildEnv { secrets: Arc::new(NodeSecrets::load(Vec::new(), Some(stored))), ..BuildEnv::default() };
+        let own = SigningKey::generate(Algorithm::Es256).expect("key").with_kid("mine");
+        let client =
+            |key: Option<SigningKey>, alg| Client { id: "c".into(), secret: None, auth: ClientAuth::None, key, alg };
+        let clients =
+            [client(Some(own), None), client(None, Some(Algorithm::Es384)), client(None, Some(Algorithm::Hs256))];
+        let keys = RequestKeys::build(&clients, &env, false).expect("builds");
+        assert_eq!(keys.key(0).and_then(|k| k.kid().map(str::to_string)).as_deref(), Some("mine"));
+        assert_eq!(keys.key(1).map(|k| k.algorithm()), Some(Algorithm::Es384));
+        assert_eq!(keys.key(2).map(|k| k.algorithm()), Some(Algorithm::Rs256), "HS*: the RS256 key, as Kong");
+        assert!(keys.key(3).is_none(), "no such client");
+        // Without the node's set (`check`): no key, and the build still passes when required.
+        let keys = RequestKeys::build(&clients, &BuildEnv::default(), true).expect("check passes");
+        assert!(keys.key(1).is_none());
+        // A set that does not load: refused when required, keyless otherwise.
+        let broken = BuildEnv {
+            secrets: Arc::new(NodeSecrets::load(Vec::new(), Some("{not keys".into()))),
+            ..BuildEnv::default()
+        };
+        assert!(RequestKeys::build(&clients, &broken, true).is_err());
+        assert!(RequestKeys::build(&clients[..1], &broken, true).is_ok(), "every client has its own key");
+        assert!(RequestKeys::build(&clients, &broken, false).expect("builds").key(1).is_none());
     }
 }

@@ -11,6 +11,16 @@
 //!   the mix-up defence) or another `client_id`: 401;
 //! - otherwise the authorization cookie is expired and the code exchanged (`grants.rs`); the ID
 //!   token must carry the cookie's nonce, and `c_hash`/`at_hash`/`auth_time`/`hd` are checked.
+//!
+//! The authorization request can travel as a signed request object (JAR, RFC 9101) and be pushed
+//! to the IdP first (PAR, RFC 9126), each when configured or, with the field `null`, when
+//! discovery says the IdP requires it. Kong's request objects are not documented: Gatehouse's
+//! carry every parameter plus `iss` (the client), `aud` (the issuer), `iat`, `nbf`, `exp` (60 s)
+//! and `jti`, with header `typ: oauth-authz-req+jwt`.
+//!
+//! With a JARM `response_mode` (`query.jwt`, `form_post.jwt`, `fragment.jwt`, `jwt`) the callback's
+//! values are read only from its `response` JWT, verified as `tokens.rs` says; plain `code` and
+//! `state` beside it are ignored, so a callback without a valid JWT exchanges nothing.
 
 use crate::cache::secs_of;
 use crate::credentials::{Args, Found};
@@ -18,9 +28,12 @@ use crate::decision::Trail;
 use crate::grants::{Grants, IdChecks};
 use crate::location;
 use crate::method::Method;
+use crate::node::RequestKeys;
 use crate::outcome::{Authenticated, SignedIn};
 use crate::pending::PendingAuthorization;
-use crate::provider::discovery::Provider;
+use crate::provider::calls;
+use crate::provider::client_auth::{Client, ClientAuth};
+use crate::provider::discovery::{Discovered, Provider};
 use crate::respond::Failure;
 use crate::settings::Settings;
 use crate::tokens::Verifier;
@@ -29,11 +42,12 @@ use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use gatehouse_core::plugin::{BuildError, Ctx};
+use gatehouse_core::plugin::{BuildEnv, BuildError, Ctx};
+use gatehouse_jose::sign::sign_jwt;
 use gatehouse_session::{SameSite, SessionCodec, SessionConfig, SessionStore};
 use http::request::Parts;
 use http::{HeaderValue, Response};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 /// The parameters of the callback that are stripped before the request goes upstream (Kong's list).
@@ -57,6 +71,8 @@ const PROTOCOL_ARGS: [&str; 11] = [
 
 /// What the flow needs of a request, read (and owned) while its arguments are parsed.
 pub(crate) struct Returned {
+    /// `response`: a JARM authorization response, the only source of the others in JARM mode.
+    response: Option<String>,
     state: Option<String>,
     code: Option<String>,
     iss: Option<String>,
@@ -67,6 +83,12 @@ pub(crate) struct Returned {
     /// The callback's values came in a form body (`form_post`).
     in_body: bool,
 }
+
+/// How long a request object is good for (seconds): it is used at once, by a redirect.
+const REQUEST_OBJECT_LIFETIME: i64 = 60;
+
+/// The `typ` of a request object (RFC 9101 §4).
+const REQUEST_OBJECT_TYP: &str = "oauth-authz-req+jwt";
 
 /// PKCE, as configured (`require_proof_key_for_code_exchange`: `null` follows discovery).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +106,8 @@ pub(crate) struct SignIn {
     authorization_endpoint: Option<String>,
     response_type: String,
     response_mode: String,
+    /// A JARM response mode: the callback's values come in one signed `response` JWT.
+    jarm: bool,
     scope: String,
     /// `openid` is among the scopes: an ID token must come back.
     wants_id_token: bool,
@@ -97,13 +121,29 @@ pub(crate) struct SignIn {
     domains: Option<Vec<String>>,
     verify_nonce: bool,
     client_ids: Vec<String>,
+    /// `require_pushed_authorization_requests` (`None`: discovery decides).
+    par: Option<bool>,
+    par_endpoint: Option<String>,
+    /// `pushed_authorization_request_endpoint_auth_method` (`None`: the client's).
+    par_auth: Option<ClientAuth>,
+    /// `require_signed_request_object` (`None`: discovery decides).
+    jar: Option<bool>,
+    request_keys: RequestKeys,
 }
 
 impl SignIn {
     /// The sign-in of a config, its authorization cookie sealed with `key` (the session's key:
     /// the cookie name in the sealed data keeps the two cookies apart). `None` when the method
-    /// is off or no client is configured (there is no one to sign in as).
-    pub fn build(s: &Settings, key: SessionCodec, provider: Arc<Provider>) -> Result<Option<SignIn>, BuildError> {
+    /// is off or no client is configured (there is no one to sign in as). `clients` are the
+    /// configured clients (with the node's key given to `private_key_jwt` ones), whose keys sign
+    /// request objects.
+    pub fn build(
+        s: &Settings,
+        key: SessionCodec,
+        provider: Arc<Provider>,
+        clients: &[Client],
+        env: &BuildEnv,
+    ) -> Result<Option<SignIn>, BuildError> {
         let client_ids = s.client_id.clone().unwrap_or_default();
         if !crate::method::Methods::of(&s.auth_methods).contains(Method::AuthorizationCode) || client_ids.is_empty() {
             return Ok(None);
@@ -152,12 +192,26 @@ impl SignIn {
             }
         }
         let scopes = s.scopes.clone().unwrap_or_default();
+        let request_keys =
+            RequestKeys::build(clients, env, s.require_signed_request_object == Some(true)).map_err(|e| {
+                BuildError::field("require_signed_request_object", format!("no key signs request objects: {e}"))
+            })?;
+        let par_auth = match &s.pushed_authorization_request_endpoint_auth_method {
+            Some(name) => Some(ClientAuth::from_name(name).ok_or_else(|| {
+                BuildError::field(
+                    "pushed_authorization_request_endpoint_auth_method",
+                    format!("{name} is not supported (no TLS client certificates yet)"),
+                )
+            })?),
+            None => None,
+        };
         Ok(Some(SignIn {
             store,
             provider,
             authorization_endpoint: s.authorization_endpoint.clone(),
             response_type: s.response_type.join(" "),
             response_mode: s.response_mode.clone(),
+            jarm: s.response_mode == "jwt" || s.response_mode.ends_with(".jwt"),
             wants_id_token: scopes.iter().any(|x| x == "openid"),
             scope: scopes.join(" "),
             redirect_uris: s.redirect_uri.clone().unwrap_or_default(),
@@ -174,6 +228,11 @@ impl SignIn {
             domains: s.domains.clone().filter(|d| !d.is_empty()),
             verify_nonce: s.verify_nonce,
             client_ids,
+            par: s.require_pushed_authorization_requests,
+            par_endpoint: s.pushed_authorization_request_endpoint.clone(),
+            par_auth,
+            jar: s.require_signed_request_object,
+            request_keys,
         }))
     }
 
@@ -190,13 +249,14 @@ impl SignIn {
             let v = if post { args.body(name).or_else(|| args.query(name)) } else { args.query(name) };
             v.map(str::to_string)
         };
-        let in_body = post && args.body("state").is_some();
+        let in_body = post && (args.body("state").is_some() || args.body("response").is_some());
         let client_args = self
             .client_args
             .iter()
             .filter_map(|n| args.query(n).or_else(|| args.body(n)).map(|v| (n.clone(), v.to_string())))
             .collect();
         Returned {
+            response: arg("response"),
             state: arg("state"),
             code: arg("code"),
             iss: arg("iss"),
@@ -229,8 +289,10 @@ impl SignIn {
             }
         };
         let Some(pending) = pending else {
-            return self.redirect(ctx, parts, ret.client_args, client, None, now, trail).await;
+            return self.redirect(ctx, parts, ret.client_args, client, None, grants, now, trail).await;
         };
+        let client_id = self.client_ids.get(pending.client).map(String::as_str).unwrap_or_default();
+        let ret = if self.jarm { jarm_values(ret, client_id, v, now).await? } else { ret };
         let same_state = ret.state.as_deref().is_some_and(|s| {
             aws_lc_rs::constant_time::verify_slices_are_equal(s.as_bytes(), pending.state.as_bytes()).is_ok()
         });
@@ -238,7 +300,7 @@ impl SignIn {
             // A second tab, a plain visit mid-flow, a forged or replayed state: the browser goes
             // to the IdP again with the pending values; nothing is exchanged.
             let client = pending.client;
-            return self.redirect(ctx, parts, ret.client_args, client, Some(pending), now, trail).await;
+            return self.redirect(ctx, parts, ret.client_args, client, Some(pending), grants, now, trail).await;
         }
         if let Some(error) = &ret.error {
             return Err(Failure::unauthorized(format!("authorization failed at the identity provider: {error:?}")));
@@ -252,7 +314,6 @@ impl SignIn {
                 return Err(Failure::unauthorized(format!("authorization response issuer mismatch: {iss:?}")));
             }
         }
-        let client_id = self.client_ids.get(pending.client).map(String::as_str).unwrap_or_default();
         if ret.client_id.as_deref().is_some_and(|c| c != client_id) {
             return Err(Failure::unauthorized("authorization response client mismatch"));
         }
@@ -293,6 +354,7 @@ impl SignIn {
         client_args: Vec<(String, String)>,
         client: usize,
         reuse: Option<PendingAuthorization>,
+        grants: &Grants,
         now: i64,
         trail: &mut Trail,
     ) -> Result<Authenticated, Failure> {
@@ -361,6 +423,7 @@ impl SignIn {
         for (k, v) in &client_args {
             params.push((k, v.clone()));
         }
+        let params = self.delivered(params, client, client_id, &discovered, grants, now).await?;
         let mut query = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &params {
             query.append_pair(k, v);
@@ -384,6 +447,92 @@ impl SignIn {
             resp.headers_mut().insert(http::header::PRAGMA, HeaderValue::from_static("no-cache"));
         }
         Ok(Authenticated::Redirect(resp))
+    }
+
+    /// What the redirect carries for the authorization request `params`: the parameters
+    /// themselves; with JAR, a signed `request` instead (`client_id`, `response_type` and `scope`
+    /// stay beside it, as OpenID Connect Core §6.1 asks); with PAR, the pushed request's
+    /// `client_id` and `request_uri` only.
+    async fn delivered<'a>(
+        &self,
+        params: Vec<(&'a str, String)>,
+        client: usize,
+        client_id: &str,
+        discovered: &Discovered,
+        grants: &Grants,
+        now: i64,
+    ) -> Result<Vec<(&'a str, String)>, Failure> {
+        let required = |field: Option<bool>, name: &str| {
+            field.unwrap_or_else(|| discovered.doc.get(name) == Some(&Value::Bool(true)))
+        };
+        let par = required(self.par, "require_pushed_authorization_requests");
+        let mut params = params;
+        if required(self.jar, "require_signed_request_object") {
+            let request = self.request_object(&params, client, client_id, &discovered.issuer, now)?;
+            let kept: &[&str] = if par { &["client_id"] } else { &["client_id", "response_type", "scope"] };
+            params.retain(|(k, _)| kept.contains(k));
+            params.push(("request", request));
+        }
+        if !par {
+            return Ok(params);
+        }
+        let Some(c) = grants.clients.get(client) else {
+            return Err(Failure::unauthorized("no client to sign in with"));
+        };
+        let endpoint =
+            match self.par_endpoint.as_deref().or(discovered.endpoint("pushed_authorization_request_endpoint")) {
+                Some(e) => e,
+                None => {
+                    let e = crate::provider::IdpError::NoEndpoint("pushed_authorization_request_endpoint");
+                    return Err(Failure::Idp { reason: e.to_string() });
+                }
+            };
+        let form = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let method = self.par_auth.unwrap_or(c.auth);
+        let pushed = calls::push_authorization(grants.http(), endpoint, c, method, form, now)
+            .await
+            .map_err(|e| Failure::of_grant("pushed authorization request", e))?;
+        Ok(vec![("client_id", client_id.to_string()), ("request_uri", pushed.request_uri)])
+    }
+
+    /// The signed request object (RFC 9101) for `params`, for client `client`: every parameter
+    /// as a claim (`max_age` as a number, as OpenID Connect Core §6.1 shows it), then the JWT's
+    /// own claims, which no configured parameter can replace.
+    fn request_object(
+        &self,
+        params: &[(&str, String)],
+        client: usize,
+        client_id: &str,
+        issuer: &str,
+        now: i64,
+    ) -> Result<String, Failure> {
+        let Some(key) = self.request_keys.key(client) else {
+            return Err(Failure::Unexpected {
+                reason: format!(
+                    "client {client_id} has no key to sign request objects (client_jwk, or the node's key set)"
+                ),
+            });
+        };
+        let mut claims = Map::new();
+        for (k, v) in params {
+            let value = match (*k, v.parse::<i64>()) {
+                ("max_age", Ok(n)) => json!(n),
+                _ => json!(v),
+            };
+            claims.insert(k.to_string(), value);
+        }
+        for (k, v) in [
+            ("iss", json!(client_id)),
+            ("aud", json!(issuer)),
+            ("iat", json!(now)),
+            ("nbf", json!(now)),
+            ("exp", json!(now.saturating_add(REQUEST_OBJECT_LIFETIME))),
+            ("jti", json!(random_text::<16>()?)),
+        ] {
+            claims.insert(k.to_string(), v);
+        }
+        sign_jwt(&json!({"typ": REQUEST_OBJECT_TYP}), &Value::Object(claims), &key)
+            .map_err(|e| Failure::Unexpected { reason: format!("request object not signed: {e}") })
     }
 
     /// The request's query, kept with `preserve_query_args`.
@@ -415,6 +564,30 @@ impl SignIn {
             }
         }
     }
+}
+
+/// The callback's values of a JARM response: those of its `response` JWT once verified for
+/// `client_id`, none without one (the "no state" case: the browser goes to the IdP again). A
+/// `response` that does not verify is a 401; keys that cannot be fetched, a 502.
+async fn jarm_values(ret: Returned, client_id: &str, v: &Verifier, now: i64) -> Result<Returned, Failure> {
+    let mut out = Returned {
+        response: None,
+        state: None,
+        code: None,
+        iss: None,
+        client_id: None,
+        error: None,
+        client_args: ret.client_args,
+        in_body: ret.in_body,
+    };
+    let Some(response) = ret.response else { return Ok(out) };
+    let claims = v.authorization_response(&response, client_id, now).await.map_err(|e| match e {
+        crate::tokens::TokenError::Idp(e) => Failure::Idp { reason: e.to_string() },
+        e => Failure::unauthorized(format!("authorization response JWT refused: {e}")),
+    })?;
+    let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
+    (out.state, out.code, out.iss, out.error) = (text("state"), text("code"), text("iss"), text("error"));
+    Ok(out)
 }
 
 /// A PKCE challenge method (RFC 7636).
@@ -461,6 +634,13 @@ mod tests {
         Oidc::for_tests(c)
     }
 
+    /// Builds `config` as a node without its secrets would (`check`).
+    fn build(config: &Value) -> Result<Oidc, BuildError> {
+        let cfg = crate::config::schema().validate(config, gatehouse_core::schema::Mode::default()).expect("schema");
+        let env = gatehouse_core::plugin::BuildEnv::default();
+        Oidc::build(&cfg, SessionCodec::new(b"k"), SessionCodec::new(b"k"), &env)
+    }
+
     #[test]
     fn pkce_follows_the_setting_then_discovery() {
         let o = signin(json!({}));
@@ -503,14 +683,232 @@ mod tests {
                 c["authorization_query_args_values"] = json!(["x"]);
             }
             c[field] = names;
-            let cfg = crate::config::schema().validate(&c, gatehouse_core::schema::Mode::default()).expect("schema");
-            let built = Oidc::build(
-                &cfg,
-                SessionCodec::new(b"k"),
-                SessionCodec::new(b"k"),
-                &gatehouse_core::plugin::BuildEnv::default(),
-            );
-            assert!(matches!(built, Err(BuildError::Config(_))), "{field}");
+            assert!(matches!(build(&c), Err(BuildError::Config(_))), "{field}");
         }
+    }
+
+    /// A discovery document as the provider would have fetched it.
+    fn discovered(doc: Value) -> Discovered {
+        Discovered {
+            doc,
+            issuer: "https://idp.example".into(),
+            keys: gatehouse_jose::KeySet::default(),
+            fetched_at: 0,
+            key_generation: 0,
+        }
+    }
+
+    /// The parameters the redirect builds, in its order.
+    fn params() -> Vec<(&'static str, String)> {
+        [
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", "https://app.example/cb"),
+            ("scope", "openid email"),
+            ("state", "st"),
+            ("nonce", "no"),
+            ("response_mode", "query"),
+            ("max_age", "300"),
+            ("iss", "https://forged.example"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect()
+    }
+
+    fn names(p: &[(&str, String)]) -> Vec<String> {
+        p.iter().map(|(k, _)| k.to_string()).collect()
+    }
+
+    /// A pushed authorization request endpoint answering every request with `status` and `body`;
+    /// its URL and the bodies of the requests it got.
+    async fn par_endpoint(status: &'static str, body: String) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/par", listener.local_addr().expect("addr"));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let req = crate::provider::calls::tests::read_request(&mut conn).await;
+                let form = req.split_once("\r\n\r\n").map(|(_, f)| f.to_string()).unwrap_or_default();
+                log.lock().expect("log").push(form);
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    fn keyed(extra: Value) -> (Oidc, gatehouse_jose::sign::SigningKey) {
+        let key =
+            gatehouse_jose::sign::SigningKey::generate(gatehouse_jose::Algorithm::Es256).expect("key").with_kid("k1");
+        let mut c = json!({"client_jwk": [key.private_jwk().expect("private")]});
+        if let (Value::Object(base), Value::Object(extra)) = (&mut c, extra) {
+            base.extend(extra);
+        }
+        (signin(c), key)
+    }
+
+    #[test]
+    fn a_request_object_carries_the_parameters_and_its_own_claims_signed_with_the_client_key() {
+        let (o, key) = keyed(json!({}));
+        let s = o.auth.signin.as_ref().expect("on");
+        let jwt = s.request_object(&params(), 0, "web", "https://idp.example", 1000).expect("signed");
+        let keys =
+            gatehouse_jose::KeySet::from_keys([
+                gatehouse_jose::Jwk::from_json(key.public_jwk().expect("public")).expect("jwk")
+            ]);
+        let v = gatehouse_jose::verify(&jwt, &keys, &gatehouse_jose::Policy::default())
+            .expect("verifies with the client key");
+        assert_eq!(v.header.typ.as_deref(), Some("oauth-authz-req+jwt"));
+        assert_eq!(v.header.alg, "ES256");
+        assert_eq!(v.header.kid.as_deref(), Some("k1"));
+        let c = &v.claims;
+        assert_eq!(c["iss"], "web", "the client, not a configured parameter");
+        assert_eq!(c["aud"], "https://idp.example");
+        assert_eq!((c["iat"].clone(), c["nbf"].clone(), c["exp"].clone()), (json!(1000), json!(1000), json!(1060)));
+        assert!(c["jti"].as_str().is_some_and(|j| j.len() == 22), "{c:?}");
+        for (k, v) in params().into_iter().filter(|(k, _)| !["max_age", "iss"].contains(k)) {
+            assert_eq!(c[k], v, "{k}");
+        }
+        assert_eq!(c["max_age"], 300, "a number, as OpenID Connect Core shows it");
+        let again = s.request_object(&params(), 0, "web", "https://idp.example", 1000).expect("signed");
+        let jti = |t: &str| {
+            gatehouse_jose::UnverifiedJwt::parse(t).expect("jwt").unverified_claims().expect("claims")["jti"].clone()
+        };
+        assert_ne!(jti(&jwt), jti(&again), "a fresh jti each time");
+    }
+
+    #[test]
+    fn a_request_object_without_any_key_is_a_500_not_an_unsigned_request() {
+        // No client_jwk and no node key set (as in `check`).
+        let o = signin(json!({"require_signed_request_object": true}));
+        let s = o.auth.signin.as_ref().expect("on");
+        let r = s.request_object(&params(), 0, "web", "https://idp.example", 1000);
+        assert!(matches!(r, Err(Failure::Unexpected { .. })), "{:?}", r.err().map(|f| f.reason().to_string()));
+    }
+
+    #[tokio::test]
+    async fn the_switches_follow_the_config_then_discovery() {
+        let (url, seen) =
+            par_endpoint("201 Created", r#"{"request_uri":"urn:ietf:params:oauth:request_uri:r1"}"#.into()).await;
+        let run = |config: Value, doc: Value| {
+            let url = url.clone();
+            async move {
+                let mut config = config;
+                config["pushed_authorization_request_endpoint"] = json!(url);
+                let (o, _) = keyed(config);
+                let s = o.auth.signin.as_ref().expect("on");
+                let out = s.delivered(params(), 0, "web", &discovered(doc), &o.auth.grants, 1000).await;
+                out.map_err(|f| f.reason().to_string())
+            }
+        };
+        let all = names(&params());
+        // Nothing required: the parameters as they are.
+        assert_eq!(names(&run(json!({}), json!({})).await.expect("plain")), all);
+        let off = json!({"require_pushed_authorization_requests": false, "require_signed_request_object": false});
+        let says = json!({"require_pushed_authorization_requests": true, "require_signed_request_object": true});
+        assert_eq!(names(&run(off, says.clone()).await.expect("false wins over discovery")), all);
+        assert!(seen.lock().expect("log").is_empty(), "nothing pushed");
+        // JAR from discovery: the request object, with client_id, response_type and scope beside it.
+        let jar = run(json!({}), json!({"require_signed_request_object": true})).await.expect("jar");
+        assert_eq!(names(&jar), ["response_type", "client_id", "scope", "request"]);
+        let jar = run(json!({"require_signed_request_object": true}), json!({})).await.expect("jar by config");
+        assert_eq!(names(&jar), ["response_type", "client_id", "scope", "request"]);
+        // PAR from discovery: only client_id and the request_uri; every parameter was pushed.
+        let par = run(json!({}), json!({"require_pushed_authorization_requests": true})).await.expect("par");
+        assert_eq!(
+            par,
+            [("client_id", "web".to_string()), ("request_uri", "urn:ietf:params:oauth:request_uri:r1".to_string())]
+        );
+        let pushed = seen.lock().expect("log").pop().expect("pushed");
+        let form: Vec<(String, String)> = form_urlencoded::parse(pushed.as_bytes()).into_owned().collect();
+        let mut expected: Vec<(String, String)> = params().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        // The default client_auth with a secret: Basic, so the form is the parameters alone.
+        assert_eq!(form, expected, "{pushed}");
+        // Both: the request object is what is pushed, beside client_id only.
+        let both =
+            run(json!({"require_pushed_authorization_requests": true}), json!({"require_signed_request_object": true}));
+        assert_eq!(names(&both.await.expect("both")), ["client_id", "request_uri"]);
+        let pushed = seen.lock().expect("log").pop().expect("pushed");
+        let form: Vec<(String, String)> = form_urlencoded::parse(pushed.as_bytes()).into_owned().collect();
+        assert_eq!(form.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["client_id", "request"]);
+        // client_secret_post at the PAR endpoint: the secret in the form, client_id once.
+        let post = json!({"require_pushed_authorization_requests": true, "pushed_authorization_request_endpoint_auth_method": "client_secret_post"});
+        run(post, json!({})).await.expect("par");
+        let pushed = seen.lock().expect("log").pop().expect("pushed");
+        let form: Vec<(String, String)> = form_urlencoded::parse(pushed.as_bytes()).into_owned().collect();
+        expected.push(("client_secret".into(), "s".into()));
+        assert_eq!(form, expected);
+    }
+
+    #[tokio::test]
+    async fn par_without_an_endpoint_or_with_a_hostile_answer_is_the_idps_failure_and_no_redirect() {
+        let (o, _) = keyed(json!({"require_pushed_authorization_requests": true}));
+        let s = o.auth.signin.as_ref().expect("on");
+        let r = s.delivered(params(), 0, "web", &discovered(json!({})), &o.auth.grants, 1000).await;
+        assert!(matches!(r, Err(Failure::Idp { .. })), "no endpoint configured or discovered");
+        for (status, body) in [
+            ("201 Created", r#"{"expires_in":60}"#.to_string()),
+            ("201 Created", r#"{"request_uri":"urn:x\r\nLocation: https://evil.example"}"#.to_string()),
+            ("201 Created", "not json".to_string()),
+            ("201 Created", format!(r#"{{"request_uri":"urn:x","pad":"{}"}}"#, "x".repeat(2 << 20))),
+            ("500 Internal Server Error", "{}".to_string()),
+        ] {
+            let (url, _) = par_endpoint(status, body.clone()).await;
+            let doc = json!({"pushed_authorization_request_endpoint": url});
+            let r = s.delivered(params(), 0, "web", &discovered(doc), &o.auth.grants, 1000).await;
+            assert!(matches!(r, Err(Failure::Idp { .. })), "{status} {}", &body[..body.len().min(80)]);
+        }
+        let (url, _) = par_endpoint("400 Bad Request", r#"{"error":"invalid_request"}"#.into()).await;
+        let doc = json!({"pushed_authorization_request_endpoint": url});
+        let r = s.delivered(params(), 0, "web", &discovered(doc), &o.auth.grants, 1000).await;
+        assert!(matches!(r, Err(Failure::Unauthorized { .. })), "the IdP refused it: 401");
+    }
+
+    #[tokio::test]
+    async fn in_jarm_mode_only_the_verified_response_jwt_counts() {
+        use crate::tokens::tests::{oidc, publish, signing_key};
+        let o = oidc(json!({"client_id": ["web"], "response_mode": "query.jwt"}));
+        assert!(o.auth.signin.as_ref().expect("on").jarm);
+        let v = &o.auth.verifier;
+        let (key, jwk) = signing_key("k1");
+        publish(&o, &[&jwk]);
+        let now = crate::cache::unix_now();
+        let plain = |response: Option<String>| Returned {
+            response,
+            state: Some("plain-state".into()),
+            code: Some("plain-code".into()),
+            iss: None,
+            client_id: Some("web".into()),
+            error: None,
+            client_args: Vec::new(),
+            in_body: false,
+        };
+        // Plain values without a response JWT: nothing, so the browser goes to the IdP again.
+        let out = jarm_values(plain(None), "web", v, now).await.map_err(|f| f.reason().to_string()).expect("ok");
+        assert!(out.state.is_none() && out.code.is_none() && out.client_id.is_none());
+        let claims = json!({"iss": v.provider.issuer(), "aud": "web", "exp": now + 60, "code": "c", "state": "s"});
+        let jwt = sign_jwt(&json!({}), &claims, &key).expect("signed");
+        let out = jarm_values(plain(Some(jwt.clone())), "web", v, now).await.map_err(|f| f.reason().to_string());
+        let out = out.expect("verified");
+        assert_eq!((out.state.as_deref(), out.code.as_deref()), (Some("s"), Some("c")), "the JWT's, not the query's");
+        assert_eq!(out.iss.as_deref(), Some(v.provider.issuer()));
+        // Addressed to another client: 401.
+        let r = jarm_values(plain(Some(jwt)), "other", v, now).await;
+        assert!(matches!(r, Err(Failure::Unauthorized { .. })));
+    }
+
+    #[test]
+    fn a_tls_method_for_the_par_endpoint_is_refused_at_build() {
+        let c = json!({"issuer": "http://127.0.0.1:9/realms/x", "client_id": ["web"], "client_secret": ["s"],
+            "pushed_authorization_request_endpoint_auth_method": "tls_client_auth",
+            "tls_client_auth_cert_id": "4e8d95d4-40f2-4818-adcb-30e00c349618"});
+        let e = build(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("pushed_authorization_request_endpoint_auth_method"), "{e}");
     }
 }

@@ -271,14 +271,7 @@ impl Verifier {
         let now = now.max(crate::cache::unix_now());
         // The generation of the keys that verified the token, recorded with it.
         let (claims, jwk, key_generation) = if check_signature {
-            let (v, generation) = match self.check(jwt.clone(), &discovered) {
-                Err(VerifyError::UnknownKid(_) | VerifyError::NoMatchingKey(_)) => {
-                    // Maybe the IdP rotated its keys: refetch once (rate-limited) and retry.
-                    let fresh = self.provider.rediscover(now).await?;
-                    (self.check(jwt, &fresh)?, fresh.key_generation)
-                }
-                other => (other?, discovered.key_generation),
-            };
+            let (v, generation) = self.signed(jwt, &discovered, now).await?;
             (v.claims, Some(v.key), generation)
         } else {
             (jwt.unverified_claims()?, None, 0)
@@ -326,6 +319,48 @@ impl Verifier {
             cache_until: crate::cache::deadline(Instant::now(), ttl),
             upstream_headers: Default::default(),
         })
+    }
+
+    /// Checks `jwt`'s signature against `discovered`'s keys, or, for a key it does not hold (the
+    /// IdP may have rotated), against keys fetched again once (rate-limited); with the
+    /// generation of the keys that verified it.
+    async fn signed(
+        &self,
+        jwt: UnverifiedJwt<'_>,
+        discovered: &Discovered,
+        now: i64,
+    ) -> Result<(gatehouse_jose::Verified, u64), TokenError> {
+        match self.check(jwt.clone(), discovered) {
+            Err(VerifyError::UnknownKid(_) | VerifyError::NoMatchingKey(_)) => {
+                let fresh = self.provider.rediscover(now).await?;
+                Ok((self.check(jwt, &fresh)?, fresh.key_generation))
+            }
+            other => Ok((other?, discovered.key_generation)),
+        }
+    }
+
+    /// Verifies a JARM authorization response (JWT Secured Authorization Response Mode §4.4) for
+    /// `client_id` and returns its claims: signed by the IdP, `iss` the issuer, `aud` the client,
+    /// and within `exp`. Always checked, whatever `verify_signature` and `verify_claims` say: an
+    /// authorization response taken on trust would let anyone hand the browser a code.
+    pub async fn authorization_response(
+        &self,
+        token: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Map<String, Value>, TokenError> {
+        let jwt = UnverifiedJwt::parse(token).map_err(|_| TokenError::NotJwt)?;
+        let discovered = self.provider.get(now).await?;
+        let now = now.max(crate::cache::unix_now());
+        let (v, _) = self.signed(jwt, &discovered, now).await?;
+        let policy = ClaimsPolicy {
+            leeway: self.leeway,
+            require_exp: true,
+            issuers: vec![discovered.issuer.clone()],
+            audiences: vec![client_id.to_string()],
+        };
+        gatehouse_jose::check_claims(&v.claims, &policy, now)?;
+        Ok(v.claims)
     }
 
     fn check(&self, jwt: UnverifiedJwt<'_>, d: &Discovered) -> Result<gatehouse_jose::Verified, VerifyError> {
@@ -379,6 +414,46 @@ pub(crate) mod tests {
             "preferred_username": "john", "scope": "openid",
         });
         sign_jwt(&json!({"typ": "at+jwt"}), &claims, key).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_jarm_response_must_be_the_issuers_for_this_client_unexpired_whatever_the_verify_settings() {
+        let o = oidc(json!({"verify_signature": false, "verify_claims": false}));
+        let v = &o.auth.verifier;
+        let ((k1, jwk1), (k2, _)) = (signing_key("k1"), signing_key("k2"));
+        publish(&o, &[&jwk1]);
+        let now = unix_now();
+        let good = json!({"iss": v.provider.issuer(), "aud": "web", "exp": now + 60, "code": "c", "state": "s"});
+        let with = |patch: Value| {
+            let mut c = good.clone();
+            if let (Value::Object(c), Value::Object(p)) = (&mut c, patch) {
+                for (k, v) in p {
+                    if v.is_null() {
+                        c.remove(&k);
+                    } else {
+                        c.insert(k, v);
+                    }
+                }
+            }
+            c
+        };
+        let jarm = |claims: &Value, key: &SigningKey| sign_jwt(&json!({}), claims, key).unwrap();
+        let claims = v.authorization_response(&jarm(&good, &k1), "web", now).await.expect("verified");
+        assert_eq!((claims["code"].as_str(), claims["state"].as_str()), (Some("c"), Some("s")));
+        for (what, claims, key, client) in [
+            ("another client", good.clone(), &k1, "other"),
+            ("a key the IdP does not publish", good.clone(), &k2, "web"),
+            ("expired", with(json!({"exp": now - 3600})), &k1, "web"),
+            ("no exp", with(json!({"exp": null})), &k1, "web"),
+            ("another issuer", with(json!({"iss": "https://evil.example"})), &k1, "web"),
+            ("no iss", with(json!({"iss": null})), &k1, "web"),
+            ("no aud", with(json!({"aud": null})), &k1, "web"),
+        ] {
+            assert!(v.authorization_response(&jarm(&claims, key), client, now).await.is_err(), "{what}");
+        }
+        let forged = format!("{}.", jarm(&good, &k1).rsplit_once('.').unwrap().0);
+        assert!(v.authorization_response(&forged, "web", now).await.is_err(), "no signature");
+        assert!(matches!(v.authorization_response("a.b", "web", now).await, Err(TokenError::NotJwt)));
     }
 
     #[tokio::test]

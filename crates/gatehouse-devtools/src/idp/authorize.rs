@@ -88,7 +88,8 @@ fn issue(idp: &Idp, located: &Located, checked: &Checked, login: &Sso, cookies: 
 }
 
 /// The authorization response: `params` plus `state` and (RFC 9207, against mix-up attacks)
-/// `iss`, reshaped by the `/_dev/` knobs, in the request's response mode. Spends a pushed request.
+/// `iss`, reshaped by the `/_dev/` knobs, in the request's response mode; with JARM, those are
+/// the claims of the one `response` JWT. Spends a pushed request.
 fn respond(idp: &Idp, located: &Located, params: &[(&str, &str)], cookies: Vec<HeaderValue>) -> Resp {
     let mut out: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     if let Some(state) = &located.state {
@@ -105,6 +106,12 @@ fn respond(idp: &Idp, located: &Located, params: &[(&str, &str)], cookies: Vec<H
     if let Some(uri) = &located.pushed {
         idp.store().take_pushed(uri);
     }
+    if located.jwt {
+        out = match jarm(idp, located, out) {
+            Ok(jwt) => vec![("response".into(), jwt)],
+            Err(e) => return page(StatusCode::INTERNAL_SERVER_ERROR, "Server error", &e.description),
+        };
+    }
     let uri = &located.redirect_uri;
     let mut resp = match located.mode {
         ResponseMode::Query => to(&with_query(uri, &out)),
@@ -115,6 +122,19 @@ fn respond(idp: &Idp, located: &Located, params: &[(&str, &str)], cookies: Vec<H
         resp.headers_mut().append(SET_COOKIE, cookie);
     }
     resp
+}
+
+/// How long a JARM response is good for, in seconds (JARM §2.1 asks for a short lifetime).
+const JARM_LIFETIME: i64 = 600;
+
+/// The JARM response JWT (JWT Secured Authorization Response Mode §2.1): the response parameters
+/// as claims (as reshaped by the knobs: one removed is not in the JWT either), with `aud` the
+/// client and `exp`, signed with the provider's current RSA key.
+fn jarm(idp: &Idp, located: &Located, params: Vec<(String, String)>) -> Result<String, super::web::OAuthError> {
+    let mut claims: Map<String, Value> = params.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    claims.insert("aud".into(), Value::String(located.client.client.client_id.clone()));
+    claims.insert("exp".into(), now().saturating_add(JARM_LIFETIME).into());
+    super::claims::sign(idp, "JWT", claims)
 }
 
 /// Applies a knob to response parameters: a string sets one, `null` removes it.

@@ -26,7 +26,9 @@ pub(crate) fn discovery(idp: &Idp) -> Resp {
             "end_session_endpoint": idp.url("/logout"),
             "scopes_supported": ["openid", "email", "profile", "offline_access"],
             "response_types_supported": ["code"],
-            "response_modes_supported": ["query", "form_post", "fragment"],
+            "response_modes_supported":
+                ["query", "form_post", "fragment", "query.jwt", "form_post.jwt", "fragment.jwt", "jwt"],
+            "authorization_signing_alg_values_supported": ["RS256"],
             "grant_types_supported": ["authorization_code", "password", "client_credentials", "refresh_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],

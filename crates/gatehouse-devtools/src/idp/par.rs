@@ -41,6 +41,7 @@ pub(crate) fn par(idp: &Idp, req: &Req) -> Result<Resp, OAuthError> {
     let located = Located {
         redirect_uri: redirect_uri(&client, &params).map_err(OAuthError::invalid_request)?,
         mode: ResponseMode::Query,
+        jwt: false,
         state: None,
         client,
         params,

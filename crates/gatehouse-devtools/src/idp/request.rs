@@ -48,7 +48,8 @@ pub(crate) fn check_bounds(params: &Params) -> Result<(), String> {
 }
 
 /// How the authorization response travels back (OAuth 2.0 Multiple Response Type Encoding
-/// Practices, and Form Post Response Mode).
+/// Practices, and Form Post Response Mode). A JARM mode (`query.jwt`, ...) travels the same way,
+/// as one `response` parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ResponseMode {
     Query,
@@ -57,14 +58,22 @@ pub(crate) enum ResponseMode {
 }
 
 impl ResponseMode {
-    /// The mode asked for; `None` when it is not one of ours (answered in `query`, the default).
-    fn parse(name: Option<&str>) -> Option<ResponseMode> {
-        match name {
-            None | Some("query") => Some(ResponseMode::Query),
-            Some("fragment") => Some(ResponseMode::Fragment),
-            Some("form_post") => Some(ResponseMode::FormPost),
-            Some(_) => None,
-        }
+    /// The mode asked for, and whether it is a JARM one (JWT Secured Authorization Response
+    /// Mode §2.3: `jwt` is `query.jwt` for the code flow); `None` when it is not one of ours
+    /// (answered in `query`, the default).
+    fn parse(name: Option<&str>) -> Option<(ResponseMode, bool)> {
+        let (name, jwt) = match name {
+            Some("jwt") => (Some("query"), true),
+            Some(n) => n.strip_suffix(".jwt").map_or((Some(n), false), |plain| (Some(plain), true)),
+            None => (None, false),
+        };
+        let mode = match name {
+            None | Some("query") => ResponseMode::Query,
+            Some("fragment") => ResponseMode::Fragment,
+            Some("form_post") => ResponseMode::FormPost,
+            Some(_) => return None,
+        };
+        Some((mode, jwt))
     }
 }
 
@@ -74,6 +83,8 @@ pub(crate) struct Located {
     pub client: Arc<Registered>,
     pub redirect_uri: String,
     pub mode: ResponseMode,
+    /// The response goes as a JWT the provider signs (JARM).
+    pub jwt: bool,
     pub state: Option<String>,
     /// The parameters in force: the request's own, or those of its request object or pushed request.
     pub params: Params,
@@ -118,8 +129,10 @@ pub(crate) fn locate(idp: &Idp, raw: &Params, now: i64) -> Result<Located, Strin
         (None, None) => (raw.clone(), false, None),
     };
     let redirect_uri = redirect_uri(&client, &params)?;
+    let (mode, jwt) = ResponseMode::parse(params.get("response_mode")).unwrap_or((ResponseMode::Query, false));
     Ok(Located {
-        mode: ResponseMode::parse(params.get("response_mode")).unwrap_or(ResponseMode::Query),
+        mode,
+        jwt,
         state: params.get("state").map(str::to_owned),
         client,
         redirect_uri,
@@ -151,7 +164,7 @@ pub(crate) fn check(located: &Located) -> Result<Checked, (&'static str, String)
         return invalid("this client must send its authorization requests as a signed request object");
     }
     if ResponseMode::parse(params.get("response_mode")).is_none() {
-        return invalid("response_mode must be query, fragment or form_post");
+        return invalid("response_mode must be query, fragment or form_post, or one of them with .jwt, or jwt");
     }
     match params.get("response_type") {
         Some("code") => {}

@@ -1,6 +1,6 @@
 //! The identity provider's endpoints the plugin calls on a request's behalf: the token endpoint
-//! (password, client_credentials, refresh_token grants), introspection (RFC 7662), userinfo and
-//! revocation (RFC 7009).
+//! (password, client_credentials, refresh_token grants), introspection (RFC 7662), userinfo,
+//! revocation (RFC 7009) and pushed authorization requests (RFC 9126).
 
 use super::client::{IdpError, IdpHttp};
 use super::client_auth::{self, Client, ClientAuth};
@@ -108,6 +108,65 @@ pub async fn token(
 
 fn invalid(url: &str, reason: &str) -> IdpError {
     IdpError::Invalid { what: "token endpoint", url: url.into(), reason: reason.into() }
+}
+
+/// The longest `request_uri` taken from a pushed authorization request's answer: it goes into
+/// the browser's `Location`, so an IdP cannot make the redirect arbitrarily large.
+pub const MAX_REQUEST_URI: usize = 2048;
+
+/// A pushed authorization request's answer (RFC 9126 §2.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pushed {
+    /// `request_uri`: non-empty, at most [`MAX_REQUEST_URI`] bytes of printable ASCII (no
+    /// space, no control character), as an IdP's value bound for a `Location` must be.
+    pub request_uri: String,
+    /// `expires_in`, when the IdP sent a number.
+    pub expires_in: Option<i64>,
+}
+
+/// Pushes the authorization request `form` (which carries its own `client_id`) to `endpoint`,
+/// authenticated as `client` with `method`. 200 or 201 with a JSON `request_uri` is success
+/// (RFC 9126 says 201; Kong also takes 200); a 4xx is the IdP refusing the request.
+pub async fn push_authorization(
+    http: &IdpHttp,
+    endpoint: &str,
+    client: &Client,
+    method: ClientAuth,
+    mut form: Vec<(String, String)>,
+    now: i64,
+) -> Result<Pushed, GrantError> {
+    const WHAT: &str = "pushed authorization request endpoint";
+    let mut auth = Vec::new();
+    let req = http.post(endpoint).header("accept", "application/json");
+    let req = client_auth::apply(client, method, endpoint, now, req, &mut auth)?;
+    // The request already names its client: a method's own `client_id` would send it twice,
+    // and a parameter may appear once (RFC 6749 §3.1).
+    form.extend(auth.into_iter().filter(|(k, _)| k != "client_id"));
+    let (status, url, body) = http.send(WHAT, req.form(&form)).await?;
+    let parsed = serde_json::from_slice::<Value>(&body).ok();
+    if (400..500).contains(&status) {
+        let text = |k: &str| parsed.as_ref().and_then(|b| b.get(k)).and_then(Value::as_str).map(str::to_string);
+        let error = text("error").unwrap_or_else(|| "invalid_request".into());
+        return Err(GrantError::Refused { status, error, description: text("error_description") });
+    }
+    if status != 200 && status != 201 {
+        return Err(IdpError::Status { what: WHAT, url, status }.into());
+    }
+    let bad = |reason: &str| IdpError::Invalid { what: WHAT, url: url.clone(), reason: reason.into() };
+    let Some(Value::Object(answer)) = parsed else {
+        return Err(bad("not a JSON object").into());
+    };
+    let request_uri = match answer.get("request_uri") {
+        Some(Value::String(u)) if u.is_empty() => return Err(bad("empty request_uri").into()),
+        Some(Value::String(u)) if u.len() > MAX_REQUEST_URI => return Err(bad("request_uri too long").into()),
+        Some(Value::String(u)) if !u.bytes().all(|b| b.is_ascii_graphic()) => {
+            return Err(bad("request_uri holds a space, a control character or non-ASCII").into());
+        }
+        Some(Value::String(u)) => u.clone(),
+        _ => return Err(bad("no request_uri").into()),
+    };
+    let expires_in = answer.get("expires_in").and_then(Value::as_f64).map(|s| s as i64);
+    Ok(Pushed { request_uri, expires_in })
 }
 
 /// What to send with a revocation call (RFC 7009), from the plugin config.
@@ -252,38 +311,44 @@ async fn claims_answer(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// Reads one request, head and the body its `content-length` announces, as text.
+    pub(crate) async fn read_request(conn: &mut tokio::net::TcpStream) -> String {
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = conn.read(&mut buf).await {
+            req.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&req).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_string))
+                    .and_then(|l| l.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&req).to_string()
+    }
+
     /// A server answering one request with `answer`; returns its URL and the request it read.
-    async fn server(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+    async fn server(answer: impl Into<String>) -> (String, tokio::task::JoinHandle<String>) {
+        let answer = answer.into();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/revoke", listener.local_addr().expect("addr"));
         let seen = tokio::spawn(async move {
             let Ok((mut conn, _)) = listener.accept().await else { return String::new() };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            // Head and form body: read until the announced body is in.
-            while let Ok(n) = conn.read(&mut buf).await {
-                req.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&req).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len = head
-                        .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_string))
-                        .and_then(|l| l.trim().parse::<usize>().ok())
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break;
-                    }
-                }
-                if n == 0 {
-                    break;
-                }
-            }
+            let req = read_request(&mut conn).await;
             let _ = conn.write_all(answer.as_bytes()).await;
-            String::from_utf8_lossy(&req).to_string()
+            req
         });
         (url, seen)
     }
@@ -331,5 +396,77 @@ mod tests {
         let (r, _) =
             revoke_at("HTTP/1.1 302 Found\r\nlocation: /x\r\ncontent-length: 0\r\n\r\n", ClientAuth::None).await;
         assert!(matches!(r, Err(GrantError::Idp(IdpError::Status { status: 302, .. }))), "not followed: {r:?}");
+    }
+
+    /// An answer with a JSON body.
+    fn answer(status: &str, body: &str) -> String {
+        format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+    }
+
+    async fn push_at(answer: String, auth: ClientAuth, cap: u64) -> (Result<Pushed, GrantError>, String) {
+        let (url, seen) = server(answer).await;
+        let http = super::super::client::shared_client(2000, true, false, cap).expect("client");
+        let c = client(auth);
+        let form = vec![("response_type".to_string(), "code".to_string()), ("client_id".into(), "app".into())];
+        let result = push_authorization(&http, &url, &c, c.auth, form, 1000).await;
+        (result, seen.await.expect("served"))
+    }
+
+    #[tokio::test]
+    async fn a_pushed_request_sends_the_form_with_one_client_id_and_the_client_auth() {
+        let ok = answer("201 Created", r#"{"request_uri":"urn:ietf:params:oauth:request_uri:abc","expires_in":60}"#);
+        let (r, seen) = push_at(ok, ClientAuth::SecretPost, 1 << 20).await;
+        let pushed = r.expect("pushed");
+        assert_eq!(pushed.request_uri, "urn:ietf:params:oauth:request_uri:abc");
+        assert_eq!(pushed.expires_in, Some(60));
+        assert!(seen.starts_with("POST /revoke "), "{seen}");
+        assert!(seen.ends_with("response_type=code&client_id=app&client_secret=s3cret"), "client_id once: {seen}");
+        // 200 is taken too (Kong); with Basic the form keeps its own client_id.
+        let ok = answer("200 OK", r#"{"request_uri":"urn:x"}"#);
+        let (r, seen) = push_at(ok, ClientAuth::SecretBasic, 1 << 20).await;
+        assert_eq!(r.expect("pushed"), Pushed { request_uri: "urn:x".into(), expires_in: None });
+        assert!(seen.to_ascii_lowercase().contains("authorization: basic "), "{seen}");
+        assert!(seen.ends_with("response_type=code&client_id=app"), "{seen}");
+    }
+
+    #[tokio::test]
+    async fn hostile_pushed_request_answers_are_refused() {
+        let invalid = |r: &Result<Pushed, GrantError>| matches!(r, Err(GrantError::Idp(IdpError::Invalid { .. })));
+        let long = format!(r#"{{"request_uri":"urn:{}"}}"#, "x".repeat(MAX_REQUEST_URI));
+        for body in [
+            r#"{"expires_in":60}"#,
+            r#"{"request_uri":""}"#,
+            r#"{"request_uri":42}"#,
+            r#"{"request_uri":"urn:x
+Set-Cookie: a=b"}"#,
+            r#"{"request_uri":"urn:x y"}"#,
+            r#"{"request_uri":"urn:é"}"#,
+            r#"["request_uri"]"#,
+            "<html>request_uri</html>",
+            long.as_str(),
+        ] {
+            let (r, _) = push_at(answer("201 Created", body), ClientAuth::SecretPost, 1 << 20).await;
+            assert!(invalid(&r), "{body}: {r:?}");
+        }
+        // Larger than the node's cap: refused, whether announced or not.
+        let huge = format!(r#"{{"request_uri":"urn:x","pad":"{}"}}"#, "x".repeat(5000));
+        let (r, _) = push_at(answer("201 Created", &huge), ClientAuth::SecretPost, 1000).await;
+        assert!(matches!(r, Err(GrantError::Idp(IdpError::TooLarge { .. }))), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn pushed_request_refusals_are_the_clients_and_failures_the_idps() {
+        let refused = answer("400 Bad Request", r#"{"error":"invalid_request_object","error_description":"bad"}"#);
+        let (r, _) = push_at(refused, ClientAuth::SecretPost, 1 << 20).await;
+        assert!(
+            matches!(r, Err(GrantError::Refused { status: 400, ref error, .. }) if error == "invalid_request_object"),
+            "{r:?}"
+        );
+        let (r, _) = push_at(answer("401 Unauthorized", "<x>"), ClientAuth::SecretPost, 1 << 20).await;
+        assert!(matches!(r, Err(GrantError::Refused { status: 401, ref error, .. }) if error == "invalid_request"));
+        for status in ["503 Unavailable", "204 No Content", "302 Found"] {
+            let (r, _) = push_at(answer(status, ""), ClientAuth::SecretPost, 1 << 20).await;
+            assert!(matches!(r, Err(GrantError::Idp(IdpError::Status { .. }))), "{status}: {r:?}");
+        }
     }
 }

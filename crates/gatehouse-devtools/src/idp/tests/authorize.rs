@@ -75,14 +75,47 @@ async fn errors_follow_the_response_mode() {
     assert!(location.starts_with(&format!("{CB}#error=login_required")), "{location}");
     assert_eq!(redirected(&resp)["iss"], idp.base);
 
-    // An unknown mode (JARM's among them) is refused in the default mode.
-    for mode in ["query.jwt", "jwt", "nonsense"] {
+    // An unknown mode is refused in the default mode.
+    for mode in ["nonsense", "query.jwt.jwt", "nonsense.jwt"] {
         let resp = idp.authorize(&request(&[("response_mode", mode)]), None).await;
         assert_eq!(resp.status(), StatusCode::FOUND, "{mode}");
         let params = redirected(&resp);
         assert!(resp.headers()["location"].to_str().unwrap().starts_with(&format!("{CB}?")));
         assert_eq!(params["error"], "invalid_request", "{mode}");
     }
+}
+
+#[tokio::test]
+async fn jarm_modes_answer_one_response_jwt_signed_by_the_provider() {
+    let idp = start().await;
+    for mode in ["query.jwt", "jwt", "fragment.jwt", "form_post.jwt"] {
+        let resp = log_in(&idp, &[("response_mode", mode)]).await;
+        let jwt = if mode == "form_post.jwt" {
+            let page = resp.text().await.unwrap();
+            assert!(hidden(&page, "code").is_none() && hidden(&page, "state").is_none(), "{page}");
+            hidden(&page, "response").unwrap()
+        } else {
+            assert_eq!(resp.status(), StatusCode::FOUND, "{mode}");
+            let sep = if mode == "fragment.jwt" { '#' } else { '?' };
+            let location = resp.headers()["location"].to_str().unwrap();
+            assert!(location.starts_with(&format!("{CB}{sep}response=")), "{mode}: {location}");
+            let params = redirected(&resp);
+            assert_eq!(params.len(), 1, "{mode}: {params:?}");
+            params["response"].clone()
+        };
+        let claims = idp.verify(&jwt).await.expect("signed with a published key").claims;
+        assert_eq!((claims["iss"].as_str(), claims["aud"].as_str()), (Some(idp.base.as_str()), Some("gatehouse")));
+        assert_eq!(claims["state"], "st", "{mode}");
+        assert!(claims["exp"].as_i64().unwrap() > super::super::util::now());
+        let (status, body) = idp.exchange(claims["code"].as_str().unwrap(), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{mode}: {body}");
+    }
+    // Errors travel in the JWT too, reshaped by the knobs as ever.
+    idp.dev("/_dev/next", json!({"authorization_response": {"iss": null}})).await;
+    let resp = idp.authorize(&request(&[("prompt", "none"), ("response_mode", "jwt")]), None).await;
+    let claims = claims_of(&redirected(&resp)["response"]);
+    assert_eq!((claims["error"].as_str(), claims["state"].as_str()), (Some("login_required"), Some("st")));
+    assert!(claims.get("iss").is_none() && claims.get("code").is_none(), "{claims:?}");
 }
 
 /// The `href` of the login page's Cancel link, unescaped.

@@ -22,7 +22,11 @@ async fn discovery_names_every_endpoint_under_the_issuer() {
     }
     assert_eq!(doc["response_types_supported"], json!(["code"]));
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256", "plain"]));
-    assert_eq!(doc["response_modes_supported"], json!(["query", "form_post", "fragment"]));
+    assert_eq!(
+        doc["response_modes_supported"],
+        json!(["query", "form_post", "fragment", "query.jwt", "form_post.jwt", "fragment.jwt", "jwt"])
+    );
+    assert_eq!(doc["authorization_signing_alg_values_supported"], json!(["RS256"]));
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     assert_eq!(doc["require_pushed_authorization_requests"], false);
     assert_eq!(doc["request_parameter_supported"], true);

@@ -120,7 +120,7 @@ async fn par_refuses_bad_requests() {
         (params(&[("redirect_uri", "https://evil.example/cb")]), "invalid_request"),
         (params(&[("response_type", "token")]), "unsupported_response_type"),
         (params(&[("code_challenge_method", "S256")]), "invalid_request"),
-        (params(&[("response_mode", "query.jwt")]), "invalid_request"),
+        (params(&[("response_mode", "query.jwt.jwt")]), "invalid_request"),
         (params(&[("state", long.as_str())]), "invalid_request"),
         (params(&[("request", "garbage")]), "invalid_request_object"),
         (vec![("response_type", "code")], "invalid_request"),
