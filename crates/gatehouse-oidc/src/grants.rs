@@ -638,7 +638,7 @@ fn answer(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::instance::Oidc;
     use serde_json::json;

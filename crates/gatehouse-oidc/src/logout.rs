@@ -18,7 +18,6 @@ use crate::sessions::Sessions;
 use crate::settings::Settings;
 use bytes::Bytes;
 use gatehouse_core::plugin::{BuildError, Ctx};
-use gatehouse_session::OpenError;
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode, Version, header};
 
@@ -144,7 +143,7 @@ impl Logout {
         let args = Args::parse(&parts.uri, &parts.headers, ctx.body.as_ref());
         trail.client = finder.client_index(parts, &args);
         drop(args);
-        let data = self.end_session(sessions, parts, ctx.https, trail, now);
+        let data = self.end_session(sessions, ctx, parts, trail, now);
         if let Some(data) = &data {
             trail.client = data.client;
             if let Some(r) = &self.revoke {
@@ -174,36 +173,24 @@ impl Logout {
     }
 
     /// The request's session ended on this node: its data when it opened (and was not logged
-    /// out before), and its cookies expired when they are this instance's.
+    /// out before), and its cookies expired when they are this instance's. Opened under the
+    /// request's `session_bind` binding, as any session request opens it, and from the remember
+    /// cookie too: either left alone would sign the browser in again.
     fn end_session(
         &self,
         sessions: &Sessions,
+        ctx: &Ctx,
         parts: &Parts,
-        https: bool,
         trail: &mut Trail,
         now: i64,
     ) -> Option<SessionData> {
-        if !sessions.on || sessions.store.present_chunks(&parts.headers) == 0 {
+        if !sessions.on {
             return None;
         }
-        let (data, ours) = match sessions.store.open(&parts.headers, now) {
-            Ok(opened) if sessions.is_revoked(&opened.session) => (None, true),
-            Ok(opened) => {
-                sessions.revoke(&opened.session, &parts.headers, now);
-                let data = SessionData::decode(&opened.session.data).map(|mut d| {
-                    d.client = opened.client.unwrap_or(d.client);
-                    d
-                });
-                (data, true)
-            }
-            // Not sealed by this instance (another plugin's cookie of the same name, or junk):
-            // left alone, as a refusal leaves it (`Sessions::authenticate`).
-            Err(OpenError::Missing | OpenError::Malformed | OpenError::Invalid) => (None, false),
-            // Ours, but expired or no longer for this config: expired in the browser too.
-            Err(_) => (None, true),
-        };
+        let binding = sessions.binding(ctx.forwarded_ip, ctx.https, &parts.headers);
+        let (data, ours) = sessions.end(&parts.headers, &binding, now);
         if ours {
-            trail.additions.set_cookies.extend(sessions.store.clear(&parts.headers, https));
+            trail.additions.set_cookies.extend(sessions.store.clear(&parts.headers, ctx.https));
         }
         data
     }
@@ -499,6 +486,7 @@ mod tests {
         use crate::method::Method;
         use base64::Engine as _;
         use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+        use http::HeaderMap;
 
         fn oidc(extra: Value) -> Oidc {
             let mut cfg = json!({
@@ -612,6 +600,84 @@ mod tests {
             assert_eq!(resp.headers()["pragma"], "no-cache", "HTTP/1.0");
             assert_eq!(expired_cookies(&c), 0, "no cookie of ours to expire");
             assert_eq!(parts.headers["authorization"], "Basic am9objpkb2U=", "the request is not edited");
+        }
+
+        /// `cookie`'s session sealed under the binding of `c`'s requests (`session_bind`), with
+        /// its remember cookie when remember is on: `(session cookie, remember cookie)`.
+        fn bound_cookies(o: &Oidc, c: &Ctx) -> (String, String) {
+            let now = unix_now();
+            let s = &o.auth.sessions;
+            let binding = s.binding(c.forwarded_ip, c.https, &HeaderMap::new());
+            let data = SessionData {
+                client: 0,
+                access_token: jwt(json!({"preferred_username": "john", "exp": now + 3600})).into(),
+                id_token: None,
+                refresh_token: None,
+                expires: now + 3600,
+                auth_method: Method::Password.name().into(),
+            };
+            let mut session = s.store.new_session_for(Some("app"), now, None, data.encode());
+            let pairs = |set: Vec<HeaderValue>| {
+                set.iter().map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string()).collect::<Vec<_>>()
+            };
+            let cookie = pairs(s.store.save_bound(&mut session, now, false, 0, &binding).expect("saved")).join("; ");
+            let remember = s.store.remember().map_or_else(String::new, |r| {
+                pairs(r.save_bound(&mut session, now, false, 0, &binding).expect("saved")).join("; ")
+            });
+            (cookie, remember)
+        }
+
+        async fn status(o: &Oidc, cookies: &str) -> u16 {
+            match run(o, &mut ctx(), &mut request("GET", &[("cookie", cookies)])).await {
+                Flow::Continue => 200,
+                Flow::Respond(r) => r.status().as_u16(),
+                Flow::Fail => 0,
+            }
+        }
+
+        async fn log_out(o: &Oidc, cookies: &str) -> Ctx {
+            let mut parts = request("POST", &[("cookie", cookies)]);
+            parts.uri = "/logout".parse().unwrap();
+            let mut c = ctx();
+            let Flow::Respond(resp) = run(o, &mut c, &mut parts).await else { panic!("answered") };
+            assert_eq!(resp.status(), 302);
+            c
+        }
+
+        #[tokio::test]
+        async fn a_logout_ends_a_bound_session() {
+            // With `session_bind`, the logout must open the cookie under the request's binding:
+            // opened unbound it is "not ours", and the session would outlive its logout.
+            let o = oidc(json!({"session_bind": ["ip", "user-agent"]}));
+            let (cookies, _) = bound_cookies(&o, &ctx());
+            assert_eq!(status(&o, &cookies).await, 200);
+            let c = log_out(&o, &cookies).await;
+            assert_eq!(expired_cookies(&c), 1, "the session cookie is expired");
+            assert_eq!(status(&o, &cookies).await, 401, "the old cookie is refused");
+        }
+
+        #[tokio::test]
+        async fn a_logout_ends_the_remember_cookie_too_and_its_copies_are_refused() {
+            let o = oidc(json!({"session_remember": true}));
+            let (cookie, remember) = bound_cookies(&o, &ctx());
+            let both = format!("{cookie}; {remember}");
+            assert_eq!(status(&o, &both).await, 200);
+            let c = log_out(&o, &both).await;
+            assert_eq!(expired_cookies(&c), 2, "session and remember cookies expired");
+            assert_eq!(status(&o, &both).await, 401);
+            // A copy of the remember cookie alone must not make a new session of the old one.
+            assert_eq!(status(&o, &remember).await, 401, "the remember cookie is refused");
+        }
+
+        #[tokio::test]
+        async fn a_logout_with_only_the_remember_cookie_ends_it() {
+            // The browser dropped the session cookie (closed), the remember cookie lives on: a
+            // logout must end it, or the next request signs the user in again.
+            let o = oidc(json!({"session_remember": true}));
+            let (_, remember) = bound_cookies(&o, &ctx());
+            let c = log_out(&o, &remember).await;
+            assert_eq!(expired_cookies(&c), 1, "the remember cookie is expired");
+            assert_eq!(status(&o, &remember).await, 401, "and its copies refused");
         }
 
         #[tokio::test]

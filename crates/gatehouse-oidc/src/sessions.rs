@@ -187,12 +187,51 @@ impl Sessions {
     }
 
     /// Seconds until no cookie of `session` sealed up to `now` can open: each was saved and
-    /// touched at the latest now (`u64::MAX` when no timeout is on).
+    /// touched at the latest now (`u64::MAX` when no timeout is on). The remember cookie holds
+    /// the same id and usually outlives the session cookie, so its deadline counts too.
     fn revoked_for(&self, session: &Session, now: i64) -> u64 {
         let mut latest = session.clone();
         latest.rolled_at = now;
         latest.last_seen = now;
-        self.store.expires_at(&latest).map_or(u64::MAX, |e| e.saturating_sub(now).max(1) as u64)
+        let left =
+            |store: &SessionStore| store.expires_at(&latest).map_or(u64::MAX, |e| e.saturating_sub(now).max(1) as u64);
+        let remember = self.store.remember().map_or(0, left);
+        left(&self.store).max(remember)
+    }
+
+    /// Logout: the request's session, opened under `binding` from its session cookie, else from
+    /// its remember cookie, is refused from now on (both cookies' ids). Returns its data when it
+    /// opened and was not logged out before, and whether the cookies are this instance's (to be
+    /// expired). A cookie that does not open was sealed by another plugin, under another
+    /// binding, or is junk: left alone, as a refusal leaves it.
+    pub fn end(&self, headers: &HeaderMap, binding: &Binding, now: i64) -> (Option<SessionData>, bool) {
+        let mut data = None;
+        let mut ours = false;
+        let stores = [Some(&self.store), self.store.remember()];
+        for store in stores.into_iter().flatten() {
+            if store.present_chunks(headers) == 0 {
+                continue;
+            }
+            match store.open_bound(headers, now, binding) {
+                Ok(opened) => {
+                    ours = true;
+                    if self.is_revoked(&opened.session) {
+                        continue;
+                    }
+                    self.revoke(&opened.session, headers, now);
+                    if data.is_none() {
+                        data = SessionData::decode(&opened.session.data).map(|mut d| {
+                            d.client = opened.client.unwrap_or(d.client);
+                            d
+                        });
+                    }
+                }
+                Err(OpenError::Missing | OpenError::Malformed | OpenError::Invalid) => {}
+                // Ours, but expired or no longer for this config: expired in the browser too.
+                Err(_) => ours = true,
+            }
+        }
+        (data, ours)
     }
 
     /// With `reverify`, a cached session's tokens were verified when it was opened: on a hit
@@ -329,6 +368,11 @@ impl Sessions {
         };
         trail.strip_session = true;
         trail.session_cookies = Some(session_cookies(headers));
+        // A logged-out session's remember cookie (a copy kept past the logout) makes no new one.
+        if self.is_revoked(&opened.session) {
+            tracing::debug!("remember cookie of a session that was logged out");
+            return None;
+        }
         let mut data = SessionData::decode(&opened.session.data)?;
         data.client = opened.client.unwrap_or(data.client);
         let old = opened.session;
@@ -391,6 +435,11 @@ impl Sessions {
                 Refreshed { session, data: next }
             };
             match grants.refresh_once(v, client, &rt, now, renew).await {
+                // The refresh another request of this session made moments ago, logged out
+                // since: a cookie from before that refresh must not bring it back.
+                Ok(r) if self.is_revoked(&r.value.session) => {
+                    return Err(Failure::unauthorized("the session was logged out"));
+                }
                 Ok(r) => {
                     session = r.value.session.clone();
                     data = r.value.data.clone();
@@ -1044,6 +1093,55 @@ mod tests {
         assert!(CACHE_BYTES / u64::from(weigh(&padded, &())) < 600);
         let small = vec![b'x'; 300].into_boxed_slice();
         assert!(CACHE_BYTES / u64::from(weigh(&small, &())) >= 10_000, "ordinary cookies still fit by the thousand");
+    }
+
+    #[tokio::test]
+    async fn a_cookie_from_before_a_refresh_does_not_bring_back_the_logged_out_session() {
+        // Within the refresh's grace, a request with the pre-refresh cookie is given the
+        // refreshed session: after that session's logout, it must be refused, not re-issued.
+        let body = r#"{"access_token":"opaque-new","refresh_token":"rt-new","expires_in":300}"#;
+        let (url, calls) = crate::grants::tests::token_endpoint(body, "", Duration::ZERO).await;
+        let o = oidc(json!({
+            "token_endpoint": url, "client_id": ["c"], "client_secret": ["s"],
+            "logout_uri_suffix": "/logout", "logout_redirect_uri": ["https://app.example/bye"],
+        }));
+        let s = &o.auth.sessions;
+        let now = unix_now();
+        let data = SessionData {
+            client: 0,
+            access_token: "opaque-old".into(),
+            id_token: None,
+            refresh_token: Some("rt-old".into()),
+            expires: now - 10,
+            auth_method: Method::Password.name().into(),
+        };
+        let mut session = s.store.new_session_for(Some("c"), now - 60, None, data.encode());
+        let old = as_cookie(&s.store.save(&mut session, now - 60, false, 0).expect("saved"));
+        let a = call(&o, ctx_from("192.0.2.1"), &[("cookie", &old)]).await;
+        assert_eq!(a.status, 200);
+        let refreshed = a.set("session").expect("the refreshed session").split(';').next().unwrap().to_string();
+
+        let mut c = ctx_from("192.0.2.1");
+        let mut logout = request("POST", &[("cookie", &refreshed)]);
+        logout.uri = "/logout".parse().expect("uri");
+        let Step::Wait(f) = o.access(&mut c, &mut logout) else { panic!("a logout is answered") };
+        assert!(matches!(f.await, Flow::Respond(_)));
+        assert_eq!(call(&o, ctx_from("192.0.2.1"), &[("cookie", &refreshed)]).await.status, 401);
+        let a = call(&o, ctx_from("192.0.2.1"), &[("cookie", &old)]).await;
+        assert_eq!(a.status, 401, "the pre-refresh cookie is refused too");
+        assert!(a.set_cookies.iter().all(|c| c.contains("Max-Age=0")), "no session re-issued: {:?}", a.set_cookies);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "the refresh was shared, not repeated");
+    }
+
+    #[test]
+    fn a_logged_out_session_is_refused_as_long_as_its_remember_cookie_could_open() {
+        let o = crate::instance::Oidc::for_tests(serde_json::json!({
+            "session_idling_timeout": 900, "session_remember": true,
+            "session_remember_rolling_timeout": 604_800, "session_remember_absolute_timeout": 2_592_000,
+        }));
+        let now = 1_000_000;
+        let young = o.auth.sessions.store.new_session(now, None, Vec::new());
+        assert_eq!(o.auth.sessions.revoked_for(&young, now), 604_800, "the remember cookie's rolling timeout");
     }
 
     #[test]
