@@ -52,6 +52,25 @@ where
     }
 }
 
+/// A cache of at most `entries` entries that always admits a new one, evicting the least
+/// recently used: for records that must not be dropped on arrival. The default policy
+/// (TinyLFU) admits a new entry only if it was looked up more often than the one it would
+/// evict, so a full cache of often-read entries refuses every new one.
+pub fn timed_lru<K, T>(entries: u64) -> TimedCache<K, T>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+{
+    TimedCache {
+        cache: moka::sync::Cache::builder()
+            .max_capacity(entries)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .expire_after(UntilField)
+            .build(),
+        inflight: Mutex::default(),
+    }
+}
+
 /// Removes the in-flight mark and wakes the waiters when the leader finishes, or is dropped
 /// (its request cancelled) before it could.
 struct Lead<'a, K: Hash + Eq> {
@@ -86,6 +105,12 @@ where
     /// Drops an entry.
     pub fn invalidate(&self, key: &K) {
         self.cache.invalidate(key);
+    }
+
+    /// Applies pending admissions and evictions now (moka defers them).
+    #[cfg(test)]
+    pub fn settle(&self) {
+        self.cache.run_pending_tasks();
     }
 
     /// The cached value if `keep` says it may still be served, or the one the future `fetch`

@@ -127,7 +127,7 @@ impl Sessions {
                 .max_capacity(CACHE_BYTES)
                 .time_to_live(Duration::from_secs(60))
                 .build_with_hasher(foldhash::fast::RandomState::default()),
-            revoked: Revoked { any: AtomicBool::new(false), ids: cache::timed(REVOKED_ENTRIES) },
+            revoked: Revoked::new(REVOKED_ENTRIES),
             on: methods.contains(Method::Session),
             disabled_for: Methods::of(s.disable_session.as_deref().unwrap_or_default()),
             refresh_tokens: s.refresh_tokens,
@@ -601,9 +601,9 @@ fn not_usable(e: OpenError, headers: &HeaderMap, trail: &mut Trail) {
     }
 }
 
-/// How many logged-out sessions one instance remembers. Past it the least used are forgotten,
-/// and their old cookies open again on this node until their own timeouts (docs/security.md,
-/// "Logout").
+/// How many logged-out sessions one instance remembers. Past it the least recently used are
+/// forgotten, and their old cookies open again on this node until their own timeouts
+/// (docs/security.md, "Logout").
 const REVOKED_ENTRIES: u64 = 1 << 17;
 
 /// Session ids logged out on this node. Cookie sessions live in their holders' cookie jars, so
@@ -612,6 +612,16 @@ struct Revoked {
     /// Whether any session was ever logged out: until then a cached hit pays one load.
     any: AtomicBool,
     ids: TimedCache<[u8; gatehouse_session::ID_LEN], ()>,
+}
+
+impl Revoked {
+    /// Room for `entries` ids. The newest logout always gets in: past the bound the least
+    /// recently used id goes (LRU), never the new one (moka's default, TinyLFU, would refuse it
+    /// while the set is full of ids read more often, as the copies of logged-out cookies that
+    /// keep coming make theirs).
+    fn new(entries: u64) -> Revoked {
+        Revoked { any: AtomicBool::new(false), ids: cache::timed_lru(entries) }
+    }
 }
 
 /// `reverify`: how a session's tokens are verified when it is opened.
@@ -1131,6 +1141,30 @@ mod tests {
         assert_eq!(a.status, 401, "the pre-refresh cookie is refused too");
         assert!(a.set_cookies.iter().all(|c| c.contains("Max-Age=0")), "no session re-issued: {:?}", a.set_cookies);
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "the refresh was shared, not repeated");
+    }
+
+    #[test]
+    fn a_full_revoked_set_still_records_the_newest_logout() {
+        let r = Revoked::new(64);
+        let until = cache::deadline(Instant::now(), Duration::from_secs(3600));
+        let id = |i: u32| {
+            let mut id = [0u8; gatehouse_session::ID_LEN];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            id
+        };
+        // Full of ids that are read again and again (copies of logged-out cookies replayed).
+        for i in 0..64 {
+            r.ids.insert(id(i), Arc::new(Timed { value: (), until }));
+        }
+        for _ in 0..20 {
+            for i in 0..64 {
+                assert!(r.ids.get(&id(i)).is_some());
+            }
+        }
+        r.ids.settle();
+        r.ids.insert(id(1000), Arc::new(Timed { value: (), until }));
+        r.ids.settle();
+        assert!(r.ids.get(&id(1000)).is_some(), "the newest logout is recorded");
     }
 
     #[test]
