@@ -166,8 +166,19 @@ impl SignIn {
             clients: client_ids.clone(),
             ..SessionConfig::default()
         };
-        if s.authorization_cookie_name == s.session_cookie_name {
-            return Err(BuildError::field("authorization_cookie_name", "must differ from session_cookie_name"));
+        // One key seals all three cookies, their names apart: a name (or chunk name, `session2`)
+        // shared with the session or remember cookie would let each overwrite and strip the other.
+        let mut taken = vec![("session_cookie_name", &s.session_cookie_name)];
+        if s.session_remember {
+            taken.push(("session_remember_cookie_name", &s.session_remember_cookie_name));
+        }
+        for (field, name) in taken {
+            if gatehouse_session::names_clash(&s.authorization_cookie_name, name) {
+                return Err(BuildError::field(
+                    "authorization_cookie_name",
+                    format!("must differ from {field} and its chunk names ({name}2 … {name}9)"),
+                ));
+            }
         }
         let store = SessionStore::new(key, config).map_err(|e| {
             let msg = e.to_string();
@@ -670,6 +681,35 @@ mod tests {
     fn the_flow_is_off_without_a_client_or_the_method() {
         assert!(Oidc::for_tests(json!({})).auth.signin.is_none(), "no client_id");
         assert!(signin(json!({"auth_methods": ["bearer"]})).auth.signin.is_none());
+    }
+
+    #[test]
+    fn the_authorization_cookie_name_clashes_with_no_session_or_remember_cookie() {
+        let build = |extra: Value| {
+            let mut c = json!({ "issuer": "http://127.0.0.1:9/realms/x", "client_id": ["web"] });
+            if let (Value::Object(base), Value::Object(extra)) = (&mut c, extra) {
+                base.extend(extra);
+            }
+            let cfg = crate::config::schema().validate(&c, gatehouse_core::schema::Mode::default()).expect("schema");
+            let key = || SessionCodec::new(b"k");
+            Oidc::build(&cfg, key(), key(), &gatehouse_core::plugin::BuildEnv::default()).map(|_| ())
+        };
+        for bad in [
+            json!({"authorization_cookie_name": "session"}),
+            json!({"authorization_cookie_name": "session2"}),
+            json!({"session_cookie_name": "authorization9"}),
+            json!({"session_remember": true, "session_remember_cookie_name": "authorization"}),
+            json!({"session_remember": true, "authorization_cookie_name": "remember3"}),
+        ] {
+            assert!(matches!(build(bad.clone()), Err(BuildError::Config(_))), "{bad}");
+        }
+        for ok in [
+            json!({"authorization_cookie_name": "session_2"}),
+            json!({"authorization_cookie_name": "remember"}),
+            json!({"session_remember": true, "authorization_cookie_name": "remember10"}),
+        ] {
+            assert!(build(ok.clone()).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -226,12 +226,10 @@ impl SessionConfig {
         if !is_cookie_name(&self.cookie_name) {
             return Err(ConfigError::CookieName);
         }
-        if let Some(r) = &self.remember {
-            let (a, b) = (self.cookie_name.as_bytes(), r.cookie_name.as_bytes());
-            let clash = crate::cookies::chunk_index(a, b).is_some() || crate::cookies::chunk_index(b, a).is_some();
-            if !is_cookie_name(&r.cookie_name) || clash {
-                return Err(ConfigError::RememberCookieName);
-            }
+        if let Some(r) = &self.remember
+            && (!is_cookie_name(&r.cookie_name) || crate::cookies::names_clash(&self.cookie_name, &r.cookie_name))
+        {
+            return Err(ConfigError::RememberCookieName);
         }
         let path = self.cookie_path.as_bytes();
         if path.first() != Some(&b'/') || !path.iter().all(|&b| b.is_ascii_graphic() && b != b';') {

@@ -19,6 +19,13 @@ pub(crate) fn chunk_index(name: &[u8], cookie: &[u8]) -> Option<usize> {
     }
 }
 
+/// Whether the cookies (and chunks) of two stores named `a` and `b` can be mistaken for each
+/// other: the same name, or one name a chunk name of the other (`session` and `session2`).
+pub fn names_clash(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    chunk_index(a, b).is_some() || chunk_index(b, a).is_some()
+}
+
 /// The `name=value` pairs of one `Cookie` header value, trimmed, with a value's surrounding
 /// quotes removed. Segments without `=` are skipped.
 pub(crate) fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {

@@ -141,5 +141,6 @@ mod store;
 pub use binding::Binding;
 pub use codec::SessionCodec;
 pub use config::{Bind, ConfigError, MAX_COOKIE_SIZE, Remember, SameSite, SessionConfig};
+pub use cookies::names_clash;
 pub use session::{ID_LEN, Session};
 pub use store::{Deadlines, OpenError, Opened, SaveError, SessionStore, Timeout};
