@@ -248,6 +248,30 @@ async fn a_code_issued_to_another_client_or_with_another_nonce_is_refused() {
 }
 
 #[tokio::test]
+async fn a_wrong_nonce_is_refused_with_verify_claims_off_as_kong_does() {
+    // Kong checks the nonce under `verify_nonce` alone. Without PKCE, the nonce is what keeps a
+    // code from another sign-in (injected with this browser's state) from being exchanged.
+    let mut config = kong_example();
+    config["verify_claims"] = json!(false);
+    config["require_proof_key_for_code_exchange"] = json!(false);
+    let env = Env::new(config).await;
+    let (b, cookie_b) = start(&env).await;
+    assert!(param(b.location(), "code_challenge").is_none());
+    let mut evil = reqwest::Url::parse(&format!("{}/authorize", env.issuer)).unwrap();
+    evil.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "gatehouse")
+        .append_pair("redirect_uri", &format!("{}/api/anything", env.gw.proxy))
+        .append_pair("scope", "openid")
+        .append_pair("state", &param(b.location(), "state").unwrap())
+        .append_pair("nonce", "attacker-nonce");
+    let callback = login(evil.as_str(), "jane", "roe").await;
+    let r = get(&callback, &cookie_b).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    refused_without_session(&r, "a wrong nonce, verify_claims off");
+}
+
+#[tokio::test]
 async fn an_answer_from_another_issuer_or_an_idp_error_is_refused() {
     let env = Env::new(kong_example()).await;
     let (a, cookie) = start(&env).await;

@@ -142,12 +142,7 @@ pub fn id_token(claims: &Map<String, Value>, alg: &str, cx: &IdContext<'_>) -> R
             }
         }
     }
-    // §3.1.3.7 (11): only when a nonce was sent; then the token must carry the same one.
-    if let Some(sent) = cx.nonce
-        && claims.get("nonce").and_then(Value::as_str) != Some(sent)
-    {
-        return Err(Refusal::InvalidNonce);
-    }
+    nonce(claims, cx.nonce)?;
     // §3.2.2.9 / §3.3.2.11: checked when present and the value it binds to is known.
     if let (Some(claimed), Some(token)) = (claims.get("at_hash"), cx.access_token)
         && !half_hash_matches(alg, token, claimed)
@@ -160,6 +155,14 @@ pub fn id_token(claims: &Map<String, Value>, alg: &str, cx: &IdContext<'_>) -> R
         return Err(Refusal::InvalidCHash);
     }
     Ok(())
+}
+
+/// Core §3.1.3.7 (11): only when a nonce was sent; then the token must carry the same one.
+pub fn nonce(claims: &Map<String, Value>, sent: Option<&str>) -> Result<(), Refusal> {
+    match sent {
+        Some(sent) if claims.get("nonce").and_then(Value::as_str) != Some(sent) => Err(Refusal::InvalidNonce),
+        _ => Ok(()),
+    }
 }
 
 /// Core §3.1.3.7 (13): with `max_age` asked, `auth_time` must be present and no older than

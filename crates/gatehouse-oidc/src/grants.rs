@@ -560,6 +560,11 @@ impl Grants {
                     code: checks.code,
                 };
                 let id = v.verify(id, check_sig, Expect::Id(cx), now).await.map_err(Failure::of_token)?;
+                // The nonce is `verify_nonce`'s alone, as in Kong: with `verify_claims` off it is
+                // still what ties a sign-in's code to the browser that started it (PKCE may be off).
+                if !v.verify_claims {
+                    claims::nonce(&id.claims, checks.nonce).map_err(Failure::of_refusal)?;
+                }
                 if v.verify_claims {
                     if let Some(max_age) = checks.max_age {
                         claims::auth_time(&id.claims, max_age, now, v.leeway).map_err(Failure::of_refusal)?;
