@@ -168,6 +168,24 @@ async fn login_action_upstream_proxies_the_callback_without_its_code_and_state()
 }
 
 #[tokio::test]
+async fn no_chunk_of_a_large_authorization_cookie_goes_upstream() {
+    let env = Env::new(json!({"auth_methods": ["authorization_code", "session"], "preserve_query_args": true})).await;
+    // A query long enough (and not compressible) that the authorization cookie needs a second chunk.
+    let abc = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let long: String = (0..5000u64).map(|i| char::from(abc[((i * 7919) ^ (i >> 3)) as usize % abc.len()])).collect();
+    let a = get(&format!("{}/api/anything?q={long}", env.gw.proxy), "").await;
+    assert_eq!(a.status, 302, "{}", a.body);
+    let cookie = [a.cookie("authorization"), a.cookie("authorization2")].join("; ");
+    assert!(cookie.contains("authorization2="), "chunked: {:?}", a.headers);
+    let callback = login(a.location(), "john", "doe").await;
+    let back = get(&callback, &format!("theme=dark; {cookie}")).await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    let echo = back.json();
+    assert_eq!(echo["args"]["q"].as_str().map(str::len), Some(5000));
+    assert_eq!(echo["headers"]["Cookie"], "theme=dark", "no chunk of the authorization cookie");
+}
+
+#[tokio::test]
 async fn a_tampered_or_missing_state_sends_the_browser_back_to_the_idp_with_the_pending_values() {
     let env = Env::new(kong_example()).await;
     let (a, auth_cookie) = start(&env).await;

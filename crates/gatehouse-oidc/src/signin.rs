@@ -350,7 +350,11 @@ impl SignIn {
             .await?;
         let names = CALLBACK_ARGS.iter().map(|s| s.to_string()).collect();
         o.strip.push(if ret.in_body { Found::Body(names) } else { Found::Query(names) });
-        o.strip.push(Found::Cookie(self.store.config().cookie_name.clone()));
+        // Every chunk of the authorization cookie (`authorization2` …), not only the first.
+        let name = &self.store.config().cookie_name;
+        for i in 1..=self.store.present_chunks(&parts.headers) {
+            o.strip.push(Found::Cookie(if i == 1 { name.clone() } else { format!("{name}{i}") }));
+        }
         o.signin = Some(Box::new(SignedIn { uri: pending.uri, uri_args: pending.uri_args, raw: Some(raw) }));
         Ok(Authenticated::Outcome(o))
     }
