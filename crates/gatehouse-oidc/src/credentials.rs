@@ -561,23 +561,28 @@ pub fn replace_query(parts: &mut http::request::Parts, query: &str) {
     }
 }
 
-/// Removes the cookies named `name` (and `name_2`, ... when `chunks`) from the request, keeping
-/// every other cookie as sent.
+/// Removes the cookies named `name` from the request, keeping every other cookie as sent: a
+/// header without one is left byte for byte, whatever bytes its values hold (browsers send
+/// UTF-8 in cookie values, which `HeaderValue::to_str` refuses).
 pub fn remove_cookie(headers: &mut HeaderMap, name: &str) {
-    let values: Vec<String> =
-        headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
-    if values.is_empty() {
+    fn pairs(v: &http::HeaderValue) -> Vec<&[u8]> {
+        v.as_bytes().split(|&b| b == b';').map(<[u8]>::trim_ascii).filter(|p| !p.is_empty()).collect()
+    }
+    let named = |pair: &[u8]| pair.split(|&b| b == b'=').next() == Some(name.as_bytes()) && pair.contains(&b'=');
+    if !headers.get_all(COOKIE).iter().any(|v| pairs(v).into_iter().any(named)) {
         return;
     }
+    let values: Vec<http::HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
     headers.remove(COOKIE);
     for v in values {
-        let kept: Vec<&str> = v
-            .split(';')
-            .map(str::trim)
-            .filter(|p| !p.is_empty() && p.split_once('=').map(|(k, _)| k) != Some(name))
-            .collect();
+        let all = pairs(&v);
+        if !all.iter().any(|p| named(p)) {
+            headers.append(COOKIE, v);
+            continue;
+        }
+        let kept: Vec<&[u8]> = all.into_iter().filter(|p| !named(p)).collect();
         if !kept.is_empty()
-            && let Ok(hv) = http::HeaderValue::from_str(&kept.join("; "))
+            && let Ok(hv) = http::HeaderValue::from_bytes(&kept.join(&b"; "[..]))
         {
             headers.append(COOKIE, hv);
         }
@@ -663,6 +668,21 @@ mod tests {
         let new = hide(&Found::Body(vec!["username".into(), "password".into()]), &mut p, Some(&body)).expect("body");
         assert_eq!(new, "x=1");
         assert_eq!(p.headers["content-length"], "3");
+    }
+
+    #[test]
+    fn hiding_a_cookie_keeps_the_others_whatever_bytes_they_hold() {
+        // Browsers send cookie values with UTF-8 (and other opaque bytes) in them: a header that
+        // is not visible ASCII keeps its other cookies, byte for byte.
+        let mut p = req("/", &[]);
+        let mixed =
+            http::HeaderValue::from_bytes("lang=fran\u{e7}ais; tok=x; cart=\u{2603}".as_bytes()).expect("value");
+        p.headers.append(COOKIE, mixed);
+        p.headers.append(COOKIE, http::HeaderValue::from_static("tok=y"));
+        p.headers.append(COOKIE, http::HeaderValue::from_static("a=1"));
+        hide(&Found::Cookie("tok".into()), &mut p, None);
+        let left: Vec<&[u8]> = p.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(left, ["lang=fran\u{e7}ais; cart=\u{2603}".as_bytes(), b"a=1"]);
     }
 
     fn hide_json(body: &str, names: &[&str]) -> Option<String> {
