@@ -135,6 +135,16 @@ impl Oidc {
         {
             front = Front::None;
         }
+        // The failure redirects are `Location`s as the login and logout ones are: the same check.
+        for (field, list) in [
+            ("unauthorized_redirect_uri", &s.unauthorized_redirect_uri),
+            ("forbidden_redirect_uri", &s.forbidden_redirect_uri),
+            ("unexpected_redirect_uri", &s.unexpected_redirect_uri),
+        ] {
+            for uri in list.iter().flatten() {
+                crate::location::checked_target(uri).map_err(|e| BuildError::field(field, e))?;
+            }
+        }
         let refusals = Refusals::build(&s);
         let gate = Gate { run_on_preflight: s.run_on_preflight, anonymous: refusals.has_anonymous() };
         let logout = Logout::build(&s)?;
@@ -363,6 +373,19 @@ mod tests {
 
         let e = build_error(json!({"issuer": issuer, "session_cookie_domain": "a b"}));
         assert_eq!(e[0].0, path("session_cookie_domain"));
+    }
+
+    #[test]
+    fn failure_redirects_are_checked_as_login_and_logout_ones() {
+        let issuer = "http://127.0.0.1:9/realms/x";
+        for field in ["unauthorized_redirect_uri", "forbidden_redirect_uri", "unexpected_redirect_uri"] {
+            for bad in ["javascript://x/%0aalert(1)", "https://app.example@evil.example/", "data://text/html,x"] {
+                let e = build_error(json!({"issuer": issuer, field: ["https://app.example/", bad]}));
+                assert_eq!(e.len(), 1, "{field} {bad}: {e:?}");
+                assert_eq!(e[0].0, path(field), "{bad}");
+            }
+        }
+        Oidc::for_tests(json!({"unauthorized_redirect_uri": ["https://app.example/login?x=1"]}));
     }
 
     #[test]
