@@ -210,6 +210,23 @@ async fn a_tampered_or_missing_state_sends_the_browser_back_to_the_idp_with_the_
 }
 
 #[tokio::test]
+async fn a_second_tab_does_not_break_the_first_tabs_sign_in() {
+    // Kong: a request mid-flow is sent to the IdP again with the pending state ("the user may have
+    // opened a second tab"). The first tab's callback, arriving at its own redirect_uri, must
+    // still be exchanged with that redirect_uri.
+    let env = Env::new(kong_example()).await;
+    let (a, cookie_a) = start(&env).await;
+    let second = get(&format!("{}/api/other", env.gw.proxy), &cookie_a).await;
+    assert_eq!(second.status, 302);
+    assert_eq!(param(second.location(), "state"), param(a.location(), "state"), "the pending state");
+    let cookie = second.cookie("authorization");
+    let callback = login(a.location(), "john", "doe").await;
+    let back = get(&callback, &cookie).await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    assert!(!back.cookie("session").is_empty(), "signed in: {:?}", back.headers);
+}
+
+#[tokio::test]
 async fn a_callback_without_the_authorization_cookie_starts_a_new_flow() {
     let env = Env::new(kong_example()).await;
     let (a, _) = start(&env).await;

@@ -14,7 +14,8 @@ pub(crate) struct PendingAuthorization {
     /// The request's query, kept with `preserve_query_args`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri_args: Option<String>,
-    /// The `redirect_uri` sent, sent again with the code.
+    /// The `redirect_uri` of the latest authorization request. The code exchange sends the
+    /// callback's own (`signin.rs`), which is this one unless another tab restarted the flow.
     pub redirect_uri: String,
     /// The client (index in `client_id`) the request was made for.
     pub client: usize,

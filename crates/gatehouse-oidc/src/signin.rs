@@ -337,16 +337,15 @@ impl SignIn {
             domains: self.domains.as_deref(),
             id_token_required: self.wants_id_token,
         };
+        // The redirect_uri the code was issued for is the one the callback came to (Kong): the
+        // configured one, else this request's own URL. The cookie's is the latest request's, and
+        // a second tab mid-flow (Restart) rewrote it with its own URL.
+        let redirect_uri = match self.redirect_uris.get(pending.client).or(self.redirect_uris.first()) {
+            Some(configured) => configured.clone(),
+            None => location::request_url(ctx, parts).unwrap_or_else(|| pending.redirect_uri.clone()),
+        };
         let (mut o, raw) = grants
-            .authorization_code(
-                v,
-                pending.client,
-                &code,
-                &pending.redirect_uri,
-                pending.code_verifier.as_deref(),
-                &checks,
-                now,
-            )
+            .authorization_code(v, pending.client, &code, &redirect_uri, pending.code_verifier.as_deref(), &checks, now)
             .await?;
         let names = CALLBACK_ARGS.iter().map(|s| s.to_string()).collect();
         o.strip.push(if ret.in_body { Found::Body(names) } else { Found::Query(names) });
