@@ -53,6 +53,9 @@ use std::sync::Arc;
 /// The parameters of the callback that are stripped before the request goes upstream (Kong's list).
 const CALLBACK_ARGS: [&str; 5] = ["code", "state", "session_state", "iss", "response"];
 
+/// The longest query kept with `preserve_query_args` (bytes).
+const MAX_URI_ARGS: usize = 2048;
+
 /// Authorization request parameters the flow itself sets: no `authorization_query_args_*` may
 /// name them, or a request could choose where its code is sent (a Gatehouse-defined refusal).
 const PROTOCOL_ARGS: [&str; 11] = [
@@ -293,7 +296,11 @@ impl SignIn {
         v: &Verifier,
     ) -> Result<Authenticated, Failure> {
         let pending = match self.store.open(&parts.headers, now) {
-            Ok(opened) => PendingAuthorization::decode(&opened.session.data),
+            // The client the sealed envelope names, wherever it now is in `client_id`.
+            Ok(opened) => PendingAuthorization::decode(&opened.session.data).map(|mut p| {
+                p.client = opened.client.unwrap_or(p.client);
+                p
+            }),
             Err(e) => {
                 tracing::debug!(error = ?e, "no pending authorization");
                 None
@@ -550,8 +557,27 @@ impl SignIn {
     }
 
     /// The request's query, kept with `preserve_query_args`.
+    /// Without a callback's own arguments (a callback that starts the flow again must not land
+    /// the browser, or the upstream, on a spent code), and only up to [`MAX_URI_ARGS`] bytes: the
+    /// authorization cookie stays one cookie whatever link started the flow.
     fn uri_args(&self, parts: &Parts) -> Option<String> {
-        self.preserve_query_args.then(|| parts.uri.query().map(str::to_string)).flatten().filter(|q| !q.is_empty())
+        if !self.preserve_query_args {
+            return None;
+        }
+        let q = parts.uri.query().filter(|q| !q.is_empty())?;
+        let kept: Vec<&str> = q
+            .split('&')
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or_default();
+                !CALLBACK_ARGS.contains(&name) && !pair.is_empty()
+            })
+            .collect();
+        let kept = kept.join("&");
+        if kept.len() > MAX_URI_ARGS {
+            tracing::info!(bytes = kept.len(), "the query is too long to keep through the sign-in: dropped");
+            return None;
+        }
+        (!kept.is_empty()).then_some(kept)
     }
 
     /// The PKCE method to use, if any: always S256 when required; when `null`, what discovery
@@ -653,6 +679,22 @@ mod tests {
         let cfg = crate::config::schema().validate(config, gatehouse_core::schema::Mode::default()).expect("schema");
         let env = gatehouse_core::plugin::BuildEnv::default();
         Oidc::build(&cfg, SessionCodec::new(b"k"), SessionCodec::new(b"k"), &env)
+    }
+
+    #[test]
+    fn the_kept_query_drops_a_callbacks_arguments_and_stays_small() {
+        let o = signin(json!({"preserve_query_args": true}));
+        let s = o.auth.signin.as_ref().expect("on");
+        let parts = |q: &str| http::Request::get(format!("/a?{q}")).body(()).expect("request").into_parts().0;
+        assert_eq!(
+            s.uri_args(&parts("code=c&hello=world&state=s&iss=i&session_state=x")).as_deref(),
+            Some("hello=world")
+        );
+        assert_eq!(s.uri_args(&parts("code=c&state=s")), None);
+        let long = format!("a={}", "x".repeat(MAX_URI_ARGS));
+        assert_eq!(s.uri_args(&parts(&long)), None, "too long to keep: dropped");
+        let off = signin(json!({}));
+        assert_eq!(off.auth.signin.as_ref().expect("on").uri_args(&parts("hello=world")), None);
     }
 
     #[test]
