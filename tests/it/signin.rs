@@ -488,3 +488,25 @@ async fn kongs_session_auth_example_works_unchanged() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.json()["headers"]["Authorization"].as_str().is_some_and(|a| a.starts_with("Bearer ")));
 }
+
+/// With `anonymous`, a refused callback goes upstream as the anonymous consumer: without its code,
+/// state or the authorization cookie, which would otherwise hand a live code to the upstream.
+#[tokio::test]
+async fn a_refused_callback_let_through_as_anonymous_carries_no_code_and_no_flow_cookie() {
+    let env = Env::new(json!({"auth_methods": ["authorization_code", "session"]})).await;
+    let (st, _) = super::util::post(&format!("{}/consumers", env.gw.admin), json!({"username": "guest"})).await;
+    assert_eq!(st, 201);
+    let (a, cookie) = start(&env).await;
+    env.patch(json!({"anonymous": "guest"})).await;
+    let state = param(a.location(), "state").unwrap();
+    let callback = login(a.location(), "john", "doe").await;
+    let code = param(&callback, "code").unwrap();
+    // The IdP's answer from another issuer: refused, then let through as the anonymous consumer.
+    let url = format!("{}/api/anything?code={code}&state={state}&iss=https%3A%2F%2Fevil.example&keep=1", env.gw.proxy);
+    let r = get(&url, &format!("theme=dark; {cookie}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let echo = r.json();
+    assert_eq!(echo["headers"]["X-Anonymous-Consumer"], "true", "{echo}");
+    assert_eq!(echo["args"], json!({"keep": "1"}), "no code, state or iss upstream: {echo}");
+    assert_eq!(echo["headers"]["Cookie"], "theme=dark", "no authorization cookie upstream: {echo}");
+}

@@ -52,6 +52,9 @@ pub(crate) struct Trail {
     pub past_requirements: bool,
     /// The client the request chose (`client_arg`), for the per-client redirect URIs.
     pub client: usize,
+    /// What leaves the request whatever happens next: a sign-in callback's arguments and
+    /// authorization cookie, so a refused callback let through as `anonymous` carries neither.
+    pub strip_always: Vec<Found>,
     /// The request's `session_bind` facts (nothing bound by default): every session cookie
     /// this request opens or saves is sealed under it.
     pub binding: Binding,

@@ -282,7 +282,9 @@ impl Oidc {
         trail: &mut Trail,
         found: &[crate::credentials::Found],
     ) -> Flow {
-        let strip = self.strip(trail, found);
+        let always = std::mem::take(&mut trail.strip_always);
+        let mut strip = self.strip(trail, found);
+        strip.always = &always;
         let decision = self.refusals.decide(ctx, f, trail, strip, &self.auth.sessions.store);
         apply(&self.plan, ctx, parts, decision)
     }

@@ -295,6 +295,7 @@ impl SignIn {
         grants: &Grants,
         v: &Verifier,
     ) -> Result<Authenticated, Failure> {
+        trail.strip_always = self.callback_parts(&ret, parts);
         let pending = match self.store.open(&parts.headers, now) {
             // The client the sealed envelope names, wherever it now is in `client_id`.
             Ok(opened) => PendingAuthorization::decode(&opened.session.data).map(|mut p| {
@@ -354,15 +355,26 @@ impl SignIn {
         let (mut o, raw) = grants
             .authorization_code(v, pending.client, &code, &redirect_uri, pending.code_verifier.as_deref(), &checks, now)
             .await?;
-        let names = CALLBACK_ARGS.iter().map(|s| s.to_string()).collect();
-        o.strip.push(if ret.in_body { Found::Body(names) } else { Found::Query(names) });
-        // Every chunk of the authorization cookie (`authorization2` …), not only the first.
-        let name = &self.store.config().cookie_name;
-        for i in 1..=self.store.present_chunks(&parts.headers) {
-            o.strip.push(Found::Cookie(if i == 1 { name.clone() } else { format!("{name}{i}") }));
-        }
+        o.strip = std::mem::take(&mut trail.strip_always);
         o.signin = Some(Box::new(SignedIn { uri: pending.uri, uri_args: pending.uri_args, raw: Some(raw) }));
         Ok(Authenticated::Outcome(o))
+    }
+
+    /// What of a callback never goes upstream: its own arguments (from the form body of a
+    /// `form_post`) and every chunk of the authorization cookie (`authorization2` …).
+    fn callback_parts(&self, ret: &Returned, parts: &Parts) -> Vec<Found> {
+        let chunks = self.store.present_chunks(&parts.headers);
+        if chunks == 0 {
+            // No flow of ours is pending: the request's own arguments are its own.
+            return Vec::new();
+        }
+        let names = CALLBACK_ARGS.iter().map(|s| s.to_string()).collect();
+        let mut out = vec![if ret.in_body { Found::Body(names) } else { Found::Query(names) }];
+        let name = &self.store.config().cookie_name;
+        for i in 1..=chunks {
+            out.push(Found::Cookie(if i == 1 { name.clone() } else { format!("{name}{i}") }));
+        }
+        out
     }
 
     /// The redirect to the authorization endpoint, with a new pending authorization (or the
