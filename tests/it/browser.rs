@@ -21,7 +21,17 @@ const WINDOW: (u32, u32) = (1024, 768);
 pub struct Browser {
     driver: Child,
     client: Option<Client>,
+    /// A share of [`BROWSERS`], held while this browser lives.
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
+
+/// How many Chromiums run at once: the tests run in parallel on small machines, and a Chromium
+/// starting beside several others can miss its start-up bound.
+static BROWSERS: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(2)));
+
+/// How long a browser session may take to start (Chromium's start-up on a loaded machine).
+const START: Duration = Duration::from_secs(60);
 
 impl Drop for Browser {
     fn drop(&mut self) {
@@ -39,6 +49,7 @@ impl Drop for Browser {
 impl Browser {
     /// Starts chromedriver on a free 127.0.0.1 port and opens a headless Chromium session.
     pub async fn start() -> Browser {
+        let turn = BROWSERS.clone().acquire_owned().await.expect("the browser semaphore is never closed");
         let chromium = which("chromium");
         let chromedriver = which("chromedriver");
         // chromedriver takes a port number, not port 0: a free one is picked and released, and
@@ -56,13 +67,14 @@ impl Browser {
                 std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
                 let mut driver = cmd.spawn().expect("spawn chromedriver");
                 let started = first_line_with(&mut driver, "started successfully", WAIT);
-                let browser = Browser { driver, client: None };
+                let browser = Browser { driver, client: None, _turn: None };
                 if started.is_ok() {
                     break 'spawn (browser, port);
                 }
             }
             panic!("chromedriver did not start in three tries of {WAIT:?}");
         };
+        browser._turn = Some(turn);
 
         // fantoccini's rustls connector needs a process-wide provider (the tests link more than one).
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -77,7 +89,7 @@ impl Browser {
         });
         let Value::Object(caps) = caps else { unreachable!() };
         let client = tokio::time::timeout(
-            WAIT,
+            START,
             ClientBuilder::rustls()
                 .expect("rustls connector")
                 .capabilities(caps)
